@@ -1,0 +1,346 @@
+#include "conf/load.hpp"
+
+#include "conf/parse_value.hpp"
+#include "conf/toml_reader.hpp"
+
+#include <toml++/toml.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace postern::conf {
+
+namespace {
+
+namespace fs = std::filesystem;
+using detail::Choice;
+using detail::ErrorSink;
+using detail::Need;
+using detail::TableReader;
+
+constexpr std::array<Choice<std::string_view>, 5> kLogLevels{{
+    {"trace", "trace"},
+    {"debug", "debug"},
+    {"info", "info"},
+    {"warn", "warn"},
+    {"error", "error"},
+}};
+constexpr std::array<Choice<TlsVersion>, 2> kTlsVersions{{
+    {"1.2", TlsVersion::Tls12},
+    {"1.3", TlsVersion::Tls13},
+}};
+constexpr std::array<Choice<Protocol>, 3> kProtocols{{
+    {"imap", Protocol::Imap},
+    {"pop3", Protocol::Pop3},
+    {"smtp", Protocol::Smtp},
+}};
+constexpr std::array<Choice<TlsMode>, 2> kTlsModes{{
+    {"implicit", TlsMode::Implicit},
+    {"starttls", TlsMode::StartTls},
+}};
+
+struct FileCloser {
+    void operator()(std::FILE* file) const noexcept { (void)std::fclose(file); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+std::string os_error(int code) {
+    return std::error_code{code, std::generic_category()}.message();
+}
+
+fs::path absolute_path(const fs::path& file) {
+    std::error_code ec;
+    fs::path absolute = fs::absolute(file, ec);
+    return ec ? file.lexically_normal() : absolute.lexically_normal();
+}
+
+// The whole file, or the OS's reason it could not be read.
+Parsed<std::string> read_file(const fs::path& file) {
+    const FilePtr stream{std::fopen(file.c_str(), "rb")};
+    if (!stream) {
+        return {std::nullopt, os_error(errno)};
+    }
+    std::string text;
+    std::array<char, 16384> chunk{};
+    std::size_t got = 0;
+    while ((got = std::fread(chunk.data(), 1, chunk.size(), stream.get())) > 0) {
+        text.append(chunk.data(), got);
+    }
+    // A directory opens fine on Linux and only fails here, with EISDIR.
+    if (std::ferror(stream.get()) != 0) {
+        return {std::nullopt, os_error(errno)};
+    }
+    return {std::move(text), {}};
+}
+
+// Nothing is read: a PEM's content is tls::CertStore's business. Opening proves the path
+// exists and this process may read it, and yields the OS's words when it may not.
+std::optional<std::string> unreadable_reason(const fs::path& path) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    if (fs::is_directory(status)) {
+        return os_error(EISDIR);
+    }
+    // Opening a FIFO would block startup until some writer appears.
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+        return std::string{"not a regular file"};
+    }
+    const FilePtr stream{std::fopen(path.c_str(), "rb")};
+    if (!stream) {
+        return os_error(errno);
+    }
+    return std::nullopt;
+}
+
+std::string lower_ascii(std::string text) {
+    for (char& c : text) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return text;
+}
+
+class Loader {
+public:
+    explicit Loader(fs::path file) : errors_(file.string()), base_(file.parent_path()) {
+        config_.file = std::move(file);
+    }
+
+    LoadResult run(std::string_view text);
+
+private:
+    void read_server(TableReader& root);
+    void read_tls(TableReader& root);
+    void read_certificate(TableReader& table);
+    void read_backend(TableReader& table);
+    void read_listener(TableReader& table);
+    void check_listener_needs(std::size_t listeners, std::size_t certificates);
+    std::optional<fs::path> existing_file(TableReader& table, std::string_view key);
+
+    Config config_;
+    ErrorSink errors_;
+    fs::path base_;
+    Source tls_at_;
+    bool tls_default_given_ = false;
+    Source first_listener_at_;
+    // Backend name -> key that declared it, and its position. Holds every declared name, so a
+    // backend with a bad address does not also make each listener naming it an error.
+    std::map<std::string, std::pair<std::string, Source>, std::less<>> backend_names_;
+    // Lower-cased "host:port" -> key of the listen value that claimed it, and its position.
+    std::map<std::string, std::pair<std::string, Source>> listen_owners_;
+};
+
+LoadResult Loader::run(std::string_view text) {
+    toml::table document;
+    try {
+        document = toml::parse(text, std::string{errors_.file()});
+    } catch (const toml::parse_error& e) {
+        // toml++ stops at its first syntax error, so there is exactly one to report.
+        errors_.add(detail::source_of(e.source()), {},
+                    "TOML syntax error: " + std::string{e.description()});
+        return {std::nullopt, errors_.take()};
+    }
+    TableReader root{document, {}, errors_};
+    root.reject_unknown_keys({"server", "tls", "certificate", "backend", "listener"});
+    read_server(root);
+    read_tls(root);
+    const std::size_t certificates =
+        root.for_each_table("certificate", [this](TableReader& t) { read_certificate(t); });
+    // Backends first, whatever the document order, so listeners can check their references.
+    root.for_each_table("backend", [this](TableReader& t) { read_backend(t); });
+    const std::size_t listeners =
+        root.for_each_table("listener", [this](TableReader& t) { read_listener(t); });
+    check_listener_needs(listeners, certificates);
+    if (errors_.count() != 0) {
+        return {std::nullopt, errors_.take()};
+    }
+    return {std::move(config_), {}};
+}
+
+void Loader::read_server(TableReader& root) {
+    const toml::table* table = root.table("server");
+    if (table == nullptr) {
+        return;
+    }
+    TableReader server{*table, "server", errors_};
+    server.reject_unknown_keys({"log_level"});
+    if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
+        config_.server.log_level = *level;
+    }
+}
+
+void Loader::read_tls(TableReader& root) {
+    const toml::table* table = root.table("tls");
+    if (table == nullptr) {
+        return;
+    }
+    TableReader tls{*table, "tls", errors_};
+    tls_at_ = tls.at();
+    tls.reject_unknown_keys({"min_version", "default_certificate", "strict_sni"});
+    if (auto version = tls.choice<TlsVersion>("min_version", kTlsVersions, Need::Optional)) {
+        config_.tls.min_version = *version;
+    }
+    tls_default_given_ = tls.has("default_certificate");
+    if (auto name = tls.string("default_certificate", Need::Optional)) {
+        // DNS names compare case-insensitively; one spelling spares every later comparison.
+        std::string lowered = lower_ascii(std::move(*name));
+        if (is_dns_name(lowered)) {
+            config_.tls.default_certificate = std::move(lowered);
+            config_.tls.default_certificate_at = tls.at("default_certificate");
+        } else {
+            tls.error("default_certificate", tls.at("default_certificate"),
+                      "\"" + lowered +
+                          "\" is not a DNS name (letters, digits and hyphens in dot-separated "
+                          "labels, e.g. mail.example.net)");
+        }
+    }
+    if (auto strict = tls.boolean("strict_sni")) {
+        config_.tls.strict_sni = *strict;
+    }
+}
+
+std::optional<fs::path> Loader::existing_file(TableReader& table, std::string_view key) {
+    const std::optional<std::string> text = table.string(key, Need::Required);
+    if (!text) {
+        return std::nullopt;
+    }
+    const fs::path path = (base_ / fs::path{*text}).lexically_normal();  // absolute stays absolute
+    if (const std::optional<std::string> reason = unreadable_reason(path)) {
+        table.error(key, table.at(key), "cannot read \"" + path.string() + "\": " + *reason);
+        return std::nullopt;
+    }
+    return path;
+}
+
+void Loader::read_certificate(TableReader& table) {
+    table.reject_unknown_keys({"cert", "key"});
+    CertificateSpec spec;
+    spec.key_name = table.path();
+    spec.at = table.at();
+    spec.cert = existing_file(table, "cert").value_or(fs::path{});
+    spec.key = existing_file(table, "key").value_or(fs::path{});
+    config_.certificates.push_back(std::move(spec));
+}
+
+void Loader::read_backend(TableReader& table) {
+    table.reject_unknown_keys({"name", "address", "connect_timeout"});
+    BackendSpec spec;
+    spec.key_name = table.path();
+    spec.at = table.at();
+    if (auto name = table.string("name", Need::Required)) {
+        const auto [it, fresh] =
+            backend_names_.try_emplace(*name, table.key_path("name"), table.at("name"));
+        if (!fresh) {
+            table.error("name", table.at("name"),
+                        "duplicate backend name \"" + *name + "\" (first defined by " +
+                            it->second.first + " on line " +
+                            std::to_string(it->second.second.line) + ")");
+        }
+        spec.name = std::move(*name);
+    }
+    if (auto address = table.endpoint("address", Need::Required)) {
+        spec.address = std::move(*address);
+    }
+    if (auto timeout = table.duration("connect_timeout")) {
+        spec.connect_timeout = *timeout;
+    }
+    config_.backends.push_back(std::move(spec));
+}
+
+void Loader::read_listener(TableReader& table) {
+    table.reject_unknown_keys(
+        {"listen", "protocol", "tls", "backend", "handshake_timeout", "idle_timeout"});
+    ListenerSpec spec;
+    spec.key_name = table.path();
+    spec.at = table.at();
+    if (first_listener_at_.line == 0) {
+        first_listener_at_ = spec.at;
+    }
+    if (auto listen = table.endpoint("listen", Need::Required)) {
+        const std::string claim = lower_ascii(listen->to_string());
+        const Source listen_at = table.at("listen");
+        const auto [it, fresh] =
+            listen_owners_.try_emplace(claim, table.key_path("listen"), listen_at);
+        if (!fresh) {
+            table.error("listen", listen_at,
+                        "listen address " + listen->to_string() + " is already used by " +
+                            it->second.first + " on line " +
+                            std::to_string(it->second.second.line));
+        }
+        spec.listen = std::move(*listen);
+    }
+    if (auto protocol = table.choice<Protocol>("protocol", kProtocols, Need::Required)) {
+        spec.protocol = *protocol;
+        spec.idle_timeout = default_idle_timeout(*protocol);
+    }
+    if (auto mode = table.choice<TlsMode>("tls", kTlsModes, Need::Optional, "tls mode")) {
+        spec.tls = *mode;
+    }
+    if (auto backend = table.string("backend", Need::Required)) {
+        if (backend_names_.find(*backend) == backend_names_.end()) {
+            std::vector<std::string_view> names;
+            for (const auto& [name, declared] : backend_names_) {
+                names.push_back(name);
+            }
+            table.error("backend", table.at("backend"),
+                        "no backend named \"" + *backend + "\" " +
+                            (names.empty() ? "(no [[backend]] is defined)"
+                                           : "(have: " + detail::join(names) + ")"));
+        }
+        spec.backend = std::move(*backend);
+    }
+    if (auto timeout = table.duration("handshake_timeout")) {
+        spec.handshake_timeout = *timeout;
+    }
+    if (auto timeout = table.duration("idle_timeout")) {
+        spec.idle_timeout = *timeout;
+    }
+    config_.listeners.push_back(std::move(spec));
+}
+
+void Loader::check_listener_needs(std::size_t listeners, std::size_t certificates) {
+    if (listeners == 0) {
+        return;
+    }
+    if (certificates == 0) {
+        errors_.add(first_listener_at_, "certificate",
+                    "no [[certificate]] is defined; a [[listener]] needs at least one");
+    }
+    // With no SNI (or an unknown name) a listener still has to present some certificate.
+    if (!tls_default_given_) {
+        const Source at = tls_at_.line != 0 ? tls_at_ : first_listener_at_;
+        errors_.add(at, "tls.default_certificate",
+                    "missing required key \"default_certificate\": needed when any [[listener]] "
+                    "is defined, to pick the certificate for clients that send no SNI or an "
+                    "unknown name");
+    }
+}
+
+}  // namespace
+
+LoadResult load_config(const std::filesystem::path& file) {
+    const fs::path absolute = absolute_path(file);
+    Parsed<std::string> text = read_file(absolute);
+    if (!text.value) {
+        return {
+            std::nullopt,
+            {ConfigError{absolute.string(), 0, 0, {}, "cannot read config file: " + text.error}}};
+    }
+    return Loader{absolute}.run(*text.value);
+}
+
+LoadResult load_config_text(std::string_view text, const std::filesystem::path& file) {
+    return Loader{absolute_path(file)}.run(text);
+}
+
+}  // namespace postern::conf

@@ -1,0 +1,46 @@
+#pragma once
+// The config values TOML has no type for: endpoints ("host:port", "[v6]:port"), durations
+// ("250ms", "30s", "5m", "1h") and DNS names. Pure functions on strings, no I/O and no toml++,
+// so the loader, the unit tests and a fuzz target share one grammar. An error comes back as a
+// whole message that quotes the input and says what would be accepted; the loader only puts
+// "file:line:col: key: " in front of it.
+
+#include "conf/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace postern::conf {
+
+// A parse outcome: `value` is set exactly when `error` is empty.
+template <class T>
+struct Parsed {
+    std::optional<T> value;
+    std::string error;
+};
+
+// Longest accepted duration. Keeps `steady_clock::now() + timeout` (nanoseconds in an int64)
+// far from overflow, and no mail session timeout needs more.
+inline constexpr std::chrono::hours kMaxDuration{24 * 365};
+
+// "host:port" or "[v6]:port"; the host is stored without brackets and otherwise as written.
+// Refuses an empty host, a missing, non-numeric, 0 or > 65535 port, unbalanced brackets, an
+// IPv6 address without brackets, brackets around anything but an IPv6 address, and host
+// characters other than letters, digits, '.', '-' and '_' (a '%zone' is allowed in brackets).
+[[nodiscard]] Parsed<Endpoint> parse_endpoint(std::string_view text);
+
+// A whole number directly followed by one unit: ms, s, m or h ("250ms", "30s", "5m", "1h").
+// Refuses no unit, other units, signs, fractions, spaces, 0 and anything above kMaxDuration.
+[[nodiscard]] Parsed<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// A TOML integer duration, in seconds; same limits as parse_duration.
+[[nodiscard]] Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds);
+
+// Dot-separated labels of ASCII letters, digits and inner hyphens, each 1-63 bytes, 253 bytes
+// at most in all (RFC 1035 2.3.1, RFC 1123 2.1). No wildcard, no trailing dot.
+[[nodiscard]] bool is_dns_name(std::string_view name) noexcept;
+
+}  // namespace postern::conf

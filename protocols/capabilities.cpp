@@ -1,0 +1,117 @@
+#include "protocols/capabilities.hpp"
+
+#include "protocols/text.hpp"
+
+namespace postern::protocols::capabilities {
+
+namespace {
+
+using text::iequals;
+
+bool denied(std::string_view token, std::string_view a, std::string_view b) noexcept {
+    return (!a.empty() && iequals(token, a)) || (!b.empty() && iequals(token, b));
+}
+
+constexpr std::string_view kCapability = "CAPABILITY";
+
+bool is_status_word(std::string_view word) noexcept {
+    for (const std::string_view status : {"OK", "NO", "BAD", "PREAUTH", "BYE"}) {
+        if (iequals(word, status)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Splits `content` at [begin, end) into prefix + filtered list + suffix.
+std::optional<std::string> rewrite(std::string_view line, std::size_t begin, std::size_t end) {
+    const std::string_view content = text::strip_eol(line);
+    auto filtered = remove_tokens(content.substr(begin, end - begin), "STARTTLS", "LOGINDISABLED");
+    if (!filtered) {
+        return std::nullopt;
+    }
+    if (filtered->empty() && begin > 0 && content[begin - 1] == ' ') {
+        --begin;  // "[CAPABILITY]", not "[CAPABILITY ]"
+    }
+    std::string out;
+    out.reserve(line.size());
+    out.append(content.substr(0, begin)).append(*filtered).append(line.substr(end));
+    return out;
+}
+
+}  // namespace
+
+std::optional<std::string> remove_tokens(std::string_view list, std::string_view denied_a,
+                                         std::string_view denied_b) {
+    std::string out;
+    bool removed = false;
+    bool first = true;
+    std::size_t pos = 0;
+    while (pos <= list.size()) {
+        std::size_t sp = list.find(' ', pos);
+        if (sp == std::string_view::npos) {
+            sp = list.size();
+        }
+        const std::string_view token = list.substr(pos, sp - pos);
+        if (denied(token, denied_a, denied_b)) {
+            removed = true;
+        } else {
+            if (!first) {
+                out.push_back(' ');
+            }
+            out.append(token);
+            first = false;
+        }
+        pos = sp + 1;
+    }
+    if (!removed) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::optional<std::string> filter_imap_line(std::string_view line) {
+    const std::string_view content = text::strip_eol(line);
+    // tag-or-"*" SP word SP rest: the grammar allows single spaces only, and so do we here,
+    // which keeps the offsets we rewrite exact.
+    const std::size_t sp1 = content.find(' ');
+    if (sp1 == std::string_view::npos) {
+        return std::nullopt;
+    }
+    const std::size_t word_begin = sp1 + 1;
+    std::size_t sp2 = content.find(' ', word_begin);
+    const std::string_view word = content.substr(
+        word_begin, (sp2 == std::string_view::npos ? content.size() : sp2) - word_begin);
+    if (content.substr(0, sp1) == "*" && iequals(word, kCapability)) {
+        if (sp2 == std::string_view::npos) {
+            return std::nullopt;
+        }
+        return rewrite(line, sp2 + 1, content.size());
+    }
+    if (sp2 == std::string_view::npos || !is_status_word(word)) {
+        return std::nullopt;
+    }
+    const std::string_view code = content.substr(sp2 + 1);
+    if (code.size() < 1 + kCapability.size() + 1 || code.front() != '[' ||
+        !iequals(code.substr(1, kCapability.size()), kCapability) ||
+        code[1 + kCapability.size()] != ' ') {
+        return std::nullopt;
+    }
+    const std::size_t begin = sp2 + 1 + 1 + kCapability.size() + 1;
+    const std::size_t close = content.find(']', begin);
+    if (close == std::string_view::npos) {
+        return std::nullopt;
+    }
+    return rewrite(line, begin, close);
+}
+
+bool is_pop3_stls(std::string_view line) noexcept {
+    return iequals(text::split_word(text::strip_eol(line)).first, "STLS");
+}
+
+bool is_smtp_starttls(std::string_view line) noexcept {
+    const std::string_view content = text::strip_eol(line);
+    return content.size() > 4 && iequals(text::split_word(content.substr(4)).first, "STARTTLS");
+}
+
+}  // namespace postern::protocols::capabilities

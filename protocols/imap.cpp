@@ -1,0 +1,320 @@
+#include "protocols/imap.hpp"
+
+#include "protocols/capabilities.hpp"
+#include "protocols/line_reader.hpp"
+#include "protocols/relay_machine.hpp"
+#include "protocols/replies.hpp"
+#include "protocols/text.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace postern::protocols {
+
+namespace {
+
+using text::iequals;
+
+constexpr std::size_t kMaxTrackedTags = 16;  // LOGIN/AUTHENTICATE/LOGOUT awaiting their answer
+constexpr std::uint32_t kMaxSaslCredits = 64;
+
+struct Literal {
+    enum class Kind : std::uint8_t { None, Sync, NonSync, TooLarge };
+    Kind kind = Kind::None;
+    std::uint64_t size = 0;
+};
+
+// A line (terminator stripped) that ends in "{n}" (or "{n+}", client only: RFC 7888) announces
+// n raw bytes. Anything else ending in '}' is text, as the backend's parser also sees it.
+Literal parse_literal(std::string_view content, bool client) {
+    if (content.empty() || content.back() != '}') {
+        return {};
+    }
+    std::size_t end = content.size() - 1;
+    const bool non_sync = client && end > 0 && content[end - 1] == '+';
+    if (non_sync) {
+        --end;
+    }
+    std::size_t begin = end;
+    while (begin > 0 && content[begin - 1] >= '0' && content[begin - 1] <= '9') {
+        --begin;
+    }
+    if (begin == end || begin == 0 || content[begin - 1] != '{') {
+        return {};
+    }
+    const auto size = text::parse_count(content.substr(begin, end - begin), text::kMaxCount);
+    if (!size) {
+        return {Literal::Kind::TooLarge, 0};
+    }
+    return {non_sync ? Literal::Kind::NonSync : Literal::Kind::Sync, *size};
+}
+
+class ImapMachine final : public RelayMachine {
+public:
+    using RelayMachine::RelayMachine;
+
+private:
+    enum class Tracked : std::uint8_t { Login, Authenticate, Logout };
+    struct TrackedTag {
+        std::string tag;
+        Tracked kind;
+    };
+    enum class Step : std::uint8_t { Consumed, Stall };
+
+    std::size_t on_client(std::string_view data, Actions& out) override;
+    std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] std::string backend_unavailable_reply() const override {
+        return std::string(replies::kImapBackendUnavailable);
+    }
+    [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
+
+    Step client_line(std::string_view line, Actions& out);
+    void backend_greeting(std::string_view line, Actions& out);
+    void backend_response(std::string_view line, Actions& out);
+    void tagged_response(std::string_view tag, std::string_view status, Actions& out);
+    static void relay_filtered(std::string_view line, Actions& out);
+
+    // A reply of ours must not land inside a backend response that is partly relayed.
+    [[nodiscard]] bool backend_mid_response() const noexcept {
+        return backend_literal_left_ > 0 || backend_in_response_;
+    }
+
+    LineReader client_reader_;
+    LineReader backend_reader_;
+    std::vector<TrackedTag> tracked_;
+    std::string command_tag_;  // tag of the command whose lines are being read
+    std::string sasl_tag_;     // the AUTHENTICATE exchange in progress, if sasl_active_
+    std::uint64_t client_literal_left_ = 0;
+    std::uint64_t awaited_literal_ = 0;  // size of a {n} literal sent once "+" arrives
+    std::uint64_t backend_literal_left_ = 0;
+    std::uint32_t sasl_credits_ = 0;      // "+" continuations not yet answered by the client
+    bool client_in_command_ = false;      // the next client line continues a command
+    bool awaiting_continuation_ = false;  // the client waits for "+" before its literal
+    bool sasl_active_ = false;
+    bool backend_in_response_ = false;  // the next backend line continues a response
+};
+
+std::size_t ImapMachine::on_client(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (phase() == Phase::Dialogue && pos < data.size()) {
+        const std::string_view rest = data.substr(pos);
+        if (client_literal_left_ > 0) {
+            const auto n = static_cast<std::size_t>(
+                std::min<std::uint64_t>(client_literal_left_, rest.size()));
+            send_to_backend(out, rest.substr(0, n));
+            client_literal_left_ -= n;
+            pos += n;
+            continue;
+        }
+        // RFC 9051 §4.3: a synchronizing literal is sent only after "+"; the client is
+        // waiting too, and anything it sends now is not that literal.
+        if (awaiting_continuation_ || (sasl_active_ && sasl_credits_ == 0)) {
+            break;
+        }
+        const auto read = client_reader_.next(rest, settings_.max_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            close_with(out, replies::kImapLineTooLong, CloseReason::LineTooLong);
+            break;
+        }
+        if (client_line(read.line, out) == Step::Stall) {
+            client_reader_.unread(read.line.size());
+            break;
+        }
+        pos += read.line.size();
+    }
+    return pos;
+}
+
+ImapMachine::Step ImapMachine::client_line(std::string_view line, Actions& out) {
+    // A NUL could end the command early in a C-string backend parser: "STARTTLS\0x" would
+    // reach it as STARTTLS although we saw something else.
+    if (text::has_nul(line)) {
+        close_with(out, replies::kImapNulByte, CloseReason::ProtocolError);
+        return Step::Consumed;
+    }
+    if (sasl_active_) {  // a SASL response line (§6.2.2), not a command
+        --sasl_credits_;
+        send_to_backend(out, line);
+        return Step::Consumed;
+    }
+    const std::string_view content = text::strip_eol(line);
+    const Literal literal = parse_literal(content, /*client=*/true);
+    if (literal.kind == Literal::Kind::TooLarge) {
+        close_with(out, replies::kImapBadLiteral, CloseReason::ProtocolError);
+        return Step::Consumed;
+    }
+    if (!client_in_command_) {
+        const auto [tag, rest] = text::split_word(content);
+        const std::string_view command = text::split_word(rest).first;
+        if (iequals(command, "STARTTLS")) {
+            if (backend_mid_response()) {
+                return Step::Stall;
+            }
+            if (literal.kind != Literal::Kind::None) {
+                close_with(out, replies::kImapProtocolError, CloseReason::ProtocolError);
+                return Step::Consumed;
+            }
+            // Never forwarded: the backend would start a TLS handshake inside ours.
+            send_to_client(out, tag);
+            send_to_client(out, replies::kImapTlsActiveAfterTag);
+            return Step::Consumed;
+        }
+        const bool login = iequals(command, "LOGIN");
+        const bool authenticate = iequals(command, "AUTHENTICATE");
+        if (login || authenticate || iequals(command, "LOGOUT")) {
+            if (tracked_.size() >= kMaxTrackedTags) {
+                return Step::Stall;
+            }
+            tracked_.push_back({std::string(tag), login          ? Tracked::Login
+                                                  : authenticate ? Tracked::Authenticate
+                                                                 : Tracked::Logout});
+        }
+        if (authenticate && literal.kind == Literal::Kind::None) {
+            sasl_active_ = true;
+            sasl_tag_.assign(tag);
+            sasl_credits_ = 0;
+        }
+        command_tag_.assign(tag);
+    }
+    send_to_backend(out, line);
+    client_in_command_ = literal.kind != Literal::Kind::None;
+    if (literal.kind == Literal::Kind::NonSync) {
+        client_literal_left_ = literal.size;
+    } else if (literal.kind == Literal::Kind::Sync) {
+        awaiting_continuation_ = true;
+        awaited_literal_ = literal.size;
+    }
+    return Step::Consumed;
+}
+
+std::size_t ImapMachine::on_backend(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (relaying() && pos < data.size()) {
+        const std::string_view rest = data.substr(pos);
+        if (backend_literal_left_ > 0) {  // e.g. a FETCH body: relayed, never read as lines
+            const auto n = static_cast<std::size_t>(
+                std::min<std::uint64_t>(backend_literal_left_, rest.size()));
+            send_to_client(out, rest.substr(0, n));
+            backend_literal_left_ -= n;
+            pos += n;
+            continue;
+        }
+        const auto read = backend_reader_.next(rest, settings_.max_backend_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            close(out, CloseReason::ProtocolError);
+            break;
+        }
+        const std::string_view line = read.line;
+        pos += line.size();
+        const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
+        if (literal.kind == Literal::Kind::TooLarge) {
+            close(out, CloseReason::ProtocolError);
+            break;
+        }
+        const bool continues = backend_in_response_;
+        backend_in_response_ = literal.kind != Literal::Kind::None;
+        backend_literal_left_ = literal.size;
+        if (continues) {
+            send_to_client(out, line);
+        } else if (phase() == Phase::Greeting) {
+            backend_greeting(line, out);
+        } else {
+            backend_response(line, out);
+        }
+    }
+    return pos;
+}
+
+void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
+    const auto [star, rest] = text::split_word(text::strip_eol(line));
+    const std::string_view status = text::split_word(rest).first;
+    if (star != "*") {
+        close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
+    } else if (iequals(status, "OK")) {
+        relay_filtered(line, out);
+        greeting_relayed();
+    } else if (iequals(status, "PREAUTH")) {  // RFC 9051 §7.1.4: already authenticated
+        relay_filtered(line, out);
+        passthrough(out);
+    } else if (iequals(status, "BYE")) {  // §7.1.5: the backend refuses us
+        send_to_client(out, line);
+        backend_refused(out);
+    } else {
+        close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
+    }
+}
+
+void ImapMachine::backend_response(std::string_view line, Actions& out) {
+    const std::string_view content = text::strip_eol(line);
+    if (!content.empty() && content.front() == '+') {  // continuation request (§7.5)
+        if (awaiting_continuation_) {
+            awaiting_continuation_ = false;
+            client_literal_left_ = awaited_literal_;
+        } else if (sasl_active_ && sasl_credits_ < kMaxSaslCredits) {
+            ++sasl_credits_;
+        }
+        send_to_client(out, line);
+        return;
+    }
+    relay_filtered(line, out);
+    const auto [tag, rest] = text::split_word(content);
+    if (tag != "*") {
+        tagged_response(tag, text::split_word(rest).first, out);
+    }
+}
+
+void ImapMachine::tagged_response(std::string_view tag, std::string_view status, Actions& out) {
+    if (awaiting_continuation_ && tag == command_tag_) {  // the literal was refused
+        awaiting_continuation_ = false;
+        client_in_command_ = false;
+    }
+    if (sasl_active_ && tag == sasl_tag_) {
+        sasl_active_ = false;
+        sasl_credits_ = 0;
+    }
+    const auto it = std::find_if(tracked_.begin(), tracked_.end(),
+                                 [&](const TrackedTag& t) { return t.tag == tag; });
+    if (it == tracked_.end()) {
+        return;
+    }
+    const Tracked kind = it->kind;
+    tracked_.erase(it);
+    if (!iequals(status, "OK")) {
+        return;
+    }
+    switch (kind) {
+        case Tracked::Login:
+        case Tracked::Authenticate:
+            // Authenticated state: STARTTLS is no longer a valid command (RFC 9051 §6.2.1),
+            // so nothing after this needs us.
+            passthrough(out);
+            return;
+        case Tracked::Logout:
+            close(out, CloseReason::ClientQuit);
+            return;
+    }
+}
+
+void ImapMachine::relay_filtered(std::string_view line, Actions& out) {
+    if (auto filtered = capabilities::filter_imap_line(line)) {
+        send_to_client(out, *filtered);
+    } else {
+        send_to_client(out, line);
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Machine> make_imap_machine(const MachineSettings& settings) {
+    return std::make_unique<ImapMachine>(settings);
+}
+
+}  // namespace postern::protocols

@@ -1,0 +1,18 @@
+#pragma once
+// IMAP relay machine (RFC 9051, RFC 3501) for the not-authenticated state. It relays the
+// backend greeting (BYE: refuse; PREAUTH: Passthrough), forwards client commands unchanged,
+// answers STARTTLS itself, strips STARTTLS/LOGINDISABLED from CAPABILITY responses and
+// response codes, and hands over to Passthrough when a LOGIN or AUTHENTICATE it saw gets its
+// tagged OK. Literals ({n}, {n+}, ~{n}; RFC 9051 §4.3, RFC 7888) are relayed as raw bytes and
+// never parsed as lines; AUTHENTICATE continuations (§6.2.2) are counted so a pipelined
+// command after a SASL exchange is still seen as a command.
+
+#include "protocols/machine.hpp"
+
+#include <memory>
+
+namespace postern::protocols {
+
+[[nodiscard]] std::unique_ptr<Machine> make_imap_machine(const MachineSettings& settings);
+
+}  // namespace postern::protocols

@@ -1,0 +1,52 @@
+#pragma once
+// A Machine is one session's mail dialogue as a pure state machine: bytes from the client or
+// the backend in, Actions out. It never blocks, never touches a socket or OpenSSL, keeps its
+// buffered input under the configured limits, and produces the same actions however the
+// input is split into calls (one byte at a time or everything at once).
+//
+// Driving contract (proxy/session.cpp):
+//  - on_bytes() consumes a prefix of `data` and returns its length; the caller keeps the rest
+//    and offers it again, with more appended, on the next call. Returning 0 with no new
+//    action means "nothing to do with these bytes yet" (for example client bytes while the
+//    backend is not connected); the caller offers them again after the next event.
+//  - After a Passthrough or Close action the machine consumes nothing more; bytes it did not
+//    consume are relayed as-is (Passthrough) or dropped (Close).
+
+#include "protocols/action.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace postern::protocols {
+
+struct MachineSettings {
+    Protocol protocol = Protocol::Imap;
+    bool implicit_tls = true;              // false: STARTTLS listener, the machine speaks first
+    bool require_tls = true;               // STARTTLS listeners: refuse to go on without TLS
+    std::string hostname;                  // for greetings postern writes itself
+    std::size_t max_line = 4096;           // a client command line, CRLF included
+    std::size_t max_backend_line = 65536;  // a backend response line before passthrough
+    std::size_t max_errors = 10;           // bad commands in a row before closing
+};
+
+class Machine {
+public:
+    Machine() = default;
+    Machine(const Machine&) = delete;
+    Machine& operator=(const Machine&) = delete;
+    Machine(Machine&&) = delete;
+    Machine& operator=(Machine&&) = delete;
+    virtual ~Machine() = default;
+
+    [[nodiscard]] virtual std::size_t on_bytes(Peer from, std::string_view data, Actions& out) = 0;
+    virtual void on_event(Event event, Actions& out) = 0;
+
+    // For the end-of-session log and for tests; never for control flow in the session.
+    [[nodiscard]] virtual std::string_view state_name() const noexcept = 0;
+};
+
+[[nodiscard]] std::unique_ptr<Machine> make_machine(const MachineSettings& settings);
+
+}  // namespace postern::protocols

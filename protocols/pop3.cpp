@@ -1,0 +1,217 @@
+#include "protocols/pop3.hpp"
+
+#include "protocols/capabilities.hpp"
+#include "protocols/line_reader.hpp"
+#include "protocols/pending.hpp"
+#include "protocols/relay_machine.hpp"
+#include "protocols/replies.hpp"
+#include "protocols/text.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace postern::protocols {
+
+namespace {
+
+using text::iequals;
+
+constexpr std::size_t kMaxPending = 64;  // pipelined commands awaiting replies (RFC 2449 §6.6)
+constexpr std::uint32_t kMaxSaslCredits = 64;
+
+// What the reply to a forwarded command looks like and what it means to us.
+enum class Kind : std::uint8_t {
+    Single,     // one line
+    MultiLine,  // +OK starts a dot-terminated list (LIST, UIDL, RETR, TOP, bare AUTH)
+    Capa,       // MultiLine, and its STLS line is dropped
+    Login,      // PASS, APOP: +OK means authenticated
+    Sasl,       // AUTH <mechanism>: "+ " continuations, then +OK/-ERR (RFC 5034 §4)
+    Quit,
+};
+
+Kind kind_of(std::string_view verb, std::string_view args) {
+    const bool has_args = !text::split_word(args).first.empty();
+    if (iequals(verb, "PASS") || iequals(verb, "APOP")) {
+        return Kind::Login;
+    }
+    if (iequals(verb, "AUTH")) {
+        // Without a mechanism Dovecot lists its mechanisms as a multi-line reply.
+        return has_args ? Kind::Sasl : Kind::MultiLine;
+    }
+    if (iequals(verb, "CAPA")) {
+        return Kind::Capa;
+    }
+    if (iequals(verb, "RETR") || iequals(verb, "TOP")) {
+        return Kind::MultiLine;
+    }
+    if (iequals(verb, "LIST") || iequals(verb, "UIDL")) {
+        return has_args ? Kind::Single : Kind::MultiLine;
+    }
+    return iequals(verb, "QUIT") ? Kind::Quit : Kind::Single;
+}
+
+class Pop3Machine final : public RelayMachine {
+public:
+    using RelayMachine::RelayMachine;
+
+private:
+    enum class Step : std::uint8_t { Consumed, Stall };
+
+    std::size_t on_client(std::string_view data, Actions& out) override;
+    std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] std::string backend_unavailable_reply() const override {
+        return std::string(replies::kPop3BackendUnavailable);
+    }
+    [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
+
+    Step client_line(std::string_view line, Actions& out);
+    void backend_greeting(std::string_view line, Actions& out);
+    void backend_reply(std::string_view line, Actions& out);
+
+    LineReader client_reader_;
+    LineReader backend_reader_;
+    PendingQueue<Kind> pending_;
+    std::uint32_t sasl_credits_ = 0;  // "+ " challenges not yet answered by the client
+    bool sasl_active_ = false;        // an AUTH exchange is in progress
+    bool in_multiline_ = false;       // relaying the body of the reply to pending_.front()
+};
+
+std::size_t Pop3Machine::on_client(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (phase() == Phase::Dialogue && pos < data.size()) {
+        // During AUTH the client may only answer challenges; more than that waits for the
+        // outcome, after which it is a command again (or Passthrough relays it).
+        if ((sasl_active_ && sasl_credits_ == 0) || pending_.size() >= kMaxPending) {
+            break;
+        }
+        const auto read = client_reader_.next(data.substr(pos), settings_.max_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            close_with(out, replies::kPop3LineTooLong, CloseReason::LineTooLong);
+            break;
+        }
+        if (client_line(read.line, out) == Step::Stall) {
+            client_reader_.unread(read.line.size());
+            break;
+        }
+        pos += read.line.size();
+    }
+    return pos;
+}
+
+Pop3Machine::Step Pop3Machine::client_line(std::string_view line, Actions& out) {
+    if (text::has_nul(line)) {  // see imap.cpp: a NUL could hide a command from us
+        close_with(out, replies::kPop3NulByte, CloseReason::ProtocolError);
+        return Step::Consumed;
+    }
+    if (sasl_active_) {  // a base64 response or "*" (RFC 5034 §4), not a command
+        --sasl_credits_;
+        send_to_backend(out, line);
+        return Step::Consumed;
+    }
+    const auto [verb, args] = text::split_word(text::strip_eol(line));
+    if (iequals(verb, "STLS")) {
+        if (!pending_.empty()) {
+            return Step::Stall;  // our reply must come after the replies still owed
+        }
+        // Never forwarded: the backend would start a TLS handshake inside ours.
+        send_to_client(out, replies::kPop3TlsActive);
+        return Step::Consumed;
+    }
+    const Kind kind = kind_of(verb, args);
+    if (kind == Kind::Sasl) {
+        sasl_active_ = true;
+        sasl_credits_ = 0;
+    }
+    pending_.push(kind);
+    send_to_backend(out, line);
+    return Step::Consumed;
+}
+
+std::size_t Pop3Machine::on_backend(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (relaying() && pos < data.size()) {
+        const auto read = backend_reader_.next(data.substr(pos), settings_.max_backend_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            close(out, CloseReason::ProtocolError);
+            break;
+        }
+        pos += read.line.size();
+        if (phase() == Phase::Greeting) {
+            backend_greeting(read.line, out);
+        } else {
+            backend_reply(read.line, out);
+        }
+    }
+    return pos;
+}
+
+void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {
+    const std::string_view content = text::strip_eol(line);
+    if (text::istarts_with(content, "+OK")) {
+        send_to_client(out, line);
+        greeting_relayed();
+    } else if (text::istarts_with(content, "-ERR")) {
+        send_to_client(out, line);
+        backend_refused(out);
+    } else {
+        close_with(out, replies::kPop3BackendUnavailable, CloseReason::ProtocolError);
+    }
+}
+
+void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
+    const std::string_view content = text::strip_eol(line);
+    if (in_multiline_) {
+        if (content == ".") {
+            in_multiline_ = false;
+            pending_.pop();
+        } else if (false) {
+            return;  // the client is on TLS already (RFC 2595 §4)
+        }
+        send_to_client(out, line);
+        return;
+    }
+    send_to_client(out, line);
+    if (pending_.empty()) {
+        return;  // unsolicited, e.g. "-ERR" before an idle disconnect
+    }
+    const Kind kind = pending_.front();
+    const bool ok = text::istarts_with(content, "+OK");
+    if (kind == Kind::Sasl && !ok && !content.empty() && content.front() == '+') {
+        if (sasl_credits_ < kMaxSaslCredits) {
+            ++sasl_credits_;  // a "+ " challenge: the client may answer with one line
+        }
+        return;
+    }
+    if (ok && (kind == Kind::MultiLine || kind == Kind::Capa)) {
+        in_multiline_ = true;
+        return;
+    }
+    pending_.pop();
+    if (kind == Kind::Sasl) {
+        sasl_active_ = false;
+        sasl_credits_ = 0;
+    }
+    if (!ok) {
+        return;
+    }
+    if (kind == Kind::Login || kind == Kind::Sasl) {
+        // TRANSACTION state: STLS is no longer valid (RFC 2595 §4), nothing needs us.
+        passthrough(out);
+    } else if (kind == Kind::Quit) {
+        close(out, CloseReason::ClientQuit);
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Machine> make_pop3_machine(const MachineSettings& settings) {
+    return std::make_unique<Pop3Machine>(settings);
+}
+
+}  // namespace postern::protocols

@@ -1,0 +1,17 @@
+#pragma once
+// POP3 relay machine (RFC 1939, RFC 2449 CAPA/PIPELINING, RFC 5034 AUTH) for the
+// AUTHORIZATION state. It relays the greeting (-ERR: refuse), forwards commands unchanged,
+// answers STLS itself (RFC 2595 §4), drops the STLS line from CAPA responses, and hands over
+// to Passthrough on the +OK to PASS, APOP or AUTH. Replies carry no tag, so it keeps the kinds
+// of forwarded commands in order to know which replies are multi-line (ending in ".",
+// dot-stuffed; RFC 1939 §3) and which one completes authentication.
+
+#include "protocols/machine.hpp"
+
+#include <memory>
+
+namespace postern::protocols {
+
+[[nodiscard]] std::unique_ptr<Machine> make_pop3_machine(const MachineSettings& settings);
+
+}  // namespace postern::protocols

@@ -1,0 +1,351 @@
+#include "protocols/smtp.hpp"
+
+#include "protocols/capabilities.hpp"
+#include "protocols/line_reader.hpp"
+#include "protocols/pending.hpp"
+#include "protocols/relay_machine.hpp"
+#include "protocols/replies.hpp"
+#include "protocols/text.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+namespace postern::protocols {
+
+namespace {
+
+using text::iequals;
+
+constexpr std::size_t kMaxPending = 256;  // pipelined commands awaiting replies (RFC 2920)
+constexpr std::uint32_t kMaxSaslCredits = 64;
+
+// Which command a reply still to come answers.
+enum class Kind : std::uint8_t {
+    Ehlo,   // filter STARTTLS out of the reply
+    Data,   // 354 opens the message content
+    Auth,   // 334 challenges, then 235 or an error (RFC 4954 §4)
+    Quit,   // 221, then the backend closes
+    Other,  // including BDAT and end-of-data replies
+};
+
+enum class ClientMode : std::uint8_t {
+    Command,
+    AwaitDataReply,  // DATA sent: is the next byte content (354) or a command (anything else)?
+    Data,            // content until CRLF.CRLF (RFC 5321 §4.1.1.4)
+    Chunk,           // BDAT content: exactly chunk_left_ bytes (RFC 3030 §2)
+};
+
+// Progress through "\r\n.\r\n": the number of its bytes that end what was forwarded so far.
+// Strict CRLF on purpose: the terminator a patched backend recognises, nothing looser.
+constexpr std::uint8_t kDotMatched = 5;
+
+std::uint8_t dot_step(std::uint8_t state, char c) noexcept {
+    switch (state) {
+        case 1:
+            return c == '\n' ? 2 : (c == '\r' ? 1 : 0);
+        case 2:
+            return c == '.' ? 3 : (c == '\r' ? 1 : 0);
+        case 3:
+            return c == '\r' ? 4 : 0;
+        case 4:
+            return c == '\n' ? kDotMatched : (c == '\r' ? 1 : 0);
+        default:
+            return c == '\r' ? 1 : 0;
+    }
+}
+
+// Bytes of `chunk` that belong to the content, terminator included; `state` carries a
+// terminator split across chunks. Skips to the next CR while nothing is matched.
+std::size_t scan_content(std::string_view chunk, std::uint8_t& state) noexcept {
+    std::size_t i = 0;
+    while (i < chunk.size()) {
+        if (state == 0) {
+            i = chunk.find('\r', i);
+            if (i == std::string_view::npos) {
+                return chunk.size();
+            }
+        }
+        state = dot_step(state, chunk[i++]);
+        if (state == kDotMatched) {
+            return i;
+        }
+    }
+    return chunk.size();
+}
+
+struct ReplyLine {
+    int code = 0;
+    bool last = false;
+    bool valid = false;
+};
+
+// "ddd" [("-" / SP) text] (RFC 5321 §4.2).
+ReplyLine parse_reply_line(std::string_view content) noexcept {
+    if (content.size() < 3 || !std::all_of(content.begin(), content.begin() + 3,
+                                           [](char c) { return c >= '0' && c <= '9'; })) {
+        return {};
+    }
+    const int code = (content[0] - '0') * 100 + (content[1] - '0') * 10 + (content[2] - '0');
+    if (content.size() == 3 || content[3] == ' ') {
+        return {code, true, true};
+    }
+    return {code, false, content[3] == '-'};
+}
+
+class SmtpMachine final : public RelayMachine {
+public:
+    using RelayMachine::RelayMachine;
+
+private:
+    enum class Step : std::uint8_t { Consumed, Stall };
+
+    std::size_t on_client(std::string_view data, Actions& out) override;
+    std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] std::string backend_unavailable_reply() const override {
+        return replies::smtp_backend_unavailable(settings_.hostname);
+    }
+    [[nodiscard]] std::string_view dialogue_state_name() const noexcept override;
+
+    std::size_t client_content(std::string_view data, Actions& out);
+    Step client_line(std::string_view line, Actions& out);
+    void backend_line(std::string_view line, ReplyLine reply, Actions& out);
+    void ehlo_line(std::string_view line, ReplyLine reply, Actions& out);
+    void reply_done(Kind kind, int code, Actions& out);
+
+    LineReader client_reader_;
+    LineReader backend_reader_;
+    PendingQueue<Kind> pending_;
+    std::string held_;  // EHLO reply: the newest line, until we know whether it is the last
+    std::uint64_t chunk_left_ = 0;
+    std::uint32_t sasl_credits_ = 0;  // 334 challenges not yet answered by the client
+    std::uint32_t reply_lines_ = 0;   // lines of the current backend reply seen so far
+    ClientMode client_mode_ = ClientMode::Command;
+    std::uint8_t dot_state_ = 0;
+    bool sasl_active_ = false;
+};
+
+std::string_view SmtpMachine::dialogue_state_name() const noexcept {
+    switch (client_mode_) {
+        case ClientMode::Data:
+        case ClientMode::Chunk:
+            return "data";
+        case ClientMode::Command:
+        case ClientMode::AwaitDataReply:
+            break;
+    }
+    return sasl_active_ ? "auth" : "command";
+}
+
+std::size_t SmtpMachine::on_client(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (phase() == Phase::Dialogue && pos < data.size()) {
+        if (client_mode_ == ClientMode::Data || client_mode_ == ClientMode::Chunk) {
+            pos += client_content(data.substr(pos), out);
+            continue;
+        }
+        // Waiting for the DATA reply, for a 334 during AUTH, or for room in the queue: the
+        // client's bytes keep until the backend has answered.
+        if (client_mode_ == ClientMode::AwaitDataReply || (sasl_active_ && sasl_credits_ == 0) ||
+            pending_.size() >= kMaxPending) {
+            break;
+        }
+        const auto read = client_reader_.next(data.substr(pos), settings_.max_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            close_with(out, replies::kSmtpLineTooLong, CloseReason::LineTooLong);
+            break;
+        }
+        if (client_line(read.line, out) == Step::Stall) {
+            client_reader_.unread(read.line.size());
+            break;
+        }
+        pos += read.line.size();
+    }
+    return pos;
+}
+
+std::size_t SmtpMachine::client_content(std::string_view data, Actions& out) {
+    std::size_t n = 0;
+    if (client_mode_ == ClientMode::Data) {
+        n = scan_content(data, dot_state_);
+        if (dot_state_ == kDotMatched) {
+            client_mode_ = ClientMode::Command;
+            pending_.push(Kind::Other);  // the reply to the whole message
+        }
+    } else {
+        n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, data.size()));
+        chunk_left_ -= n;
+        if (chunk_left_ == 0) {
+            client_mode_ = ClientMode::Command;
+        }
+    }
+    send_to_backend(out, data.substr(0, n));
+    return n;
+}
+
+SmtpMachine::Step SmtpMachine::client_line(std::string_view line, Actions& out) {
+    if (text::has_nul(line)) {  // see imap.cpp: a NUL could hide a command from us
+        close_with(out, replies::kSmtpNulByte, CloseReason::ProtocolError);
+        return Step::Consumed;
+    }
+    if (sasl_active_) {  // a base64 response or "*" (RFC 4954 §4), not a command
+        --sasl_credits_;
+        send_to_backend(out, line);
+        return Step::Consumed;
+    }
+    const auto [verb, args] = text::split_word(text::strip_eol(line));
+    if (iequals(verb, "STARTTLS")) {
+        if (!pending_.empty()) {
+            return Step::Stall;  // replies stay in command order (RFC 2920 §3)
+        }
+        // Never forwarded: the backend would start a TLS handshake inside ours.
+        send_to_client(out, replies::kSmtpTlsActive);
+        return Step::Consumed;
+    }
+    Kind kind = Kind::Other;
+    if (iequals(verb, "BDAT")) {
+        // Exactly "BDAT <size> [LAST]": anything the backend might read differently would
+        // let the two of us disagree on where content ends.
+        const auto [size_word, after_size] = text::split_word(args);
+        const auto [last_word, after_last] = text::split_word(after_size);
+        const auto size = text::parse_count(size_word, text::kMaxCount);
+        if (!size || !(last_word.empty() || iequals(last_word, "LAST")) ||
+            !text::split_word(after_last).first.empty()) {
+            close_with(out, replies::kSmtpBadChunkSize, CloseReason::ProtocolError);
+            return Step::Consumed;
+        }
+        chunk_left_ = *size;
+        if (chunk_left_ > 0) {
+            client_mode_ = ClientMode::Chunk;
+        }
+    } else if (iequals(verb, "EHLO")) {
+        kind = Kind::Ehlo;
+    } else if (iequals(verb, "DATA")) {
+        kind = Kind::Data;
+        client_mode_ = ClientMode::AwaitDataReply;
+    } else if (iequals(verb, "AUTH")) {
+        kind = Kind::Auth;
+        sasl_active_ = true;
+        sasl_credits_ = 0;
+    } else if (iequals(verb, "QUIT")) {
+        kind = Kind::Quit;
+    }
+    pending_.push(kind);
+    send_to_backend(out, line);
+    return Step::Consumed;
+}
+
+std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (relaying() && pos < data.size()) {
+        const auto read = backend_reader_.next(data.substr(pos), settings_.max_backend_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        const ReplyLine reply = read.status == LineReader::Status::Line
+                                    ? parse_reply_line(text::strip_eol(read.line))
+                                    : ReplyLine{};
+        if (!reply.valid) {  // too long, or not a reply: we can no longer follow the dialogue
+            close(out, CloseReason::ProtocolError);
+            break;
+        }
+        pos += read.line.size();
+        backend_line(read.line, reply, out);
+    }
+    return pos;
+}
+
+void SmtpMachine::backend_line(std::string_view line, ReplyLine reply, Actions& out) {
+    if (phase() == Phase::Greeting) {
+        send_to_client(out, line);  // a multi-line 554 greeting is relayed whole
+        if (reply.last) {
+            if (reply.code / 100 == 2) {
+                greeting_relayed();
+            } else {
+                backend_refused(out);  // RFC 5321 §3.1: 554 (or 421) instead of 220
+            }
+        }
+        return;
+    }
+    if (pending_.empty()) {  // unsolicited, e.g. a 421 before an idle disconnect
+        send_to_client(out, line);
+        return;
+    }
+    const Kind kind = pending_.front();
+    if (kind == Kind::Ehlo) {
+        ehlo_line(line, reply, out);
+    } else {
+        send_to_client(out, line);
+    }
+    if (!reply.last) {
+        ++reply_lines_;
+        return;
+    }
+    reply_lines_ = 0;
+    reply_done(kind, reply.code, out);
+}
+
+void SmtpMachine::ehlo_line(std::string_view line, ReplyLine reply, Actions& out) {
+    // The first line names the server, never an extension (RFC 5321 §4.1.1.1).
+    if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_starttls(line)) {
+        if (reply.last) {  // "250-SMTPUTF8" + "250 STARTTLS" -> "250 SMTPUTF8"
+            held_[3] = ' ';
+            send_to_client(out, held_);
+            held_.clear();
+        }
+        return;
+    }
+    send_to_client(out, held_);
+    held_.clear();
+    if (reply.last) {
+        send_to_client(out, line);
+    } else {
+        held_.assign(line);
+    }
+}
+
+void SmtpMachine::reply_done(Kind kind, int code, Actions& out) {
+    if (kind == Kind::Auth && code == 334) {
+        if (sasl_credits_ < kMaxSaslCredits) {
+            ++sasl_credits_;
+        }
+        return;  // still the AUTH exchange
+    }
+    pending_.pop();
+    switch (kind) {
+        case Kind::Data:
+            if (code == 354) {
+                client_mode_ = ClientMode::Data;
+                dot_state_ = 2;  // content starts at a line start: ".\r\n" ends it at once
+            } else {
+                client_mode_ = ClientMode::Command;
+            }
+            return;
+        case Kind::Auth:
+            sasl_active_ = false;
+            sasl_credits_ = 0;
+            if (code == 235) {
+                passthrough(out);
+            }
+            return;
+        case Kind::Quit:
+            if (code == 221) {
+                close(out, CloseReason::ClientQuit);
+            }
+            return;
+        case Kind::Ehlo:
+        case Kind::Other:
+            return;
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Machine> make_smtp_machine(const MachineSettings& settings) {
+    return std::make_unique<SmtpMachine>(settings);
+}
+
+}  // namespace postern::protocols

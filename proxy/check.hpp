@@ -1,0 +1,15 @@
+#pragma once
+// `postern check`: validates a config as `run` would (every certificate and key loaded), then
+// prints what would be served: one row per DNS name with its certificate file, key type and
+// expiry. Nothing is bound or started.
+
+#include <filesystem>
+#include <iosfwd>
+
+namespace postern::proxy {
+
+// Returns the exit code: 0 when the config is valid, 1 with the errors written to `err`.
+[[nodiscard]] int check(const std::filesystem::path& config_file, std::ostream& out,
+                        std::ostream& err);
+
+}  // namespace postern::proxy

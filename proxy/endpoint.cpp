@@ -1,0 +1,45 @@
+#include "proxy/endpoint.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <memory>
+
+namespace postern::proxy {
+
+bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& error) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(endpoint.port);
+    const int rc = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+        error = "cannot resolve " + endpoint.to_string() + ": " + gai_strerror(rc);
+        return false;
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner{found, &freeaddrinfo};
+    std::memcpy(&out.storage, found->ai_addr, found->ai_addrlen);
+    out.length = found->ai_addrlen;
+    return true;
+}
+
+std::string to_string(const sockaddr* address) {
+    char host[INET6_ADDRSTRLEN] = {};
+    if (address->sa_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+    }
+    if (address->sa_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    }
+    return "unknown";
+}
+
+}  // namespace postern::proxy

@@ -1,0 +1,51 @@
+#pragma once
+// RAII owners for libevent handles and file descriptors. Every libevent object in postern lives
+// in one of these; where a C API takes ownership (BEV_OPT_CLOSE_ON_FREE), the code says so.
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <unistd.h>
+
+#include <memory>
+#include <utility>
+
+#include "tls/ossl.hpp"
+
+namespace postern::proxy {
+
+using tls::CFree;
+using EventBasePtr = std::unique_ptr<event_base, CFree<&event_base_free>>;
+using BevPtr = std::unique_ptr<bufferevent, CFree<&bufferevent_free>>;
+using ListenerPtr = std::unique_ptr<evconnlistener, CFree<&evconnlistener_free>>;
+using EventPtr = std::unique_ptr<event, CFree<&event_free>>;
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept {
+        if (this != &other) {
+            reset(std::exchange(other.fd_, -1));
+        }
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+
+    [[nodiscard]] int get() const noexcept { return fd_; }
+    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) noexcept {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        fd_ = fd;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+}  // namespace postern::proxy

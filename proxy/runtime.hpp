@@ -1,0 +1,13 @@
+#pragma once
+// `postern run`: loads the certificates, binds the listeners, and runs the event loop until
+// SIGTERM or SIGINT. Owns the worker and the signal events; the only process-wide state is
+// what the kernel keeps for signals.
+
+#include "conf/config.hpp"
+
+namespace postern::proxy {
+
+// Returns the process exit code: 0 after a clean stop, 1 when startup failed (logged).
+[[nodiscard]] int run(const conf::Config& config);
+
+}  // namespace postern::proxy

@@ -1,0 +1,36 @@
+#pragma once
+// C-callback adapters for libevent: an exception must never unwind through libevent's frames,
+// so every callback enters the C++ object through one of these, which catch everything and
+// hand the failure to the object's fail_internal().
+
+#include <event2/bufferevent.h>
+
+#include <exception>
+
+namespace postern::proxy {
+
+template <class T, void (T::*Method)()>
+void bev_data_cb(bufferevent* /*bev*/, void* self) noexcept {
+    auto* object = static_cast<T*>(self);
+    try {
+        (object->*Method)();
+    } catch (const std::exception& e) {
+        object->fail_internal(e.what());
+    } catch (...) {
+        object->fail_internal("unknown exception");
+    }
+}
+
+template <class T, void (T::*Method)(short)>
+void bev_event_cb(bufferevent* /*bev*/, short what, void* self) noexcept {
+    auto* object = static_cast<T*>(self);
+    try {
+        (object->*Method)(what);
+    } catch (const std::exception& e) {
+        object->fail_internal(e.what());
+    } catch (...) {
+        object->fail_internal("unknown exception");
+    }
+}
+
+}  // namespace postern::proxy

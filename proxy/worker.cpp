@@ -1,0 +1,173 @@
+#include "proxy/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proxy/session.hpp"
+
+namespace postern::proxy {
+namespace {
+
+constexpr timeval kAcceptRetry{1, 0};
+
+protocols::Protocol machine_protocol(conf::Protocol protocol) {
+    switch (protocol) {
+        case conf::Protocol::Imap:
+            return protocols::Protocol::Imap;
+        case conf::Protocol::Pop3:
+            return protocols::Protocol::Pop3;
+        case conf::Protocol::Smtp:
+            return protocols::Protocol::Smtp;
+    }
+    return protocols::Protocol::Imap;
+}
+
+void accept_cb(evconnlistener* /*l*/, evutil_socket_t fd, sockaddr* peer, int /*len*/,
+               void* arg) noexcept {
+    auto* listener = static_cast<ListenerContext*>(arg);
+    try {
+        listener->worker->on_accept(*listener, fd, peer);
+    } catch (const std::exception& e) {
+        spdlog::error("accept on {}: {}", listener->name, e.what());
+    } catch (...) {
+        spdlog::error("accept on {}: unknown exception", listener->name);
+    }
+}
+
+void accept_error_cb(evconnlistener* /*l*/, void* arg) noexcept {
+    auto* listener = static_cast<ListenerContext*>(arg);
+    listener->worker->on_accept_error(*listener);
+}
+
+void retry_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
+    auto* listener = static_cast<ListenerContext*>(arg);
+    evconnlistener_enable(listener->listener.get());
+}
+
+void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept;
+
+}  // namespace
+
+Worker::Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs)
+    : base_(std::move(base)), certs_(std::move(certs)) {
+    reaper_.reset(event_new(base_.get(), -1, 0, &reap_cb, this));
+}
+
+Worker::~Worker() {
+    sessions_.clear();  // before the listeners and the base they point into
+    listeners_.clear();
+}
+
+std::unique_ptr<Worker> Worker::create(const conf::Config& config,
+                                       std::shared_ptr<const tls::CertStore> certs,
+                                       std::string& error) {
+    EventBasePtr base{event_base_new()};
+    if (!base) {
+        error = "cannot create an event loop";
+        return nullptr;
+    }
+    auto worker = std::make_unique<Worker>(std::move(base), std::move(certs));
+    for (const auto& spec : config.listeners) {
+        auto ctx = std::make_unique<ListenerContext>();
+        ctx->worker = worker.get();
+        ctx->spec = spec;
+        ctx->name = spec.listen.to_string();
+        const conf::BackendSpec* backend = config.find_backend(spec.backend);
+        if (backend == nullptr) {
+            error = ctx->name + ": no backend named " + spec.backend;
+            return nullptr;
+        }
+        ctx->backend_name = backend->name;
+        ctx->connect_timeout = backend->connect_timeout;
+        if (!resolve(backend->address, ctx->backend_address, error)) {
+            error = "backend " + backend->name + ": " + error;
+            return nullptr;
+        }
+        ctx->strict_sni = config.tls.strict_sni;
+        ctx->front = tls::FrontContext::create(config.tls, error);
+        if (!ctx->front) {
+            error = ctx->name + ": " + error;
+            return nullptr;
+        }
+        ctx->machine.protocol = machine_protocol(spec.protocol);
+        ctx->machine.implicit_tls = spec.tls == conf::TlsMode::Implicit;
+
+        SocketAddress address;
+        if (!resolve(spec.listen, address, error)) {
+            error = "listener " + ctx->name + ": " + error;
+            return nullptr;
+        }
+        ctx->listener.reset(evconnlistener_new_bind(
+            worker->base(), &accept_cb, ctx.get(),
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1,
+            address.get(), static_cast<int>(address.length)));
+        if (!ctx->listener) {
+            error = "cannot listen on " + ctx->name + ": " + std::strerror(errno);
+            return nullptr;
+        }
+        evconnlistener_set_error_cb(ctx->listener.get(), &accept_error_cb);
+        ctx->retry.reset(evtimer_new(worker->base(), &retry_cb, ctx.get()));
+        spdlog::info("listening on {} protocol={} tls={} backend={} ({})", ctx->name,
+                     conf::to_string(spec.protocol), conf::to_string(spec.tls), backend->name,
+                     backend->address.to_string());
+        worker->listeners_.push_back(std::move(ctx));
+    }
+    return worker;
+}
+
+void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) {
+    auto session = std::make_unique<Session>(listener, fd, to_string(peer));
+    Session* raw = session.get();
+    sessions_.emplace(raw, std::move(session));
+    raw->start();
+}
+
+void Worker::on_accept_error(ListenerContext& listener) {
+    const int err = EVUTIL_SOCKET_ERROR();
+    spdlog::warn("accept on {} failed: {}; pausing this listener for 1s", listener.name,
+                 evutil_socket_error_to_string(err));
+    evconnlistener_disable(listener.listener.get());
+    evtimer_add(listener.retry.get(), &kAcceptRetry);
+}
+
+void Worker::retire(Session* session) {
+    retired_.push_back(session);
+    event_active(reaper_.get(), 0, 0);
+}
+
+void Worker::reap() {
+    std::vector<Session*> dead;
+    dead.swap(retired_);
+    for (Session* s : dead) {
+        sessions_.erase(s);
+    }
+}
+
+void Worker::stop_accepting() {
+    for (auto& l : listeners_) {
+        l->listener.reset();
+        evtimer_del(l->retry.get());
+    }
+}
+
+void Worker::close_all_sessions() {
+    std::vector<Session*> open;
+    open.reserve(sessions_.size());
+    for (auto& [raw, owned] : sessions_) {
+        open.push_back(raw);
+    }
+    for (Session* s : open) {
+        s->abort(protocols::CloseReason::Shutdown);
+    }
+    reap();
+}
+
+namespace {
+void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
+    static_cast<Worker*>(arg)->reap();
+}
+}  // namespace
+
+}  // namespace postern::proxy

@@ -1,0 +1,80 @@
+#pragma once
+// A Worker is one event loop with its listening sockets and the sessions they accepted. It
+// owns every Session and destroys them only from its reaper event, never inside a session's
+// own callback. Workers share nothing mutable but the certificate-store pointer.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "protocols/machine.hpp"
+#include "proxy/endpoint.hpp"
+#include "proxy/event.hpp"
+#include "tls/cert_store.hpp"
+#include "tls/front_context.hpp"
+
+namespace postern::proxy {
+
+class Session;
+class Worker;
+
+// Everything a session needs to know about the listener that accepted it; read-only.
+struct ListenerContext {
+    Worker* worker = nullptr;
+    conf::ListenerSpec spec;
+    std::string name;  // the listen address as configured: "127.0.0.1:993"
+    std::string backend_name;
+    SocketAddress backend_address;
+    std::chrono::milliseconds connect_timeout{};
+    bool strict_sni = false;
+    std::unique_ptr<tls::FrontContext> front;
+    protocols::MachineSettings machine;
+    ListenerPtr listener;
+    EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
+};
+
+class Worker {
+public:
+    // Binds every listener; null with `error` naming the address when one cannot be bound.
+    [[nodiscard]] static std::unique_ptr<Worker> create(
+        const conf::Config& config, std::shared_ptr<const tls::CertStore> certs,
+        std::string& error);
+
+    Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs);
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    Worker(Worker&&) = delete;
+    Worker& operator=(Worker&&) = delete;
+    ~Worker();
+
+    [[nodiscard]] event_base* base() const noexcept { return base_.get(); }
+    [[nodiscard]] const std::shared_ptr<const tls::CertStore>& certs() const noexcept {
+        return certs_;
+    }
+    [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
+
+    // Asks for `session` to be destroyed once the current callback has returned.
+    void retire(Session* session);
+    void stop_accepting();
+    void close_all_sessions();
+
+    // Called by libevent through the listener trampolines.
+    void on_accept(ListenerContext& listener, int fd, const sockaddr* peer);
+    void on_accept_error(ListenerContext& listener);
+    // Destroys the retired sessions (from the reaper event, outside their callbacks).
+    void reap();
+
+private:
+
+    EventBasePtr base_;
+    std::shared_ptr<const tls::CertStore> certs_;
+    std::vector<std::unique_ptr<ListenerContext>> listeners_;
+    std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+    std::vector<Session*> retired_;
+    EventPtr reaper_;
+};
+
+}  // namespace postern::proxy

@@ -1,0 +1,159 @@
+#include "conf/parse_value.hpp"
+
+#include "tests/unit/conf/conf_test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string_view>
+
+namespace postern::conf {
+
+using namespace std::chrono_literals;
+using test::contains;
+
+TEST_CASE("conf: durations parse from a whole number and a unit") {
+    struct Row {
+        std::string_view text;
+        std::chrono::milliseconds expected;
+    };
+    constexpr Row kRows[] = {
+        {"250ms", 250ms}, {"1ms", 1ms}, {"30s", 30s},     {"5m", 5min},       {"1h", 1h},
+        {"90m", 90min},   {"007s", 7s}, {"8760h", 8760h}, {"525600m", 8760h},
+    };
+    for (const Row& row : kRows) {
+        CAPTURE(row.text);
+        const auto parsed = parse_duration(row.text);
+        CHECK(parsed.error.empty());
+        REQUIRE(parsed.value.has_value());
+        CHECK(*parsed.value == row.expected);
+    }
+}
+
+TEST_CASE("conf: malformed, zero and huge durations are refused with a reason") {
+    struct Row {
+        std::string_view text;
+        std::string_view reason;
+    };
+    constexpr Row kRows[] = {
+        {"", "whole number followed by ms, s, m or h"},
+        {"s", "whole number followed by ms, s, m or h"},
+        {"30", "no unit"},
+        {"30sec", "whole number followed by ms, s, m or h"},
+        {"30 s", "whole number followed by ms, s, m or h"},
+        {" 30s", "whole number followed by ms, s, m or h"},
+        {"1.5s", "whole number followed by ms, s, m or h"},
+        {"-5s", "whole number followed by ms, s, m or h"},
+        {"+5s", "whole number followed by ms, s, m or h"},
+        {"5S", "whole number followed by ms, s, m or h"},
+        {"1h30m", "whole number followed by ms, s, m or h"},
+        {"0s", "must be greater than 0"},
+        {"0ms", "must be greater than 0"},
+        {"8761h", "too long"},
+        {"99999999999999999999999h", "too long"},
+    };
+    for (const Row& row : kRows) {
+        CAPTURE(row.text);
+        const auto parsed = parse_duration(row.text);
+        CHECK_FALSE(parsed.value.has_value());
+        CHECK(contains(parsed.error, row.reason));
+        CHECK(contains(parsed.error, "\"" + std::string{row.text} + "\""));
+    }
+}
+
+TEST_CASE("conf: integer durations are seconds and must be positive") {
+    CHECK(duration_from_seconds(30).value == std::optional{std::chrono::milliseconds{30s}});
+    CHECK(contains(duration_from_seconds(0).error, "must be greater than 0"));
+    CHECK(contains(duration_from_seconds(-1).error, "must be greater than 0"));
+    CHECK(contains(duration_from_seconds(INT64_MAX).error, "too long"));
+}
+
+TEST_CASE("conf: endpoints parse as host:port and [v6]:port") {
+    struct Row {
+        std::string_view text;
+        std::string_view host;
+        std::uint16_t port;
+    };
+    constexpr Row kRows[] = {
+        {"127.0.0.1:993", "127.0.0.1", 993},
+        {"0.0.0.0:1", "0.0.0.0", 1},
+        {"mail.example.net:65535", "mail.example.net", 65535},
+        {"localhost:25", "localhost", 25},
+        {"[::1]:143", "::1", 143},
+        {"[::]:993", "::", 993},
+        {"[2001:db8::17]:110", "2001:db8::17", 110},
+        {"[::ffff:192.0.2.1]:25", "::ffff:192.0.2.1", 25},
+        {"[fe80::1%eth0]:993", "fe80::1%eth0", 993},
+    };
+    for (const Row& row : kRows) {
+        CAPTURE(row.text);
+        const auto parsed = parse_endpoint(row.text);
+        CHECK(parsed.error.empty());
+        REQUIRE(parsed.value.has_value());
+        CHECK(parsed.value->host == row.host);
+        CHECK(parsed.value->port == row.port);
+        CHECK(parsed.value->to_string() == row.text);
+    }
+}
+
+TEST_CASE("conf: bad endpoints are refused with a reason") {
+    struct Row {
+        std::string_view text;
+        std::string_view reason;
+    };
+    constexpr Row kRows[] = {
+        {"", "empty"},
+        {"127.0.0.1", "no port"},
+        {"127.0.0.1:", "no port after ':'"},
+        {"[::1]", "no port"},
+        {"127.0.0.1:0", "port 0 is not allowed"},
+        {"127.0.0.1:65536", "out of range"},
+        {"127.0.0.1:99999999999999999999999", "out of range"},
+        {"127.0.0.1:imap", "is not a number"},
+        {"127.0.0.1:-1", "is not a number"},
+        {":993", "empty host"},
+        {"[]:993", "empty host"},
+        {"[::1:993", "'[' without a matching ']'"},
+        {"::1]:993", "']' without a matching '['"},
+        {"::1:993", "needs brackets"},
+        {"[127.0.0.1]:993", "brackets are only for IPv6"},
+        {"[::1]993", "expected ':'"},
+        {"[::g]:993", "not an IPv6 address"},
+        {"[fe80::1%]:993", "zone"},
+        {"mail example:25", "host may only hold"},
+    };
+    for (const Row& row : kRows) {
+        CAPTURE(row.text);
+        const auto parsed = parse_endpoint(row.text);
+        CHECK_FALSE(parsed.value.has_value());
+        CHECK(contains(parsed.error, row.reason));
+        CHECK(contains(parsed.error, "invalid address \"" + std::string{row.text} + "\""));
+    }
+}
+
+TEST_CASE("conf: DNS names are dot-separated LDH labels") {
+    CHECK(is_dns_name("mail.example.net"));
+    CHECK(is_dns_name("localhost"));
+    CHECK(is_dns_name("xn--bcher-kva.example"));
+    CHECK(is_dns_name("a-1.b2"));
+    CHECK(is_dns_name(std::string(63, 'a') + ".net"));
+    CHECK_FALSE(is_dns_name(""));
+    CHECK_FALSE(is_dns_name("mail example.net"));
+    CHECK_FALSE(is_dns_name("*.example.net"));
+    CHECK_FALSE(is_dns_name("mail.example.net."));
+    CHECK_FALSE(is_dns_name(".example.net"));
+    CHECK_FALSE(is_dns_name("mail..example.net"));
+    CHECK_FALSE(is_dns_name("-mail.example.net"));
+    CHECK_FALSE(is_dns_name("mail-.example.net"));
+    CHECK_FALSE(is_dns_name("mail_1.example.net"));
+    CHECK_FALSE(is_dns_name(std::string(64, 'a') + ".net"));
+    std::string long_name;
+    while (long_name.size() < 254) {
+        long_name += "abcdefghi.";
+    }
+    long_name.resize(254);
+    long_name.back() = 'x';
+    CHECK_FALSE(is_dns_name(long_name));
+}
+
+}  // namespace postern::conf

@@ -1,0 +1,286 @@
+#pragma once
+// Test driver for protocol machines: plays a scripted dialogue (events, client bytes, backend
+// bytes) the way proxy::Session drives a machine (keep what was not consumed, offer it again
+// with more appended, re-offer client bytes after backend progress, relay leftovers raw after
+// Passthrough, drop them after Close) and records a Transcript. check_splits() replays the
+// script with every step split at every byte offset, and byte at a time, and requires the
+// same Transcript each time (h11's "one big chunk vs byte at a time" invariant).
+
+#include "protocols/machine.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace postern::protocols::test {
+
+struct Step {
+    enum class Kind : std::uint8_t { Event, Client, Backend };
+    Kind kind = Kind::Event;
+    Event event = Event::TlsReady;
+    std::string bytes;
+};
+
+inline Step event(Event e) {
+    return {Step::Kind::Event, e, {}};
+}
+inline Step client(std::string_view bytes) {
+    return {Step::Kind::Client, Event::TlsReady, std::string(bytes)};
+}
+inline Step backend(std::string_view bytes) {
+    return {Step::Kind::Backend, Event::TlsReady, std::string(bytes)};
+}
+
+using Script = std::vector<Step>;
+
+// The usual start of an implicit-TLS session: TLS done, backend connected.
+inline Script connected(Script rest) {
+    Script script{event(Event::TlsReady), event(Event::BackendReady)};
+    script.insert(script.end(), rest.begin(), rest.end());
+    return script;
+}
+
+// One action per entry; consecutive sends of the same direction are merged, since how the
+// bytes are cut into actions depends on how they arrived.
+struct Transcript {
+    std::vector<std::string> actions;  // "to_client:...", "to_backend:...", "connect", ...
+    std::string raw_to_backend;        // client bytes the session relays after Passthrough
+    std::string raw_to_client;         // backend bytes the session relays after Passthrough
+    std::string client_pending;        // offered but not consumed when the script ended
+    std::string backend_pending;
+    std::string state;
+
+    [[nodiscard]] std::string render() const;
+    [[nodiscard]] std::string to_backend() const;  // every byte the machine sent to the backend
+    [[nodiscard]] std::string to_client() const;   // every byte the machine sent to the client
+    [[nodiscard]] bool has(std::string_view action) const;
+};
+
+inline std::string escape(std::string_view s) {
+    std::string out;
+    for (const char c : s) {
+        if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\0') {
+            out += "\\0";
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+inline std::string Transcript::render() const {
+    std::string out;
+    for (const auto& a : actions) {
+        out += escape(a) + "\n";
+    }
+    out += "raw_to_backend=" + escape(raw_to_backend) + "\nraw_to_client=" + escape(raw_to_client);
+    out += "\nclient_pending=" + escape(client_pending) +
+           "\nbackend_pending=" + escape(backend_pending) + "\nstate=" + state + "\n";
+    return out;
+}
+
+inline std::string collect(const std::vector<std::string>& actions, std::string_view prefix) {
+    std::string out;
+    for (const auto& a : actions) {
+        if (a.starts_with(prefix)) {
+            out += a.substr(prefix.size());
+        }
+    }
+    return out;
+}
+
+inline std::string Transcript::to_backend() const {
+    return collect(actions, "to_backend:");
+}
+inline std::string Transcript::to_client() const {
+    return collect(actions, "to_client:");
+}
+inline bool Transcript::has(std::string_view action) const {
+    for (const auto& a : actions) {
+        if (a == action) {
+            return true;
+        }
+    }
+    return false;
+}
+
+class Driver {
+public:
+    explicit Driver(const MachineSettings& settings) : machine_(make_machine(settings)) {}
+
+    void event(Event e) {
+        if (done_) {
+            return;
+        }
+        out_.clear();
+        machine_->on_event(e, out_);
+        record();
+        pump();
+    }
+
+    void bytes(Peer from, std::string_view chunk) {
+        if (passthrough_) {
+            (from == Peer::Client ? t_.raw_to_backend : t_.raw_to_client).append(chunk);
+            return;
+        }
+        if (done_) {
+            return;
+        }
+        (from == Peer::Client ? client_ : backend_).append(chunk);
+        pump();
+    }
+
+    Transcript finish() {
+        t_.client_pending = client_;
+        t_.backend_pending = backend_;
+        t_.state = std::string(machine_->state_name());
+        return t_;
+    }
+
+private:
+    // The session's loop: backend bytes first, then client bytes kept back earlier, until
+    // neither side makes progress.
+    void pump() {
+        bool progress = true;
+        while (progress && !done_) {
+            progress = feed(Peer::Backend, backend_);
+            progress = feed(Peer::Client, client_) || progress;
+        }
+    }
+
+    bool feed(Peer from, std::string& buffer) {
+        if (buffer.empty() || done_) {
+            return false;
+        }
+        out_.clear();
+        const std::size_t n = machine_->on_bytes(from, buffer, out_);
+        REQUIRE(n <= buffer.size());
+        const bool acted = !out_.empty();
+        buffer.erase(0, n);
+        record();
+        REQUIRE((n > 0 || !acted || done_));  // "0 with no new action" means wait
+        return n > 0;
+    }
+
+    void add(std::string_view prefix, std::string_view bytes) {
+        if (!t_.actions.empty() && t_.actions.back().starts_with(prefix)) {
+            t_.actions.back().append(bytes);
+        } else {
+            t_.actions.push_back(std::string(prefix) + std::string(bytes));
+        }
+    }
+
+    void record() {
+        for (auto& action : out_) {
+            REQUIRE_FALSE(done_);  // nothing may follow Passthrough or Close
+            if (auto* c = std::get_if<SendToClient>(&action)) {
+                REQUIRE_FALSE(c->bytes.empty());
+                add("to_client:", c->bytes);
+            } else if (auto* b = std::get_if<SendToBackend>(&action)) {
+                REQUIRE_FALSE(b->bytes.empty());
+                add("to_backend:", b->bytes);
+            } else if (std::holds_alternative<ConnectBackend>(action)) {
+                t_.actions.emplace_back("connect");
+            } else if (std::holds_alternative<StartTls>(action)) {
+                t_.actions.emplace_back("start_tls");
+            } else if (std::holds_alternative<Passthrough>(action)) {
+                t_.actions.emplace_back("passthrough");
+                done_ = passthrough_ = true;
+                t_.raw_to_backend += client_;
+                t_.raw_to_client += backend_;
+                client_.clear();
+                backend_.clear();
+            } else if (auto* close = std::get_if<Close>(&action)) {
+                t_.actions.push_back("close:" + std::string(to_string(close->reason)));
+                done_ = true;
+                client_.clear();
+                backend_.clear();
+            }
+        }
+        out_.clear();
+    }
+
+    std::unique_ptr<Machine> machine_;
+    Actions out_;
+    Transcript t_;
+    std::string client_;
+    std::string backend_;
+    bool done_ = false;
+    bool passthrough_ = false;
+};
+
+// Cuts a step's bytes into chunks; `step` is its index in the script.
+using Chunker = std::function<std::vector<std::string_view>(std::size_t step, std::string_view)>;
+
+inline Transcript play(const MachineSettings& settings, const Script& script,
+                       const Chunker& chunker) {
+    Driver driver(settings);
+    for (std::size_t i = 0; i < script.size(); ++i) {
+        const Step& step = script[i];
+        if (step.kind == Step::Kind::Event) {
+            driver.event(step.event);
+            continue;
+        }
+        const Peer peer = step.kind == Step::Kind::Client ? Peer::Client : Peer::Backend;
+        for (const auto chunk : chunker(i, step.bytes)) {
+            driver.bytes(peer, chunk);
+        }
+    }
+    return driver.finish();
+}
+
+inline Transcript play(const MachineSettings& settings, const Script& script) {
+    return play(settings, script,
+                [](std::size_t, std::string_view b) { return std::vector<std::string_view>{b}; });
+}
+
+// Plays `script` whole, byte at a time, and cut once at every offset of every step; all
+// must agree. Returns the whole-chunk transcript for the caller's own checks.
+inline Transcript check_splits(const MachineSettings& settings, const Script& script) {
+    const Transcript whole = play(settings, script);
+    const std::string expected = whole.render();
+
+    const Transcript bytewise = play(settings, script, [](std::size_t, std::string_view b) {
+        std::vector<std::string_view> chunks;
+        for (std::size_t i = 0; i < b.size(); ++i) {
+            chunks.push_back(b.substr(i, 1));
+        }
+        return chunks;
+    });
+    INFO("byte at a time");
+    REQUIRE(bytewise.render() == expected);
+
+    for (std::size_t step = 0; step < script.size(); ++step) {
+        for (std::size_t cut = 1; cut < script[step].bytes.size(); ++cut) {
+            const Transcript split = play(settings, script, [&](std::size_t i, std::string_view b) {
+                if (i != step) {
+                    return std::vector<std::string_view>{b};
+                }
+                return std::vector<std::string_view>{b.substr(0, cut), b.substr(cut)};
+            });
+            INFO("step " << step << " cut at " << cut);
+            REQUIRE(split.render() == expected);
+        }
+    }
+    return whole;
+}
+
+inline MachineSettings settings_for(Protocol protocol) {
+    MachineSettings s;
+    s.protocol = protocol;
+    s.implicit_tls = true;
+    s.hostname = "mx.test";
+    return s;
+}
+
+}  // namespace postern::protocols::test

@@ -1,0 +1,103 @@
+#include "tls/front_context.hpp"
+
+#include <openssl/tls1.h>
+
+#include "tls/client_caps.hpp"
+#include "tls/policy.hpp"
+#include "tls/server_name.hpp"
+
+namespace postern::tls {
+namespace {
+
+int handshake_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+std::span<const std::uint8_t> hello_ext(SSL* ssl, unsigned type) {
+    const unsigned char* data = nullptr;
+    std::size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, type, &data, &len) != 1) {
+        return {};
+    }
+    return {data, len};
+}
+
+// What the client sent is kept for the log (capped; the proxy sanitizes it when logging).
+constexpr std::size_t kMaxSniKept = 255;
+
+int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
+    auto* hs = static_cast<Handshake*>(SSL_get_ex_data(ssl, handshake_index()));
+    if (hs == nullptr || !hs->store) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    std::optional<std::string> host;
+    try {
+        if (auto raw = parse_server_name_ext(hello_ext(ssl, TLSEXT_TYPE_server_name))) {
+            hs->sni.assign(raw->substr(0, kMaxSniKept));
+            host = normalize_host_name(*raw);  // IP literals and junk count as no SNI
+        }
+    } catch (...) {  // allocation failure: no exception may cross OpenSSL's frames
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    const unsigned char* ciphers = nullptr;
+    const std::size_t ciphers_len = SSL_client_hello_get0_ciphers(ssl, &ciphers);
+    const ClientCaps caps = read_client_caps(hello_ext(ssl, TLSEXT_TYPE_signature_algorithms),
+                                             {ciphers, ciphers_len});
+
+    const Certificate* cert = host ? hs->store->find(*host, caps) : nullptr;
+    if (cert == nullptr) {
+        // Strict mode refuses names we do not hold; a client sending no usable name still gets
+        // the default (mail clients and MTAs often send none).
+        if (hs->strict_sni && host) {
+            hs->refused_name = true;
+            *alert = SSL_AD_UNRECOGNIZED_NAME;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        cert = hs->store->fallback(caps);
+    }
+    if (cert == nullptr || SSL_set_SSL_CTX(ssl, cert->ctx.get()) == nullptr) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    hs->cert = cert;
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+// The OpenSSL 3 manual: even with a ClientHello callback, the servername callback is needed to
+// acknowledge the name the client asked for.
+int on_servername(SSL* /*ssl*/, int* /*alert*/, void* /*arg*/) noexcept {
+    return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+std::unique_ptr<FrontContext> FrontContext::create(const conf::TlsSettings& settings,
+                                                   std::string& error) {
+    SslCtxPtr ctx{SSL_CTX_new(TLS_server_method())};
+    if (!ctx) {
+        error = ossl_errors();
+        return nullptr;
+    }
+    if (!apply_policy(ctx.get(), settings, error)) {
+        return nullptr;
+    }
+    SSL_CTX_set_client_hello_cb(ctx.get(), &on_client_hello, nullptr);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"  // OpenSSL's macro casts the callback
+    SSL_CTX_set_tlsext_servername_callback(ctx.get(), &on_servername);
+#pragma GCC diagnostic pop
+    return std::make_unique<FrontContext>(std::move(ctx));
+}
+
+SslPtr FrontContext::new_ssl(Handshake& handshake) const {
+    SslPtr ssl{SSL_new(ctx_.get())};
+    if (ssl) {
+        SSL_set_ex_data(ssl.get(), handshake_index(), &handshake);
+    }
+    return ssl;
+}
+
+}  // namespace postern::tls

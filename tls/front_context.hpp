@@ -1,0 +1,42 @@
+#pragma once
+// The per-listener "front" SSL_CTX every client handshake starts on. Its ClientHello callback
+// reads the server_name and signature_algorithms extensions straight from the ClientHello
+// (SSL_get_servername is not reliable that early), asks the session's CertStore snapshot for
+// a certificate, and switches the SSL to that certificate's context. Session tickets are keyed
+// on this front context, which OpenSSL uses for tickets whatever context SNI switched to.
+
+#include <memory>
+#include <string>
+
+#include "conf/config.hpp"
+#include "tls/cert_store.hpp"
+#include "tls/ossl.hpp"
+
+namespace postern::tls {
+
+// Per-handshake state, owned by the session and reachable from the SSL through ex_data.
+struct Handshake {
+    std::shared_ptr<const CertStore> store;  // snapshot taken at accept: one store per handshake
+    bool strict_sni = false;
+    std::string sni;                    // as sent (raw, capped); empty when none
+    const Certificate* cert = nullptr;  // what was served
+    bool refused_name = false;          // strict_sni refused the name
+};
+
+class FrontContext {
+public:
+    // Null with `error` set when OpenSSL refuses the policy.
+    [[nodiscard]] static std::unique_ptr<FrontContext> create(const conf::TlsSettings& settings,
+                                                              std::string& error);
+
+    // A new server-side SSL whose ClientHello callback consults `handshake`, which must outlive
+    // the SSL's handshake.
+    [[nodiscard]] SslPtr new_ssl(Handshake& handshake) const;
+
+    explicit FrontContext(SslCtxPtr ctx) : ctx_(std::move(ctx)) {}
+
+private:
+    SslCtxPtr ctx_;
+};
+
+}  // namespace postern::tls

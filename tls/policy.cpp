@@ -1,0 +1,47 @@
+#include "tls/policy.hpp"
+
+#include "tls/ossl.hpp"
+
+namespace postern::tls {
+namespace {
+
+// TLS 1.2 suites: ECDHE key exchange with AEAD only (Mozilla "intermediate" set). TLS 1.3
+// suites are OpenSSL's defaults, which are all AEAD.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+constexpr unsigned char kSessionIdContext[] = "postern";
+
+}  // namespace
+
+const char* version_name(conf::TlsVersion version) noexcept {
+    switch (version) {
+        case conf::TlsVersion::Tls12:
+            return "TLSv1.2";
+        case conf::TlsVersion::Tls13:
+            return "TLSv1.3";
+    }
+    return "TLSv1.2";
+}
+
+bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& error) {
+    const int min = settings.min_version == conf::TlsVersion::Tls13 ? TLS1_3_VERSION
+                                                                     : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 ||
+        SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof(kSessionIdContext) - 1) !=
+            1) {
+        error = ossl_errors();
+        return false;
+    }
+    // IGNORE_UNEXPECTED_EOF: mail clients often close without close_notify; OpenSSL 3 would
+    // otherwise report that as an error (and libevent 2.1.12 mishandles it, libevent #1212).
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return true;
+}
+
+}  // namespace postern::tls

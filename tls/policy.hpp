@@ -1,0 +1,21 @@
+#pragma once
+// The one TLS policy postern applies to every SSL_CTX it creates (the per-listener front
+// context and each certificate's context), so a context switch by SNI never changes policy.
+// TLS 1.2+ only (RFC 8996), AEAD suites with forward secrecy only, no renegotiation, no
+// compression. Buffers are released when idle (most mail sessions are idle IMAP connections).
+
+#include <openssl/ssl.h>
+
+#include <string>
+
+#include "conf/config.hpp"
+
+namespace postern::tls {
+
+// Returns false (with the OpenSSL reason in `error`) if OpenSSL refused a setting.
+[[nodiscard]] bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings,
+                                std::string& error);
+
+[[nodiscard]] const char* version_name(conf::TlsVersion version) noexcept;  // "TLSv1.2"
+
+}  // namespace postern::tls
