@@ -196,9 +196,9 @@ Parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
     } else if (unit == "s") {
         unit_ms = 1000;
     } else if (unit == "m") {
-        unit_ms = 60 * 1000;
+        unit_ms = 60'000;
     } else if (unit == "h") {
-        unit_ms = 60 * 60 * 1000;
+        unit_ms = 3'600'000;
     } else if (unit.empty()) {
         return duration_error(shown, "no unit (ms, s, m or h)");
     } else {

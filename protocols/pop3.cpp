@@ -170,7 +170,7 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
         if (content == ".") {
             in_multiline_ = false;
             pending_.pop();
-        } else if (false) {
+        } else if (pending_.front() == Kind::Capa && capabilities::is_pop3_stls(line)) {
             return;  // the client is on TLS already (RFC 2595 §4)
         }
         send_to_client(out, line);

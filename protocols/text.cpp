@@ -62,8 +62,8 @@ std::optional<std::uint64_t> parse_count(std::string_view digits, std::uint64_t 
             return std::nullopt;
         }
         const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (digit > max ||
-            value > (max - digit) / 10) {  // value * 10 + digit > max, without overflowing
+        // value * 10 + digit > max, asked without overflowing
+        if (digit > max || value > (max - digit) / 10) {
             return std::nullopt;
         }
         value = value * 10 + digit;

@@ -293,6 +293,7 @@ void Session::on_backend_read() {
     if (state_ == State::Closing || state_ == State::Closed) {
         return;
     }
+    backend_active_ = std::chrono::steady_clock::now();
     feed(Peer::Backend);
 }
 
@@ -355,7 +356,13 @@ void Session::on_client_event(short what) {
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) != 0) {
-        end_detail_ = (what & BEV_EVENT_READING) != 0 ? "client idle" : "client not reading";
+        // Idle means no bytes either way: an IMAP IDLE client is silent while its backend talks.
+        const auto quiet = std::chrono::steady_clock::now() - backend_active_;
+        if ((what & BEV_EVENT_READING) != 0 && quiet < listener_.spec.idle_timeout) {
+            bufferevent_enable(client_.get(), EV_READ);  // re-arms the read timeout
+            return;
+        }
+        end_detail_ = (what & BEV_EVENT_READING) != 0 ? "idle" : "client not reading";
         close_with(CloseReason::Timeout, timeout_reply(listener_.spec.protocol));
         return;
     }
@@ -476,7 +483,10 @@ void Session::log_end() const {
     const char* cert =
         handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
     const std::string sni = handshake_.sni.empty() ? "-" : sanitize(handshake_.sni);
-    const auto level = end_ == CloseReason::Internal ? spdlog::level::err : spdlog::level::info;
+    // The admin must act on internal errors and should notice a backend that refuses us.
+    const auto level = end_ == CloseReason::Internal             ? spdlog::level::err
+                       : end_ == CloseReason::BackendUnreachable ? spdlog::level::warn
+                                                                 : spdlog::level::info;
     spdlog::log(level,
                 "session end client={} listener={} protocol={} sni={} cert={} tls={} cipher={} "
                 "backend={} bytes_in={} bytes_out={} duration_ms={} end={}{}{}{}",

@@ -83,6 +83,7 @@ private:
     std::string tls_version_ = "-";
     std::string cipher_ = "-";
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point backend_active_{};  // last bytes from the backend
 };
 
 }  // namespace postern::proxy

@@ -36,6 +36,9 @@ timing install-deps "$t0"
 
 # --- private podman settings (nothing under /etc is changed) -----------------------------------
 mkdir -p "$cache"
+# One build at a time (two tests may call this script at once): they would share the rootfs.
+exec 9> "$cache/build.lock"
+flock -w 1800 9 || { log "another build-image.sh holds $cache/build.lock"; exit 1; }
 cat > "$cache/containers.conf" <<'EOF'
 # Private podman settings for postern's image build/test (used via CONTAINERS_CONF=...).
 [containers]
@@ -90,7 +93,7 @@ else
     timeout 900 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" > "$cache/debootstrap.log" 2>&1 \
         || { tail -n 30 "$cache/debootstrap.log" >&2; log "debootstrap failed (log: $cache/debootstrap.log)"; exit 1; }
     # Smaller image: drop the downloaded .debs and apt lists (the Dockerfile runs apt-get update).
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/*
     timing debootstrap "$t"
     t=$(now)
     tar -C "$rootfs" --numeric-owner -c . \

@@ -42,10 +42,11 @@ def podman(*args, check: bool = True, timeout: float = 120) -> subprocess.Comple
 class ContainerPostern(harness.Postern):
     """harness.Postern, but run from the image with podman (--network=host).
 
-    The harness writes postern.toml into self.dir with certificate paths relative to it; self.dir
-    is mounted as /etc/postern (read-only), exactly the layout docker/Dockerfile documents:
-    /etc/postern/postern.toml and the PKI under /etc/postern/certs. The container's output goes
-    to self.log (k8s-file log driver), so the harness's log helpers work unchanged.
+    The harness writes postern.toml into self.dir with certificate paths relative to it, and the
+    PKI lives in self.dir/certs; they are mounted read-only the way docker/Dockerfile documents:
+    postern.toml as /etc/postern/postern.toml, the PKI folder as /etc/postern/certs. The
+    container's output goes to self.log (k8s-file log driver), so the harness's log helpers work
+    unchanged.
     """
 
     name = "postern-container"
@@ -57,6 +58,7 @@ class ContainerPostern(harness.Postern):
         self.exit_code: Optional[int] = None
 
     def start(self, timeout: float = 30.0) -> "ContainerPostern":
+        assert self.pki.dir == self.dir / "certs", "the PKI must be in <dir>/certs"
         self.write_config()
         # The container user must read the keys; no user namespace, so uids are the host's.
         for name in self.certificates:
@@ -66,7 +68,8 @@ class ContainerPostern(harness.Postern):
         t = time.monotonic()
         podman("run", "-d", "--name", self.container, "--network=host",
                "--log-driver=k8s-file", f"--log-opt=path={self.log}",
-               "-v", f"{self.dir}:/etc/postern:ro", IMAGE)
+               "-v", f"{self.config}:/etc/postern/postern.toml:ro",
+               "-v", f"{self.pki.dir}:/etc/postern/certs:ro", IMAGE)
 
         def up():
             if {self.port(n) for n in self.listeners} <= harness.listening_ports():
@@ -105,7 +108,7 @@ class ContainerImage(harness.IntegrationCase):
         cls.dovecot = cls.own(harness.Dovecot(cls.tmp / "dovecot")).start()
 
     def test_implicit_tls_imap_login_through_container(self):
-        etc = self.test_dir() / "etc"
+        etc = self.tmp / self._testMethodName / "etc"  # mounted as /etc/postern
         pki = harness.Pki(etc / "certs")
         p = self.own_for_test(ContainerPostern(etc, pki, certificates=["default", "a"]))
         p.backend("imap", self.dovecot.imap_address)

@@ -48,7 +48,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import uuid
@@ -757,13 +756,24 @@ class Postern(Service):
             return self.log.stat().st_size
         return 0
 
-    def session_end(self, client_port: int, timeout: float = 10.0, host: str = LOCALHOST) -> dict[str, str]:
-        """Fields of the `session end` line for the client's source port (polls)."""
+    def session_end(self, client_port: int, listener: Optional[str] = None, *, timeout: float = 10.0,
+                    host: str = LOCALHOST, since: int = 0) -> dict[str, str]:
+        """Fields of the `session end` line for the client's source port (polls), also matching
+        listener= when the listener's name is given (a source port alone may be reused)."""
         client = f"[{host}]:{client_port}" if ":" in host else f"{host}:{client_port}"
-        m = self.wait_log(r"^.*\bsession end\b.*\bclient=" + re.escape(client) + r"(?:\s.*)?$", timeout)
-        fields = dict(re.findall(r"\b([a-z_]+)=(\S*)", m.group(0)))
-        fields["_line"] = m.group(0)
-        return fields
+        rx = r"^.*\bsession end\b.*\bclient=" + re.escape(client) + r"\s"
+        if listener is not None:
+            rx += r".*\blistener=" + re.escape(self.listen_address(listener)) + r"\s"
+        m = self.wait_log(rx + r".*$", timeout, since)
+        return parse_fields(m.group(0))
+
+
+def parse_fields(line: str) -> dict[str, str]:
+    """key=value fields of a log line (values may be "quoted with spaces"); _line = the line."""
+    fields = {k: (v[1:-1] if v.startswith('"') else v)
+              for k, v in re.findall(r'\b([a-z_]+)=("[^"]*"|\S*)', line)}
+    fields["_line"] = line
+    return fields
 
 
 def require_postern() -> None:
@@ -782,7 +792,11 @@ def tls_connect(port: int, sni: Optional[str], *, host: str = LOCALHOST, context
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection((host, port), timeout=timeout)
+    return _wrap(context, (host, port), sni, timeout)
+
+
+def _wrap(context: ssl.SSLContext, address, sni: Optional[str], timeout) -> ssl.SSLSocket:
+    raw = socket.create_connection(address, timeout=timeout)
     try:
         return context.wrap_socket(raw, server_hostname=sni)
     except BaseException:
@@ -880,8 +894,7 @@ class ImapSni(imaplib.IMAP4_SSL):
         super().__init__(sni or connect_host, port, ssl_context=ssl_context, timeout=timeout)
 
     def _create_socket(self, timeout):
-        raw = socket.create_connection((self._connect_host, self.port), timeout)
-        return self.ssl_context.wrap_socket(raw, server_hostname=self._sni)
+        return _wrap(self.ssl_context, (self._connect_host, self.port), self._sni, timeout)
 
 
 class Pop3Sni(poplib.POP3_SSL):
@@ -896,8 +909,7 @@ class Pop3Sni(poplib.POP3_SSL):
             raise
 
     def _create_socket(self, timeout):
-        raw = socket.create_connection((self._connect_host, self.port), timeout)
-        return self.context.wrap_socket(raw, server_hostname=self._sni)
+        return _wrap(self.context, (self._connect_host, self.port), self._sni, timeout)
 
 
 class SmtpSni(smtplib.SMTP_SSL):
@@ -907,8 +919,7 @@ class SmtpSni(smtplib.SMTP_SSL):
         super().__init__(sni or connect_host, port, context=context, timeout=timeout)
 
     def _get_socket(self, host, port, timeout):
-        raw = socket.create_connection((self._connect_host, port), timeout)
-        return self.context.wrap_socket(raw, server_hostname=self._sni)
+        return _wrap(self.context, (self._connect_host, port), self._sni, timeout)
 
 
 def parse_client_hello_sni(data: bytes) -> Optional[bytes]:
@@ -1036,10 +1047,3 @@ class IntegrationCase(unittest.TestCase):
         out.append("===== end of logs =====\n")
         sys.stderr.write("\n".join(out) + "\n")
         sys.stderr.flush()
-
-
-def lines_with(text: str, word: str) -> list[str]:
-    return [l for l in text.splitlines() if word in l]
-
-
-__all__ = [n for n in dir() if not n.startswith("_")]

@@ -44,7 +44,7 @@ class BackendKilled(IntegrationCase):
         m.sock.settimeout(10)
         LineClient(m.sock).read_to_eof()  # a hang raises TimeoutError
         m.sock.close()
-        fields = self.postern.session_end(open_port)
+        fields = self.postern.session_end(open_port, "imap")
         self.assertEqual(fields.get("end"), "backend_closed", fields["_line"])
 
         # 3. new clients get the protocol's error over TLS, from the right certificate
@@ -57,7 +57,7 @@ class BackendKilled(IntegrationCase):
                 text = c.read_to_eof()
                 c.close()
                 self.assertRegex(text, pattern)
-                fields = self.postern.session_end(port)
+                fields = self.postern.session_end(port, listener)
                 self.assertEqual(fields.get("end"), "backend_unreachable", fields["_line"])
                 self.assertEqual(fields.get("sni"), sni, fields["_line"])
 

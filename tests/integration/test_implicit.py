@@ -14,11 +14,10 @@ import time
 import unittest
 
 from harness import (LOCALHOST, PASSWORD, USER, Dovecot, ImapSni, IntegrationCase, LineClient,
-                     Pki, Pop3Sni, Postern, Postfix, SmtpSni, free_port, message, run, tls_connect,
-                     unique, wait_until)
+                     Pki, Pop3Sni, Postern, Postfix, SmtpSni, free_port, message, parse_fields, run,
+                     tls_connect, unique)
 
 GREETING = {"imap": "* OK", "pop3": "+OK", "smtp": "220 "}
-QUIT = {"imap": "a9 LOGOUT", "pop3": "QUIT", "smtp": "QUIT"}
 
 # SNI sent -> short name of the certificate that must be served (Pki.CERTS)
 SNI_CASES = [
@@ -71,6 +70,7 @@ class ImplicitTls(IntegrationCase):
             p.listener(f"{proto}_st", proto, f"{proto}_st")
             p.listener(f"{proto}_dead", proto, "nowhere")
         p.listener("imap_blackhole", "imap", "blackhole")
+        p.listener("imap6", "imap", "imap", host="::1")
         p.start()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -85,8 +85,8 @@ class ImplicitTls(IntegrationCase):
         greeting = c.readline() if not listener.startswith("smtp") else "".join(c.smtp_reply())
         return c, served, greeting
 
-    def assert_session(self, client_port: int, **expected) -> dict:
-        fields = self.postern.session_end(client_port)
+    def assert_session(self, client_port: int, listener: str, **expected) -> dict:
+        fields = self.postern.session_end(client_port, listener)
         for key, value in expected.items():
             self.assertEqual(fields.get(key), value, f"{key}= in session line: {fields['_line']}")
         return fields
@@ -114,10 +114,36 @@ class ImplicitTls(IntegrationCase):
                     self.assertEqual(served, want, f"certificate served for SNI {sni!r}")
                     self.assertTrue(greeting.startswith(GREETING[proto]), greeting)
                     c.close()
-                    self.assert_session(port, protocol=proto, sni=sni or "-",
+                    self.assert_session(port, proto, protocol=proto, sni=sni or "-",
                                         cert=first_dns_name(self.pki, want),
-                                        listener=self.postern.listen_address(proto),
                                         backend=proto, end="client_closed")
+
+    def test_ipv6_listener(self):
+        c = LineClient(tls_connect(self.postern.port("imap6"), "mail.b.test", host="::1"))
+        port = c.local_port
+        self.assertEqual(self.pki.identify(c.sock.getpeercert(binary_form=True)), "b")
+        self.assertTrue(c.readline().startswith("* OK"))
+        self.assertTrue(c.imap("a1", "LOGOUT")[-1].startswith("a1 OK"))
+        c.close()
+        fields = self.postern.session_end(port, "imap6", host="::1")
+        self.assertEqual(fields.get("listener"), self.postern.listen_address("imap6"), fields["_line"])
+        self.assertEqual(fields.get("cert"), "mail.b.test", fields["_line"])
+
+    def test_tls12_client(self):
+        ctx = self.pki.context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        for proto in ("imap", "pop3", "smtp"):
+            with self.subTest(protocol=proto):
+                c = LineClient(tls_connect(self.postern.port(proto), "mail.a.test", context=ctx))
+                port = c.local_port
+                self.assertEqual(c.sock.version(), "TLSv1.2")
+                cipher = c.sock.cipher()[0]
+                self.assertEqual(self.pki.identify(c.sock.getpeercert(binary_form=True)), "a")
+                greeting = c.readline()
+                self.assertTrue(greeting.startswith(GREETING[proto]), greeting)
+                c.close()
+                self.assert_session(port, proto, tls="TLSv1.2", cipher=cipher, sni="mail.a.test",
+                                    cert="mail.a.test")
 
     def test_served_certificate_verifies_with_python_clients(self):
         ctx = self.pki.context(verify=True)  # chain + host name checked against the SNI
@@ -141,7 +167,7 @@ class ImplicitTls(IntegrationCase):
     def session_for_listener(self, listener: str, since: int) -> dict:
         addr = re.escape(self.postern.listen_address(listener))
         m = self.postern.wait_log(rf"^.*\bsession end\b.*\blistener={addr}(?:\s.*)?$", since=since)
-        return dict(re.findall(r"\b([a-z_]+)=(\S*)", m.group(0)), _line=m.group(0))
+        return parse_fields(m.group(0))
 
     def test_sni_case_and_trailing_dot_with_openssl(self):
         # openssl s_client sends the name byte for byte (test_fixtures checks that)
@@ -221,6 +247,7 @@ class ImplicitTls(IntegrationCase):
         self.dovecot.seed(message(subject))
         m = ImapSni("mail.a.test", self.postern.port("imap"), ssl_context=self.pki.context())
         port = m.sock.getsockname()[1]
+        version, cipher = m.sock.version(), m.sock.cipher()[0]
         self.assertEqual(self.pki.identify(m.sock.getpeercert(binary_form=True)), "a")
         self.assertEqual(m.login("test@a.test", PASSWORD)[0], "OK")
         self.assertEqual(m.select("INBOX")[0], "OK")
@@ -232,16 +259,14 @@ class ImplicitTls(IntegrationCase):
         self.assertEqual(typ, "OK")
         self.assertIn(f"Subject: {subject}".encode(), data[0][1])
         m.logout()
-        fields = self.assert_session(port, protocol="imap", sni="mail.a.test", cert="mail.a.test",
-                                     backend="imap", listener=self.postern.listen_address("imap"),
-                                     end="client_quit")
-        self.assertRegex(fields.get("tls", ""), r"^TLSv1\.[23]$")
-        self.assertTrue(fields.get("cipher") and fields["cipher"] != "-", fields["_line"])
+        fields = self.assert_session(port, "imap", protocol="imap", sni="mail.a.test",
+                                     cert="mail.a.test", backend="imap", tls=version, cipher=cipher)
         for key in ("bytes_in", "bytes_out", "duration_ms"):
             self.assertRegex(fields.get(key, ""), r"^\d+$", f"{key}= in {fields['_line']}")
         # the fetched message alone is bigger than 100 bytes: bytes_out counts it
         self.assertGreater(int(fields["bytes_out"]), 100, fields["_line"])
         self.assertGreater(int(fields["bytes_in"]), 10, fields["_line"])
+        self.assertEqual(fields.get("end"), "client_quit", fields["_line"])  # after LOGOUT
 
     def test_pop3_login_and_retr(self):
         subject = unique("pop3")
@@ -260,7 +285,7 @@ class ImplicitTls(IntegrationCase):
                 found = True
         self.assertTrue(found, f"no message with Subject: {subject} among {count}")
         p.quit()
-        self.assert_session(port, protocol="pop3", sni="mail.b.test", cert="mail.b.test",
+        self.assert_session(port, "pop3", protocol="pop3", sni="mail.b.test", cert="mail.b.test",
                             backend="pop3", end="client_quit")
 
     def test_smtp_python_smtplib(self):
@@ -273,7 +298,7 @@ class ImplicitTls(IntegrationCase):
         s.quit()
         delivered = self.postfix.wait_for_mail(subject)
         self.assertIn(f"Subject: {subject}", delivered.read_text())
-        self.assert_session(port, protocol="smtp", sni="mail.a.test", cert="mail.a.test",
+        self.assert_session(port, "smtp", protocol="smtp", sni="mail.a.test", cert="mail.a.test",
                             backend="smtp", end="client_quit")
 
     def test_smtp_swaks_tls_on_connect(self):
@@ -375,8 +400,8 @@ class ImplicitTls(IntegrationCase):
                 c.close()
                 self.assertRegex(text, pattern, c.transcript)
                 self.assertEqual(len(text.splitlines()), 1, f"exactly one line, then close: {text!r}")
-                self.assert_session(port, protocol=proto, sni="mail.a.test", cert="mail.a.test",
-                                    backend="nowhere", end="backend_unreachable")
+                self.assert_session(port, f"{proto}_dead", protocol=proto, sni="mail.a.test",
+                                    cert="mail.a.test", backend="nowhere", end="backend_unreachable")
                 self.imap_works()  # another listener, right after
 
     def test_backend_connect_timeout(self):
@@ -389,7 +414,7 @@ class ImplicitTls(IntegrationCase):
         self.assertRegex(text, r"^\* BYE ")
         self.assertLess(elapsed, 6.0, "connect_timeout = 1s was not applied")
         self.assertGreater(elapsed, 0.5, "answered before any connect timeout could expire")
-        self.assert_session(port, backend="blackhole", end="backend_unreachable")
+        self.assert_session(port, "imap_blackhole", backend="blackhole", end="backend_unreachable")
         self.imap_works()
 
     # -- 8. bad input / robustness ------------------------------------------------------------
@@ -417,7 +442,7 @@ class ImplicitTls(IntegrationCase):
                 self.assertTrue(data == b"" or data[0] == 0x15, data[:80])
                 self.assertNotIn(b"OK", data)
                 self.assertNotIn(b"220", data)
-                self.assert_session(port, protocol=proto, end="tls_failed")
+                self.assert_session(port, proto, protocol=proto, end="tls_failed")
         self.imap_works()
 
     def test_silent_clients_do_not_block_others(self):
@@ -439,17 +464,52 @@ class ImplicitTls(IntegrationCase):
                 s.close()
 
 
-class HandshakeTimeout(IntegrationCase):
-    """A client that never sends a ClientHello is dropped after handshake_timeout."""
+class StrictListenerOptions(IntegrationCase):
+    """strict_sni = true, min_version = "1.3" and a short handshake_timeout."""
 
     @classmethod
     def start_fixtures(cls):
         cls.pki = Pki(cls.tmp / "pki")
         cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
-        p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki, strict_sni=True,
+                                          min_version="1.3"))
         p.backend("imap", cls.dovecot.imap_address)
         p.listener("imap", "imap", "imap", handshake_timeout="1s")
         p.start()
+
+    def imap_works(self, sni="mail.a.test"):
+        m = ImapSni(sni, self.postern.port("imap"), ssl_context=self.pki.context())
+        self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
+        m.logout()
+
+    def test_strict_sni_rejects_unknown_names_with_unrecognized_name(self):
+        for sni in ("mail.unknown.test", "a.b.c.test", "c.test"):
+            with self.subTest(sni=sni):
+                raw = socket.create_connection((LOCALHOST, self.postern.port("imap")), 5)
+                port = raw.getsockname()[1]
+                with self.assertRaises(ssl.SSLError) as ctx:
+                    self.pki.context(verify=False).wrap_socket(raw, server_hostname=sni)
+                raw.close()
+                self.assertIn("UNRECOGNIZED_NAME", str(ctx.exception).upper().replace(" ", "_"))
+                fields = self.postern.session_end(port, "imap")
+                self.assertEqual(fields.get("end"), "tls_failed", fields["_line"])
+                self.assertEqual(fields.get("sni"), sni, fields["_line"])
+        for sni, want in (("mail.a.test", "a"), ("x.c.test", "c"), (None, "default")):
+            with self.subTest(sni=sni):
+                c = LineClient(tls_connect(self.postern.port("imap"), sni))
+                self.assertEqual(self.pki.identify(c.sock.getpeercert(binary_form=True)), want)
+                self.assertTrue(c.readline().startswith("* OK"))
+                c.close()
+        self.imap_works("x.c.test")
+
+    def test_min_version_13_refuses_tls12_clients(self):
+        ctx = self.pki.context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        raw = socket.create_connection((LOCALHOST, self.postern.port("imap")), 5)
+        with self.assertRaises(ssl.SSLError):
+            ctx.wrap_socket(raw, server_hostname="mail.a.test")
+        raw.close()
+        self.imap_works()
 
     def test_silent_client_is_closed_after_handshake_timeout(self):
         s = socket.create_connection((LOCALHOST, self.postern.port("imap")), 5)
@@ -465,12 +525,10 @@ class HandshakeTimeout(IntegrationCase):
         self.assertEqual(data, b"")
         self.assertLess(elapsed, 5.0)
         self.assertGreater(elapsed, 0.5)
-        fields = self.postern.session_end(port)
+        fields = self.postern.session_end(port, "imap")
         self.assertEqual(fields.get("end"), "timeout", fields["_line"])
         self.assertEqual(fields.get("sni"), "-", fields["_line"])
-        m = ImapSni("mail.a.test", self.postern.port("imap"), ssl_context=self.pki.context())
-        self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
-        m.logout()
+        self.imap_works()
 
 
 if __name__ == "__main__":

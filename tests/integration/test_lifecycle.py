@@ -51,7 +51,7 @@ class Lifecycle(IntegrationCase):
             self.assertEqual(code, 0)
             m.sock.settimeout(5)
             LineClient(m.sock).read_to_eof()  # closed (maybe after a * BYE); a hang raises
-            fields = p.session_end(port, timeout=2)
+            fields = p.session_end(port, "imap", timeout=2)
             self.assertEqual(fields.get("end"), "shutdown", fields["_line"])
         finally:
             silent.close()

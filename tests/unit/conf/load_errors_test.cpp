@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <string>
 #include <sys/stat.h>
 
@@ -106,7 +107,7 @@ TEST_CASE("conf: each missing required key is reported at its table's line") {
         std::string key;
         std::string table_header;
     };
-    const Row rows[] = {
+    const auto rows = std::to_array<Row>({
         {"[[certificate]]\nkey = \"key.pem\"\n", "certificate[1].cert", "[[certificate]]"},
         {"[[certificate]]\ncert = \"cert.pem\"\n", "certificate[1].key", "[[certificate]]"},
         {"[[backend]]\naddress = \"127.0.0.1:143\"\n", "backend[1].name", "[[backend]]"},
@@ -117,7 +118,7 @@ TEST_CASE("conf: each missing required key is reported at its table's line") {
          "[[listener]]"},
         {with_listener("listen = \"127.0.0.1:993\"\nprotocol = \"imap\"\n"), "listener[1].backend",
          "[[listener]]"},
-    };
+    });
     for (const Row& row : rows) {
         CAPTURE(row.key);
         const ConfigError error = single_error(dir.load("\n" + row.text));
@@ -171,13 +172,13 @@ TEST_CASE("conf: a bad host:port is reported at its key and line") {
         std::string_view listen;
         std::string_view reason;
     };
-    constexpr Row kRows[] = {
+    constexpr auto kRows = std::to_array<Row>({
         {"127.0.0.1", "no port"},
         {"127.0.0.1:0", "port 0 is not allowed"},
         {"127.0.0.1:65536", "out of range (1-65535)"},
         {":993", "empty host"},
         {"[::1:993", "'[' without a matching ']'"},
-    };
+    });
     for (const Row& row : kRows) {
         CAPTURE(row.listen);
         const std::string text =
@@ -329,7 +330,7 @@ TEST_CASE("conf: an invalid duration is reported at its key and line") {
         std::string_view value;
         std::string_view message;
     };
-    constexpr Row kRows[] = {
+    constexpr auto kRows = std::to_array<Row>({
         {"\"30sec\"",
          "invalid duration \"30sec\": expected a whole number followed by ms, s, m or h, e.g. "
          "250ms, 30s, 5m, 1h"},
@@ -339,7 +340,7 @@ TEST_CASE("conf: an invalid duration is reported at its key and line") {
         {"1.5",
          "expected a duration such as \"30s\" or a whole number of seconds, got a "
          "floating-point number"},
-    };
+    });
     for (const Row& row : kRows) {
         CAPTURE(row.value);
         const std::string text = with_listener(
@@ -403,11 +404,17 @@ backend = "nntp"
     CHECK_FALSE(result.config.has_value());
     // listener[1].backend = "imap" is not an error: backend[1] exists, its address is bad.
     REQUIRE(result.errors.size() == 9);
-    const std::string keys[] = {
-        "server.log_level",        "certificate[1].cert",  "backend[1].address",
-        "tls.default_certificate", "listener[1].tls",      "listener[1].idle_timeout",
-        "listener[2].listen",      "listener[2].protocol", "listener[2].backend",
-    };
+    const auto keys = std::to_array<std::string>({
+        "server.log_level",
+        "certificate[1].cert",
+        "backend[1].address",
+        "tls.default_certificate",
+        "listener[1].tls",
+        "listener[1].idle_timeout",
+        "listener[2].listen",
+        "listener[2].protocol",
+        "listener[2].backend",
+    });
     for (std::size_t i = 0; i < result.errors.size(); ++i) {
         CAPTURE(i);
         CHECK(result.errors[i].key == keys[i]);

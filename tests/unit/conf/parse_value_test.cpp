@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <chrono>
 #include <string_view>
 
@@ -17,10 +18,17 @@ TEST_CASE("conf: durations parse from a whole number and a unit") {
         std::string_view text;
         std::chrono::milliseconds expected;
     };
-    constexpr Row kRows[] = {
-        {"250ms", 250ms}, {"1ms", 1ms}, {"30s", 30s},     {"5m", 5min},       {"1h", 1h},
-        {"90m", 90min},   {"007s", 7s}, {"8760h", 8760h}, {"525600m", 8760h},
-    };
+    constexpr auto kRows = std::to_array<Row>({
+        {"250ms", 250ms},
+        {"1ms", 1ms},
+        {"30s", 30s},
+        {"5m", 5min},
+        {"1h", 1h},
+        {"90m", 90min},
+        {"007s", 7s},
+        {"8760h", 8760h},
+        {"525600m", 8760h},
+    });
     for (const Row& row : kRows) {
         CAPTURE(row.text);
         const auto parsed = parse_duration(row.text);
@@ -35,7 +43,7 @@ TEST_CASE("conf: malformed, zero and huge durations are refused with a reason") 
         std::string_view text;
         std::string_view reason;
     };
-    constexpr Row kRows[] = {
+    constexpr auto kRows = std::to_array<Row>({
         {"", "whole number followed by ms, s, m or h"},
         {"s", "whole number followed by ms, s, m or h"},
         {"30", "no unit"},
@@ -51,7 +59,7 @@ TEST_CASE("conf: malformed, zero and huge durations are refused with a reason") 
         {"0ms", "must be greater than 0"},
         {"8761h", "too long"},
         {"99999999999999999999999h", "too long"},
-    };
+    });
     for (const Row& row : kRows) {
         CAPTURE(row.text);
         const auto parsed = parse_duration(row.text);
@@ -74,7 +82,7 @@ TEST_CASE("conf: endpoints parse as host:port and [v6]:port") {
         std::string_view host;
         std::uint16_t port;
     };
-    constexpr Row kRows[] = {
+    constexpr auto kRows = std::to_array<Row>({
         {"127.0.0.1:993", "127.0.0.1", 993},
         {"0.0.0.0:1", "0.0.0.0", 1},
         {"mail.example.net:65535", "mail.example.net", 65535},
@@ -84,7 +92,7 @@ TEST_CASE("conf: endpoints parse as host:port and [v6]:port") {
         {"[2001:db8::17]:110", "2001:db8::17", 110},
         {"[::ffff:192.0.2.1]:25", "::ffff:192.0.2.1", 25},
         {"[fe80::1%eth0]:993", "fe80::1%eth0", 993},
-    };
+    });
     for (const Row& row : kRows) {
         CAPTURE(row.text);
         const auto parsed = parse_endpoint(row.text);
@@ -101,7 +109,7 @@ TEST_CASE("conf: bad endpoints are refused with a reason") {
         std::string_view text;
         std::string_view reason;
     };
-    constexpr Row kRows[] = {
+    constexpr auto kRows = std::to_array<Row>({
         {"", "empty"},
         {"127.0.0.1", "no port"},
         {"127.0.0.1:", "no port after ':'"},
@@ -121,7 +129,7 @@ TEST_CASE("conf: bad endpoints are refused with a reason") {
         {"[::g]:993", "not an IPv6 address"},
         {"[fe80::1%]:993", "zone"},
         {"mail example:25", "host may only hold"},
-    };
+    });
     for (const Row& row : kRows) {
         CAPTURE(row.text);
         const auto parsed = parse_endpoint(row.text);

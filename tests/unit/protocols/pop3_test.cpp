@@ -76,6 +76,14 @@ TEST_CASE("pop3: only CAPA replies are filtered; dot-stuffed lines do not end a 
     CHECK(t.to_client() == std::string(kDovecotGreeting) +
                                "+OK\r\nPLAIN\r\nSTLS\r\n..\r\n.\r\n+OK\r\n..STLS\r\n.\r\n");
     CHECK_FALSE(t.has("passthrough"));  // bare AUTH lists mechanisms; it authenticates nobody
+
+    // Pipelined: a ".." line must not end the first reply, or the CAPA after it would be
+    // taken for something else and keep its STLS.
+    const auto pipelined = check_splits(
+        pop3(), connected({backend(kDovecotGreeting), client("AUTH\r\nCAPA\r\n"),
+                           backend("+OK\r\nPLAIN\r\n..\r\n.\r\n+OK\r\nSTLS\r\nUSER\r\n.\r\n")}));
+    CHECK(pipelined.to_client() ==
+          std::string(kDovecotGreeting) + "+OK\r\nPLAIN\r\n..\r\n.\r\n+OK\r\nUSER\r\n.\r\n");
 }
 
 TEST_CASE("pop3: a failed PASS stays in the machine") {
@@ -165,6 +173,14 @@ TEST_CASE("pop3: lines over the limits close the session") {
     CHECK(over.to_backend().empty());
     const auto backend_over = check_splits(s, connected({backend("+OK " + std::string(80, 'x'))}));
     CHECK(backend_over.actions.back() == "close:protocol_error");
+}
+
+TEST_CASE("pop3: a NUL byte in a command closes the session") {
+    const auto t = check_splits(
+        pop3(), connected({backend(kDovecotGreeting), client(std::string("STLS\0\r\n", 7))}));
+    CHECK(t.actions.back() == "close:protocol_error");
+    CHECK(t.to_client().ends_with("-ERR NUL byte in command\r\n"));
+    CHECK(t.to_backend().empty());
 }
 
 TEST_CASE("pop3: QUIT is relayed and its +OK closes as client quit") {

@@ -58,15 +58,18 @@ TEST_CASE("smtp: only whole STARTTLS keywords in 250 EHLO lines are dropped") {
                            backend("250-STARTTLS.mx.test\r\n250-STARTTLSX\r\n250-X-STARTTLS\r\n"
                                    "250 HELP\r\n"),
                            client("HELO c\r\n"), backend("250 mx.test\r\n"), client("EHLO c\r\n"),
-                           backend("550-mx.test\r\n550 STARTTLS\r\n")}));
+                           backend("550-mx.test\r\n550 STARTTLS\r\n"), client("EHLO c\r\n"),
+                           backend("250-STARTTLS\r\n250 8BITMIME\r\n")}));
+    // The first line names the server (here one called "STARTTLS"), never an extension.
     CHECK(t.to_client() == greeted("250-STARTTLS.mx.test\r\n250-STARTTLSX\r\n250-X-STARTTLS\r\n"
-                                   "250 HELP\r\n250 mx.test\r\n550-mx.test\r\n550 STARTTLS\r\n"));
+                                   "250 HELP\r\n250 mx.test\r\n550-mx.test\r\n550 STARTTLS\r\n"
+                                   "250-STARTTLS\r\n250 8BITMIME\r\n"));
 }
 
 TEST_CASE("smtp: a pipelined MX transaction relays its content byte for byte") {
     const std::string content =
         "Subject: capabilities\r\n\r\n250-STARTTLS\r\nSTARTTLS\r\n..STARTTLS\r\n"
-        "bare\n.\nstill content\r\n.\nand\r\n.x\r\n.\r\n";
+        "bare\n.\nstill content\r\n.\nand\r\n.x\r\nlf\n.\r\nmore\r\n\n.\r\n\r\n..\r\n.\r\n";
     const auto t = check_splits(
         smtp(),
         connected({backend(kGreeting), client("EHLO client.example\r\n"), backend(kEhloReply),
@@ -108,7 +111,25 @@ TEST_CASE("smtp: content is forwarded in chunks, not line by line") {
     CHECK(machine->state_name() == "command");
 }
 
+TEST_CASE("smtp: an empty message ends at its first line") {
+    const auto t =
+        check_splits(smtp(), connected({backend(kGreeting), client("DATA\r\n"),
+                                        backend("354 go ahead\r\n"), client(".\r\nEHLO c\r\n"),
+                                        backend("250 2.0.0 Ok: queued\r\n"), backend(kEhloReply)}));
+    CHECK(t.to_backend() == "DATA\r\n.\r\nEHLO c\r\n");
+    CHECK(t.to_client().ends_with(kEhloReplyFiltered));
+}
+
 TEST_CASE("smtp: the line after DATA waits for the reply to DATA") {
+    SUBCASE("354: content sent early stays content, the next EHLO is a command") {
+        const auto t =
+            check_splits(smtp(), connected({backend(kGreeting), client("DATA\r\nEHLO x\r\n.\r\n"),
+                                            backend("354 End data with <CR><LF>.<CR><LF>\r\n"),
+                                            backend("250 2.0.0 Ok: queued\r\n"),
+                                            client("EHLO c\r\n"), backend(kEhloReply)}));
+        CHECK(t.to_backend() == "DATA\r\nEHLO x\r\n.\r\nEHLO c\r\n");
+        CHECK(t.to_client().ends_with(kEhloReplyFiltered));
+    }
     SUBCASE("354: it is content") {
         const auto t =
             check_splits(smtp(), connected({backend(kGreeting), client("DATA\r\nSTARTTLS\r\n.\r\n"),
