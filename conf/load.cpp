@@ -1,5 +1,6 @@
 #include "conf/load.hpp"
 
+#include "conf/files.hpp"
 #include "conf/parse_value.hpp"
 #include "conf/toml_reader.hpp"
 
@@ -7,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -53,9 +55,7 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-std::string os_error(int code) {
-    return std::error_code{code, std::generic_category()}.message();
-}
+using detail::os_error;
 
 fs::path absolute_path(const fs::path& file) {
     std::error_code ec;
@@ -82,23 +82,25 @@ Parsed<std::string> read_file(const fs::path& file) {
     return {std::move(text), {}};
 }
 
-// Nothing is read: a PEM's content is tls::CertStore's business. Opening proves the path
-// exists and this process may read it, and yields the OS's words when it may not.
-std::optional<std::string> unreadable_reason(const fs::path& path) {
-    std::error_code ec;
-    const fs::file_status status = fs::status(path, ec);
-    if (fs::is_directory(status)) {
-        return os_error(EISDIR);
+std::string not_a_dns_name(const std::string& name) {
+    return "\"" + name +
+           "\" is not a DNS name (letters, digits and hyphens in dot-separated labels, e.g. "
+           "mail.example.net)";
+}
+
+// server.hostname and listener[].hostname: a DNS name kept as written. Absent leaves `out`
+// empty (the proxy's FQDN, or server.hostname for a listener); "" is refused like any empty
+// string value.
+void read_hostname(TableReader& table, std::string& out) {
+    std::optional<std::string> name = table.string("hostname", Need::Optional);
+    if (!name) {
+        return;
     }
-    // Opening a FIFO would block startup until some writer appears.
-    if (fs::exists(status) && !fs::is_regular_file(status)) {
-        return std::string{"not a regular file"};
+    if (!is_dns_name(*name)) {
+        table.error("hostname", table.at("hostname"), not_a_dns_name(*name));
+        return;
     }
-    const FilePtr stream{std::fopen(path.c_str(), "rb")};
-    if (!stream) {
-        return os_error(errno);
-    }
-    return std::nullopt;
+    out = std::move(*name);
 }
 
 std::string lower_ascii(std::string text) {
@@ -108,6 +110,42 @@ std::string lower_ascii(std::string text) {
         }
     }
     return text;
+}
+
+// submission, require_tls and plaintext_timeout, which depend on protocol and tls. A key is
+// only checked against a protocol or tls mode that was itself read without error, so one typo
+// is not reported twice.
+void read_starttls_keys(TableReader& table, ListenerSpec& spec, bool protocol_known,
+                        bool mode_known) {
+    const bool implicit = mode_known && spec.tls == TlsMode::Implicit;
+    if (auto submission = table.boolean("submission")) {
+        if (protocol_known && spec.protocol != Protocol::Smtp) {
+            table.error("submission", table.at("submission"),
+                        std::string{"submission only applies to smtp listeners (this one is "} +
+                            to_string(spec.protocol) + ")");
+        } else {
+            spec.submission = *submission;
+        }
+    }
+    const std::optional<bool> require_tls = table.boolean("require_tls");
+    if (require_tls && implicit) {
+        table.error("require_tls", table.at("require_tls"),
+                    "require_tls only applies to starttls listeners; with tls = \"implicit\" "
+                    "TLS is always required");
+    }
+    if (auto timeout = table.duration("plaintext_timeout")) {
+        if (implicit) {
+            table.error("plaintext_timeout", table.at("plaintext_timeout"),
+                        "plaintext_timeout only applies to starttls listeners; with tls = "
+                        "\"implicit\" handshake_timeout limits the time before TLS");
+        } else {
+            spec.plaintext_timeout = *timeout;
+        }
+    }
+    // RFC 3207 4: a publicly referenced MX must not require TLS, so plain smtp (port 25) lets
+    // clients go on without it unless told otherwise; submission, IMAP and POP3 do not.
+    const bool by_default = spec.protocol != Protocol::Smtp || spec.submission;
+    spec.require_tls = spec.tls == TlsMode::Implicit || require_tls.value_or(by_default);
 }
 
 class Loader {
@@ -126,12 +164,16 @@ private:
     void read_listener(TableReader& table);
     void check_listener_needs(std::size_t listeners, std::size_t certificates);
     std::optional<fs::path> existing_file(TableReader& table, std::string_view key);
+    [[nodiscard]] fs::path resolve(const std::string& text) const {
+        return (base_ / fs::path{text}).lexically_normal();  // absolute stays absolute
+    }
 
     Config config_;
     ErrorSink errors_;
     fs::path base_;
     Source tls_at_;
     bool tls_default_given_ = false;
+    bool certificates_dir_given_ = false;
     Source first_listener_at_;
     // Backend name -> key that declared it, and its position. Holds every declared name, so a
     // backend with a bad address does not also make each listener naming it an error.
@@ -173,9 +215,13 @@ void Loader::read_server(TableReader& root) {
         return;
     }
     TableReader server{*table, "server", errors_};
-    server.reject_unknown_keys({"log_level"});
+    server.reject_unknown_keys({"log_level", "hostname", "workers"});
     if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
         config_.server.log_level = *level;
+    }
+    read_hostname(server, config_.server.hostname);
+    if (auto workers = server.integer("workers", 0, std::int64_t{kMaxWorkers})) {
+        config_.server.workers = static_cast<unsigned>(*workers);
     }
 }
 
@@ -186,7 +232,8 @@ void Loader::read_tls(TableReader& root) {
     }
     TableReader tls{*table, "tls", errors_};
     tls_at_ = tls.at();
-    tls.reject_unknown_keys({"min_version", "default_certificate", "strict_sni"});
+    tls.reject_unknown_keys({"min_version", "default_certificate", "strict_sni", "certificates_dir",
+                             "expiry_warning_days"});
     if (auto version = tls.choice<TlsVersion>("min_version", kTlsVersions, Need::Optional)) {
         config_.tls.min_version = *version;
     }
@@ -199,13 +246,27 @@ void Loader::read_tls(TableReader& root) {
             config_.tls.default_certificate_at = tls.at("default_certificate");
         } else {
             tls.error("default_certificate", tls.at("default_certificate"),
-                      "\"" + lowered +
-                          "\" is not a DNS name (letters, digits and hyphens in dot-separated "
-                          "labels, e.g. mail.example.net)");
+                      not_a_dns_name(lowered));
         }
     }
     if (auto strict = tls.boolean("strict_sni")) {
         config_.tls.strict_sni = *strict;
+    }
+    certificates_dir_given_ = tls.has("certificates_dir");
+    if (auto dir = tls.string("certificates_dir", Need::Optional)) {
+        // Its subfolders are read by tls::CertStore::build (conf/certificates_dir.hpp), so that
+        // every rebuilt store sees them as they are then; here only the folder itself.
+        const fs::path path = resolve(*dir);
+        if (const std::optional<std::string> reason = detail::unreadable_dir_reason(path)) {
+            tls.error("certificates_dir", tls.at("certificates_dir"),
+                      "cannot read directory \"" + path.string() + "\": " + *reason);
+        } else {
+            config_.tls.certificates_dir = path;
+            config_.tls.certificates_dir_at = tls.at("certificates_dir");
+        }
+    }
+    if (auto days = tls.integer("expiry_warning_days", 0, kMaxExpiryWarningDays)) {
+        config_.tls.expiry_warning_days = static_cast<std::uint32_t>(*days);
     }
 }
 
@@ -214,8 +275,8 @@ std::optional<fs::path> Loader::existing_file(TableReader& table, std::string_vi
     if (!text) {
         return std::nullopt;
     }
-    const fs::path path = (base_ / fs::path{*text}).lexically_normal();  // absolute stays absolute
-    if (const std::optional<std::string> reason = unreadable_reason(path)) {
+    const fs::path path = resolve(*text);
+    if (const std::optional<std::string> reason = detail::unreadable_file_reason(path)) {
         table.error(key, table.at(key), "cannot read \"" + path.string() + "\": " + *reason);
         return std::nullopt;
     }
@@ -223,12 +284,35 @@ std::optional<fs::path> Loader::existing_file(TableReader& table, std::string_vi
 }
 
 void Loader::read_certificate(TableReader& table) {
-    table.reject_unknown_keys({"cert", "key"});
+    table.reject_unknown_keys({"cert", "key", "pkcs12", "password_file"});
     CertificateSpec spec;
     spec.key_name = table.path();
     spec.at = table.at();
-    spec.cert = existing_file(table, "cert").value_or(fs::path{});
-    spec.key = existing_file(table, "key").value_or(fs::path{});
+    const bool pem = table.has("cert") || table.has("key");
+    if (table.has("pkcs12")) {
+        if (pem) {
+            table.error("pkcs12", table.at("pkcs12"),
+                        "give either cert and key (PEM files) or pkcs12 (a PKCS#12 bundle), not "
+                        "both");
+        } else {
+            spec.pkcs12 = existing_file(table, "pkcs12").value_or(fs::path{});
+            if (table.has("password_file")) {
+                spec.password_file = existing_file(table, "password_file").value_or(fs::path{});
+            }
+        }
+    } else if (!pem) {
+        errors_.add(table.at(), table.path(),
+                    "no certificate given: set cert and key (PEM files), or pkcs12 (a PKCS#12 "
+                    "bundle)");
+    } else {
+        spec.cert = existing_file(table, "cert").value_or(fs::path{});
+        spec.key = existing_file(table, "key").value_or(fs::path{});
+        if (table.has("password_file")) {
+            table.error("password_file", table.at("password_file"),
+                        "password_file is only used with pkcs12; a PEM key must not be "
+                        "encrypted");
+        }
+    }
     config_.certificates.push_back(std::move(spec));
 }
 
@@ -258,8 +342,9 @@ void Loader::read_backend(TableReader& table) {
 }
 
 void Loader::read_listener(TableReader& table) {
-    table.reject_unknown_keys(
-        {"listen", "protocol", "tls", "backend", "handshake_timeout", "idle_timeout"});
+    table.reject_unknown_keys({"listen", "protocol", "tls", "backend", "handshake_timeout",
+                               "idle_timeout", "hostname", "require_tls", "submission",
+                               "plaintext_timeout", "max_errors"});
     ListenerSpec spec;
     spec.key_name = table.path();
     spec.at = table.at();
@@ -279,11 +364,15 @@ void Loader::read_listener(TableReader& table) {
         }
         spec.listen = std::move(*listen);
     }
-    if (auto protocol = table.choice<Protocol>("protocol", kProtocols, Need::Required)) {
+    const std::optional<Protocol> protocol =
+        table.choice<Protocol>("protocol", kProtocols, Need::Required);
+    if (protocol) {
         spec.protocol = *protocol;
         spec.idle_timeout = default_idle_timeout(*protocol);
     }
-    if (auto mode = table.choice<TlsMode>("tls", kTlsModes, Need::Optional, "tls mode")) {
+    const std::optional<TlsMode> mode =
+        table.choice<TlsMode>("tls", kTlsModes, Need::Optional, "tls mode");
+    if (mode) {
         spec.tls = *mode;
     }
     if (auto backend = table.string("backend", Need::Required)) {
@@ -305,6 +394,11 @@ void Loader::read_listener(TableReader& table) {
     if (auto timeout = table.duration("idle_timeout")) {
         spec.idle_timeout = *timeout;
     }
+    read_hostname(table, spec.hostname);
+    if (auto errors = table.integer("max_errors", 1, static_cast<std::int64_t>(kMaxMaxErrors))) {
+        spec.max_errors = static_cast<std::size_t>(*errors);
+    }
+    read_starttls_keys(table, spec, protocol.has_value(), !table.has("tls") || mode.has_value());
     config_.listeners.push_back(std::move(spec));
 }
 
@@ -312,9 +406,10 @@ void Loader::check_listener_needs(std::size_t listeners, std::size_t certificate
     if (listeners == 0) {
         return;
     }
-    if (certificates == 0) {
+    if (certificates == 0 && !certificates_dir_given_) {
         errors_.add(first_listener_at_, "certificate",
-                    "no [[certificate]] is defined; a [[listener]] needs at least one");
+                    "no [[certificate]] and no tls.certificates_dir is defined; a [[listener]] "
+                    "needs at least one certificate");
     }
     // With no SNI (or an unknown name) a listener still has to present some certificate.
     if (!tls_default_given_) {

@@ -133,6 +133,26 @@ std::optional<bool> TableReader::boolean(std::string_view key) {
     return std::nullopt;
 }
 
+std::optional<std::int64_t> TableReader::integer(std::string_view key, std::int64_t min,
+                                                 std::int64_t max) {
+    const toml::node* node = find(key, Need::Optional);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    const std::string range = std::to_string(min) + " to " + std::to_string(max);
+    const auto* value = node->as_integer();
+    if (value == nullptr) {
+        wrong_type(key, *node, "a whole number from " + range);
+        return std::nullopt;
+    }
+    if (value->get() < min || value->get() > max) {
+        error(key, source_of(node->source()),
+              std::to_string(value->get()) + " is out of range (" + range + ")");
+        return std::nullopt;
+    }
+    return value->get();
+}
+
 std::optional<std::chrono::milliseconds> TableReader::duration(std::string_view key) {
     const toml::node* node = find(key, Need::Optional);
     if (node == nullptr) {

@@ -71,6 +71,9 @@ public:
     // value was reported as wrong; a present value is never silently ignored.
     [[nodiscard]] std::optional<std::string> string(std::string_view key, Need need);
     [[nodiscard]] std::optional<bool> boolean(std::string_view key);
+    // An optional TOML integer from `min` to `max`; anything else is reported with the range.
+    [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
+                                                      std::int64_t max);
     [[nodiscard]] std::optional<std::chrono::milliseconds> duration(std::string_view key);
     [[nodiscard]] std::optional<Endpoint> endpoint(std::string_view key, Need need);
     // One of `choices` by name; an unknown name is reported as "unknown <what> ..." listing

@@ -108,9 +108,11 @@ std::size_t ImapMachine::on_client(std::string_view data, Actions& out) {
             pos += n;
             continue;
         }
-        // RFC 9051 §4.3: a synchronizing literal is sent only after "+"; the client is
-        // waiting too, and anything it sends now is not that literal.
+        // A synchronizing literal is sent only after "+" (RFC 9051 §4.3), and during
+        // AUTHENTICATE the client answers one line per "+" (§6.2.2): until then the client
+        // is waiting too, and what it might send is not what we would take it for.
         if (awaiting_continuation_ || (sasl_active_ && sasl_credits_ == 0)) {
+            client_stalled();
             break;
         }
         const auto read = client_reader_.next(rest, settings_.max_line);
@@ -123,6 +125,7 @@ std::size_t ImapMachine::on_client(std::string_view data, Actions& out) {
         }
         if (client_line(read.line, out) == Step::Stall) {
             client_reader_.unread(read.line.size());
+            client_stalled();
             break;
         }
         pos += read.line.size();
@@ -229,16 +232,18 @@ std::size_t ImapMachine::on_backend(std::string_view data, Actions& out) {
         } else {
             backend_response(line, out);
         }
+        if (yield_to_client()) {
+            break;
+        }
     }
     return pos;
 }
 
 void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
     const auto [star, rest] = text::split_word(text::strip_eol(line));
-    const std::string_view status = text::split_word(rest).first;
-    if (star != "*") {
-        close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
-    } else if (iequals(status, "OK")) {
+    // Anything but an untagged OK/PREAUTH/BYE is not an IMAP server (RFC 9051 §7.1).
+    const std::string_view status = star == "*" ? text::split_word(rest).first : "";
+    if (iequals(status, "OK")) {
         relay_filtered(line, out);
         greeting_relayed();
     } else if (iequals(status, "PREAUTH")) {  // RFC 9051 §7.1.4: already authenticated

@@ -11,6 +11,15 @@
 //    backend is not connected); the caller offers them again after the next event.
 //  - After a Passthrough or Close action the machine consumes nothing more; bytes it did not
 //    consume are relayed as-is (Passthrough) or dropped (Close).
+//  - Client bytes may be held back (0 returned) until the backend has answered: before its
+//    greeting, after SMTP DATA, during a SASL exchange, or a STARTTLS that must be answered
+//    after replies still owed. on_bytes(Backend) may in turn stop after a line, with
+//    complete lines left, so held client bytes are looked at first. So the session pumps:
+//    after any call that consumed bytes, it offers the backend's and then the client's
+//    leftovers again, until neither call consumes anything; leftovers then wait for more
+//    bytes or an event. Backend bytes are never held back for the client's sake otherwise:
+//    a live machine leaves fewer than max_backend_line of them unconsumed.
+//  - SendToClient bytes before a Close are flushed to the client before closing.
 
 #include "protocols/action.hpp"
 
@@ -18,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace postern::protocols {
 
@@ -29,6 +39,10 @@ struct MachineSettings {
     std::size_t max_line = 4096;           // a client command line, CRLF included
     std::size_t max_backend_line = 65536;  // a backend response line before passthrough
     std::size_t max_errors = 10;           // bad commands in a row before closing
+    // SMTP STARTTLS listeners: the extension lines (without "250-") the backend answered EHLO
+    // with, learned by the proxy ahead of time; may be empty, never null.
+    std::shared_ptr<const std::vector<std::string>> smtp_extensions =
+        std::make_shared<const std::vector<std::string>>();
 };
 
 class Machine {

@@ -82,6 +82,7 @@ std::size_t Pop3Machine::on_client(std::string_view data, Actions& out) {
         // During AUTH the client may only answer challenges; more than that waits for the
         // outcome, after which it is a command again (or Passthrough relays it).
         if ((sasl_active_ && sasl_credits_ == 0) || pending_.size() >= kMaxPending) {
+            client_stalled();
             break;
         }
         const auto read = client_reader_.next(data.substr(pos), settings_.max_line);
@@ -94,6 +95,7 @@ std::size_t Pop3Machine::on_client(std::string_view data, Actions& out) {
         }
         if (client_line(read.line, out) == Step::Stall) {
             client_reader_.unread(read.line.size());
+            client_stalled();
             break;
         }
         pos += read.line.size();
@@ -146,6 +148,9 @@ std::size_t Pop3Machine::on_backend(std::string_view data, Actions& out) {
             backend_greeting(read.line, out);
         } else {
             backend_reply(read.line, out);
+        }
+        if (yield_to_client()) {
+            break;
         }
     }
     return pos;

@@ -27,7 +27,11 @@ void append_send(Actions& out, std::string_view bytes) {
 std::size_t RelayMachine::on_bytes(Peer from, std::string_view data, Actions& out) {
     switch (from) {
         case Peer::Client:
-            return phase_ == Phase::Dialogue ? on_client(data, out) : 0;
+            if (phase_ == Phase::Dialogue) {
+                return on_client(data, out);
+            }
+            client_stalled_ = client_stalled_ || (relaying() && !data.empty());
+            return 0;
         case Peer::Backend:
             return relaying() ? on_backend(data, out) : 0;
     }
@@ -46,6 +50,8 @@ void RelayMachine::on_event(Event event, Actions& out) {
             if (phase_ == Phase::Connecting) {
                 phase_ = Phase::Greeting;
             }
+            return;
+        case Event::ClientConnected:  // TODO(#3): pre-TLS dialogue on STARTTLS listeners
             return;
         case Event::BackendFailed:
             // Also after the greeting: the client still deserves the protocol's goodbye.

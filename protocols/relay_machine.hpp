@@ -50,6 +50,17 @@ protected:
     }
     void greeting_relayed() noexcept { phase_ = Phase::Dialogue; }
 
+    // Client bytes are held back until the backend answers (see machine.hpp). A subclass
+    // calls client_stalled() where it stops for that reason, and asks yield_to_client() after
+    // every backend line: when it says so, on_backend() returns at once, so the held bytes are
+    // looked at before the next line, however the backend's bytes were cut.
+    void client_stalled() noexcept { client_stalled_ = true; }
+    [[nodiscard]] bool yield_to_client() noexcept {
+        const bool yield = client_stalled_;
+        client_stalled_ = false;
+        return yield;
+    }
+
     // The backend said no in its greeting; it is relayed already.
     void backend_refused(Actions& out) { close(out, CloseReason::BackendUnreachable); }
     void close(Actions& out, CloseReason reason);
@@ -63,6 +74,7 @@ protected:
 
 private:
     Phase phase_ = Phase::AwaitTls;
+    bool client_stalled_ = false;
 };
 
 }  // namespace postern::protocols

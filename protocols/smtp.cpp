@@ -148,6 +148,7 @@ std::size_t SmtpMachine::on_client(std::string_view data, Actions& out) {
         // client's bytes keep until the backend has answered.
         if (client_mode_ == ClientMode::AwaitDataReply || (sasl_active_ && sasl_credits_ == 0) ||
             pending_.size() >= kMaxPending) {
+            client_stalled();
             break;
         }
         const auto read = client_reader_.next(data.substr(pos), settings_.max_line);
@@ -160,6 +161,7 @@ std::size_t SmtpMachine::on_client(std::string_view data, Actions& out) {
         }
         if (client_line(read.line, out) == Step::Stall) {
             client_reader_.unread(read.line.size());
+            client_stalled();
             break;
         }
         pos += read.line.size();
@@ -254,6 +256,9 @@ std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
         }
         pos += read.line.size();
         backend_line(read.line, reply, out);
+        if (yield_to_client()) {
+            break;
+        }
     }
     return pos;
 }

@@ -1,13 +1,14 @@
 #include "proxy/check.hpp"
 
+#include "conf/load.hpp"
+#include "tls/cert_checks.hpp"
+#include "tls/cert_store.hpp"
+
 #include <algorithm>
 #include <ctime>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include "conf/load.hpp"
-#include "tls/cert_store.hpp"
 
 namespace postern::proxy {
 namespace {
@@ -23,12 +24,21 @@ std::string pad(const std::string& s, std::size_t width) {
     return s.size() >= width ? s + "  " : s + std::string(width - s.size() + 2, ' ');
 }
 
-std::string expiry_text(const tls::Certificate& cert) {
-    const auto days = (cert.not_after - std::time(nullptr)) / (24 * 3600);
-    if (cert.not_after < std::time(nullptr)) {
+std::string expiry_text(const tls::Certificate& cert, std::time_t now) {
+    if (cert.not_after <= now) {
         return cert.not_after_text + " (EXPIRED)";
     }
+    constexpr std::time_t kDay = std::time_t{24} * 60 * 60;
+    const auto days = (cert.not_after - now) / kDay;
     return cert.not_after_text + " (" + std::to_string(days) + " days)";
+}
+
+// Rows for names the store does not serve from this certificate say so; the warnings below
+// the table say why.
+std::string served_note(const tls::CertStore& store, const tls::Certificate& cert,
+                        const std::string& name) {
+    const tls::Certificate* served = store.served_for(name, cert.key_type);
+    return served == &cert ? std::string{} : "  [not served]";
 }
 
 }  // namespace
@@ -40,17 +50,19 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         return 1;
     }
     const conf::Config& config = *loaded.config;
-    auto built = tls::CertStore::build(config);
+    const std::time_t now = std::time(nullptr);
+    auto built = tls::CertStore::build(config, now);
     if (!built.store) {
         err << conf::format_errors(built.errors);
         return 1;
     }
+    const tls::CertStore& store = *built.store;
 
     std::vector<Row> rows;
-    for (const auto& cert : built.store->certificates()) {
+    for (const auto& cert : store.certificates()) {
         for (const auto& name : cert->names) {
             rows.push_back(Row{name, cert->cert_file.string(), cert->key_description,
-                               expiry_text(*cert)});
+                               expiry_text(*cert, now) + served_note(store, *cert, name)});
         }
     }
     std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
@@ -67,17 +79,38 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
     }
     rows.insert(rows.begin(), header);
     for (const auto& r : rows) {
-        out << pad(r.name, w_name) << pad(r.file, w_file) << pad(r.key, w_key) << r.expiry
-            << '\n';
+        out << pad(r.name, w_name) << pad(r.file, w_file) << pad(r.key, w_key) << r.expiry << '\n';
     }
-    out << '\n' << config.certificates.size() << " certificate(s), " << (rows.size() - 1)
-        << " name(s); default " << config.tls.default_certificate << "; "
-        << config.listeners.size() << " listener(s)\n";
+
+    const std::vector<tls::Finding> findings = tls::inspect(store, config, now);
+    const auto errors = std::count_if(findings.begin(), findings.end(), [](const auto& f) {
+        return f.severity == tls::Severity::Error;
+    });
+    if (!findings.empty()) {
+        out << '\n';
+    }
+    for (const auto& finding : findings) {
+        (finding.severity == tls::Severity::Error ? err : out)
+            << tls::format_finding(finding) << '\n';
+    }
+
+    out << '\n'
+        << store.certificates().size() << " certificate(s), " << (rows.size() - 1)
+        << " name(s); default " << config.tls.default_certificate << "; " << config.listeners.size()
+        << " listener(s)\n";
     for (const auto& l : config.listeners) {
         out << "  " << l.listen.to_string() << "  " << conf::to_string(l.protocol) << "  "
             << conf::to_string(l.tls) << "  -> " << l.backend << '\n';
     }
-    out << config_file.string() << ": OK\n";
+    if (errors != 0) {
+        err << config_file.string() << ": " << errors << " error(s)\n";
+        return 1;
+    }
+    out << config_file.string() << ": OK";
+    if (!findings.empty()) {
+        out << " with " << findings.size() << " warning(s)";
+    }
+    out << '\n';
     return 0;
 }
 

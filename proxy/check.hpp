@@ -1,14 +1,16 @@
 #pragma once
 // `postern check`: validates a config as `run` would (every certificate and key loaded), then
 // prints what would be served: one row per DNS name with its certificate file, key type and
-// expiry. Nothing is bound or started.
+// expiry ("[not served]" when another certificate wins the name), then tls::inspect's findings
+// as "warning: FILE: message" lines. Nothing is bound or started.
 
 #include <filesystem>
 #include <iosfwd>
 
 namespace postern::proxy {
 
-// Returns the exit code: 0 when the config is valid, 1 with the errors written to `err`.
+// Returns the exit code: 0 when the config is valid, warnings or not; 1 with the errors
+// written to `err`.
 [[nodiscard]] int check(const std::filesystem::path& config_file, std::ostream& out,
                         std::ostream& err);
 

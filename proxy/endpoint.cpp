@@ -1,11 +1,11 @@
 #include "proxy/endpoint.hpp"
 
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-
 #include <cstring>
 #include <memory>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
 namespace postern::proxy {
 
@@ -40,6 +40,22 @@ std::string to_string(const sockaddr* address) {
         return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
     }
     return "unknown";
+}
+
+std::string machine_fqdn() {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+        return "localhost";
+    }
+    addrinfo hints{};
+    hints.ai_flags = AI_CANONNAME;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host, nullptr, &hints, &found) != 0 || found == nullptr) {
+        return host;
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner{found, &freeaddrinfo};
+    return found->ai_canonname != nullptr && found->ai_canonname[0] != '\0' ? found->ai_canonname
+                                                                            : host;
 }
 
 }  // namespace postern::proxy

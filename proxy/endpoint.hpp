@@ -2,11 +2,10 @@
 // Turning configured "host:port" endpoints into socket addresses, once, at startup (so no
 // session ever blocks on a resolver), and socket addresses back into log text.
 
-#include <sys/socket.h>
+#include "conf/config.hpp"
 
 #include <string>
-
-#include "conf/config.hpp"
+#include <sys/socket.h>
 
 namespace postern::proxy {
 
@@ -24,5 +23,9 @@ struct SocketAddress {
 
 // "127.0.0.1:993", "[::1]:993"
 [[nodiscard]] std::string to_string(const sockaddr* address);
+
+// The machine's fully qualified name (the resolver's canonical name for gethostname()), or the
+// plain host name when the resolver knows no better; "localhost" if even that fails.
+[[nodiscard]] std::string machine_fqdn();
 
 }  // namespace postern::proxy

@@ -2,15 +2,15 @@
 // RAII owners for libevent handles and file descriptors. Every libevent object in postern lives
 // in one of these; where a C API takes ownership (BEV_OPT_CLOSE_ON_FREE), the code says so.
 
+#include "tls/ossl.hpp"
+
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <unistd.h>
 
 #include <memory>
+#include <unistd.h>
 #include <utility>
-
-#include "tls/ossl.hpp"
 
 namespace postern::proxy {
 

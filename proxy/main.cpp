@@ -1,18 +1,19 @@
 // postern's command line: run | check | --version. Parsing only; the work is in runtime.cpp
 // and check.cpp.
 
-#include <CLI/CLI.hpp>
-
-#include <iostream>
-
 #include "conf/load.hpp"
 #include "proxy/check.hpp"
 #include "proxy/log.hpp"
 #include "proxy/runtime.hpp"
 
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
 int main(int argc, char** argv) {
-    CLI::App app{"postern: TLS and STARTTLS edge proxy for SMTP, IMAP and POP3 with "
-                 "per-domain certificates chosen by SNI"};
+    CLI::App app{
+        "postern: TLS and STARTTLS edge proxy for SMTP, IMAP and POP3 with "
+        "per-domain certificates chosen by SNI"};
     app.set_version_flag("--version", std::string("postern ") + POSTERN_VERSION);
     app.require_subcommand(1);
 

@@ -1,13 +1,15 @@
 #include "proxy/runtime.hpp"
 
+#include "proxy/endpoint.hpp"
+#include "proxy/event.hpp"
+#include "proxy/worker.hpp"
+#include "tls/cert_checks.hpp"
+#include "tls/cert_store.hpp"
+
 #include <event2/event.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-
-#include "proxy/event.hpp"
-#include "proxy/worker.hpp"
-#include "tls/cert_store.hpp"
 
 namespace postern::proxy {
 namespace {
@@ -25,7 +27,11 @@ void on_stop_signal(evutil_socket_t signal, short /*what*/, void* arg) noexcept 
 
 }  // namespace
 
-int run(const conf::Config& config) {
+int run(const conf::Config& loaded) {
+    conf::Config config = loaded;
+    if (config.server.hostname.empty()) {
+        config.server.hostname = machine_fqdn();
+    }
     auto built = tls::CertStore::build(config);
     if (!built.store) {
         for (const auto& e : built.errors) {
@@ -35,6 +41,9 @@ int run(const conf::Config& config) {
     }
     spdlog::info("loaded {} certificate(s); default {}", built.store->certificates().size(),
                  config.tls.default_certificate);
+    for (const auto& finding : tls::inspect(*built.store, config)) {
+        spdlog::warn("{}: {}", finding.file, finding.message);
+    }
 
     // A client vanishing mid-write must not kill the process.
     std::signal(SIGPIPE, SIG_IGN);

@@ -1,20 +1,21 @@
 #include "proxy/session.hpp"
 
+#include "protocols/goodbye.hpp"
+#include "proxy/log.hpp"
+#include "proxy/trampoline.hpp"
+#include "proxy/worker.hpp"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include "proxy/log.hpp"
-#include "proxy/trampoline.hpp"
-#include "proxy/worker.hpp"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 namespace postern::proxy {
 namespace {
@@ -74,21 +75,77 @@ std::string openssl_reasons(bufferevent* bev) {
 Session::Session(ListenerContext& listener, int fd, std::string client_address)
     : listener_(listener), client_address_(std::move(client_address)), fd_(fd) {}
 
-Session::~Session() {
-    // client_ owns fd_ once it exists; before that (creation failed) it is ours.
-    if (!client_ && fd_ >= 0) {
-        ::close(fd_);
-    }
-}
+Session::~Session() = default;
 
 bufferevent* Session::bev(Peer peer) const noexcept {
     return peer == Peer::Client ? client_.get() : backend_.get();
 }
 
 void Session::start() {
-    set_nodelay(fd_);
+    set_nodelay(fd_.get());
     handshake_.store = listener_.worker->certs();
     handshake_.strict_sni = listener_.strict_sni;
+    if (listener_.spec.tls == conf::TlsMode::Implicit) {
+        start_tls();
+    } else {
+        start_plaintext();
+    }
+}
+
+void Session::start_plaintext() {
+    // No BEV_OPT_CLOSE_ON_FREE: the fd outlives this bufferevent when STARTTLS upgrades it.
+    bufferevent* b =
+        bufferevent_socket_new(listener_.worker->base(), fd_.get(), BEV_OPT_DEFER_CALLBACKS);
+    if (b == nullptr) {
+        end_detail_ = "bufferevent_socket_new failed";
+        end_ = CloseReason::Internal;
+        finish();
+        return;
+    }
+    client_.reset(b);
+    bufferevent_setcb(b, &bev_data_cb<Session, &Session::on_client_read>,
+                      &bev_data_cb<Session, &Session::on_client_write>,
+                      &bev_event_cb<Session, &Session::on_client_event>, this);
+    bufferevent_setwatermark(b, EV_READ, 0, kReadHighWater);
+    const timeval quiet = to_timeval(listener_.spec.plaintext_timeout);
+    bufferevent_set_timeouts(b, &quiet, &quiet);
+    bufferevent_enable(b, EV_READ | EV_WRITE);
+    state_ = State::Dialogue;
+    machine_ = protocols::make_machine(listener_.machine);
+    feed_event(protocols::Event::ClientConnected);
+}
+
+// RFC 3207 §4.2 and the 2011 Postfix/2021 "NO STARTTLS" findings: nothing the client sent after
+// its STARTTLS line may be acted on. Reading stops now; what was already read is dropped; the
+// reply is flushed; only then does OpenSSL get the socket, so bytes still in the kernel reach
+// the handshake and fail it (fail closed).
+void Session::begin_upgrade() {
+    bufferevent_disable(client_.get(), EV_READ);
+    evbuffer* in = bufferevent_get_input(client_.get());
+    const std::size_t pipelined = evbuffer_get_length(in);
+    if (pipelined > 0) {
+        discarded_ += pipelined;
+        evbuffer_drain(in, pipelined);
+        spdlog::warn(
+            "client {} on {} sent {} byte(s) after STARTTLS before the handshake; "
+            "discarded (command injection attempt?)",
+            client_address_, listener_.name, pipelined);
+    }
+    upgrading_ = true;
+    if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
+        complete_upgrade();
+    }
+}
+
+void Session::complete_upgrade() {
+    upgrading_ = false;
+    bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
+    client_.reset();  // the plaintext bufferevent; the fd stays open (no CLOSE_ON_FREE)
+    state_ = State::Handshaking;
+    start_tls();
+}
+
+void Session::start_tls() {
     tls::SslPtr ssl = listener_.front->new_ssl(handshake_);
     if (!ssl) {
         end_detail_ = "SSL_new: " + tls::ossl_errors();
@@ -96,9 +153,9 @@ void Session::start() {
         finish();
         return;
     }
-    bufferevent* b = bufferevent_openssl_socket_new(listener_.worker->base(), fd_, ssl.get(),
-                                                    BUFFEREVENT_SSL_ACCEPTING,
-                                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    bufferevent* b = bufferevent_openssl_socket_new(
+        listener_.worker->base(), fd_.get(), ssl.get(), BUFFEREVENT_SSL_ACCEPTING,
+        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (b == nullptr) {
         end_detail_ = "bufferevent_openssl_socket_new failed";
         end_ = CloseReason::Internal;
@@ -107,6 +164,7 @@ void Session::start() {
     }
     // From here the bufferevent owns both: CLOSE_ON_FREE frees the SSL and closes the fd.
     (void)ssl.release();
+    (void)fd_.release();
     client_.reset(b);
     bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
     bufferevent_setcb(b, &bev_data_cb<Session, &Session::on_client_read>,
@@ -120,12 +178,15 @@ void Session::start() {
 
 void Session::on_tls_ready() {
     state_ = State::Dialogue;
+    tls_established_ = true;
     SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
     tls_version_ = SSL_get_version(ssl);
     cipher_ = SSL_get_cipher_name(ssl);
     const timeval idle = to_timeval(listener_.spec.idle_timeout);
     bufferevent_set_timeouts(client_.get(), &idle, &idle);
-    machine_ = protocols::make_machine(listener_.machine);
+    if (!machine_) {  // implicit TLS; a STARTTLS session keeps the machine it had
+        machine_ = protocols::make_machine(listener_.machine);
+    }
     feed_event(protocols::Event::TlsReady);
 }
 
@@ -164,34 +225,44 @@ void Session::feed_event(protocols::Event event) {
     actions_.clear();
     machine_->on_event(event, actions_);
     apply_actions();
-    feed(Peer::Backend);
-    feed(Peer::Client);
+    pump();
 }
 
-void Session::feed(Peer from) {
-    bufferevent* src = bev(from);
-    while (src != nullptr && state_ == State::Dialogue && machine_) {
-        evbuffer* in = bufferevent_get_input(src);
-        const std::size_t length = evbuffer_get_length(in);
-        if (length == 0) {
-            break;
-        }
-        const auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-        actions_.clear();
-        const std::size_t used =
-            std::min(length, machine_->on_bytes(from, std::string_view{data, length}, actions_));
-        if (from == Peer::Client) {
-            bytes_in_ += used;
-        }
-        evbuffer_drain(in, used);
-        apply_actions();
-        if (used == 0) {
-            break;  // the machine waits for an event or for the other side
-        }
+// The machine may leave complete backend lines unread while it holds client bytes (so its
+// output does not depend on how bytes were cut): offer both sides again until neither moves.
+void Session::pump() {
+    bool progressed = true;
+    while (progressed && state_ == State::Dialogue && machine_ && !upgrading_) {
+        progressed = feed_once(Peer::Backend) > 0;
+        progressed = feed_once(Peer::Client) > 0 || progressed;
     }
     if (state_ == State::Relaying) {
-        relay(from);
+        relay(Peer::Backend);
+        relay(Peer::Client);
     }
+}
+
+std::size_t Session::feed_once(Peer from) {
+    // bev(from) is looked up every time: an action (STARTTLS) may have replaced the bufferevent.
+    bufferevent* src = bev(from);
+    if (src == nullptr || state_ != State::Dialogue || !machine_ || upgrading_) {
+        return 0;
+    }
+    evbuffer* in = bufferevent_get_input(src);
+    const std::size_t length = evbuffer_get_length(in);
+    if (length == 0) {
+        return 0;
+    }
+    const auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
+    actions_.clear();
+    const std::size_t used =
+        std::min(length, machine_->on_bytes(from, std::string_view{data, length}, actions_));
+    if (from == Peer::Client) {
+        bytes_in_ += used;
+    }
+    evbuffer_drain(in, used);
+    apply_actions();
+    return used;
 }
 
 void Session::apply_actions() {
@@ -211,9 +282,12 @@ void Session::apply_actions() {
                 } else if constexpr (std::is_same_v<A, protocols::SendToBackend>) {
                     write_to(Peer::Backend, a.bytes);
                 } else if constexpr (std::is_same_v<A, protocols::StartTls>) {
-                    // TODO(#3): STARTTLS listeners upgrade here.
-                    end_detail_ = "StartTls on an implicit-TLS session";
-                    close(CloseReason::Internal);
+                    if (tls_established_ || listener_.spec.tls != conf::TlsMode::StartTls) {
+                        end_detail_ = "StartTls asked for on a TLS session";
+                        close(CloseReason::Internal);
+                    } else {
+                        begin_upgrade();
+                    }
                 } else if constexpr (std::is_same_v<A, protocols::ConnectBackend>) {
                     connect_backend();
                 } else if constexpr (std::is_same_v<A, protocols::Passthrough>) {
@@ -264,8 +338,25 @@ void Session::relay(Peer from) {
         return;
     }
     (from == Peer::Client ? bytes_in_ : bytes_out_) += length;
+    if (from == Peer::Client) {
+        remember_tail(in, length);
+    }
     evbuffer_add_buffer(bufferevent_get_output(dst), in);
     throttle(from);
+}
+
+void Session::remember_tail(evbuffer* in, std::size_t length) {
+    const std::size_t keep = std::min(length, protocols::kGoodbyeTail);
+    evbuffer_ptr at{};
+    evbuffer_ptr_set(in, &at, length - keep, EVBUFFER_PTR_SET);
+    if (keep == protocols::kGoodbyeTail) {
+        tail_.clear();
+    } else if (tail_.size() + keep > protocols::kGoodbyeTail) {
+        tail_.erase(0, tail_.size() + keep - protocols::kGoodbyeTail);
+    }
+    const std::size_t old_size = tail_.size();
+    tail_.resize(old_size + keep);
+    evbuffer_copyout_from(in, &at, tail_.data() + old_size, keep);
 }
 
 // Stops reading `from` while what it sent still waits to leave the other side.
@@ -282,11 +373,11 @@ void Session::throttle(Peer from) {
 }
 
 void Session::on_client_read() {
-    if (state_ == State::Closing || state_ == State::Closed) {
+    if (state_ == State::Closing || state_ == State::Closed || upgrading_) {
         evbuffer_drain(bufferevent_get_input(client_.get()), SIZE_MAX);
         return;
     }
-    feed(Peer::Client);
+    pump();
 }
 
 void Session::on_backend_read() {
@@ -294,7 +385,7 @@ void Session::on_backend_read() {
         return;
     }
     backend_active_ = std::chrono::steady_clock::now();
-    feed(Peer::Backend);
+    pump();
 }
 
 void Session::on_client_write() {
@@ -302,10 +393,14 @@ void Session::on_client_write() {
         finish();
         return;
     }
+    if (upgrading_) {
+        complete_upgrade();
+        return;
+    }
     if (paused_[static_cast<int>(Peer::Backend)] && backend_) {
         paused_[static_cast<int>(Peer::Backend)] = false;
         bufferevent_enable(backend_.get(), EV_READ);
-        feed(Peer::Backend);
+        pump();
     }
 }
 
@@ -316,7 +411,7 @@ void Session::on_backend_write() {
     if (paused_[static_cast<int>(Peer::Client)] && client_ && !client_eof_) {
         paused_[static_cast<int>(Peer::Client)] = false;
         bufferevent_enable(client_.get(), EV_READ);
-        feed(Peer::Client);
+        pump();
     }
     // Half-close: the client finished sending, and everything it sent has reached the backend.
     if (client_eof_ && !backend_write_shut_ &&
@@ -372,7 +467,7 @@ void Session::on_client_event(short what) {
         end_detail_ = !reasons.empty() ? reasons : std::strerror(errno);
     }
     client_eof_ = true;
-    feed(Peer::Client);
+    pump();
     if (state_ == State::Closing || state_ == State::Closed) {
         return;
     }
@@ -400,8 +495,7 @@ void Session::on_backend_event(short what) {
         backend_connecting_ = false;
         end_detail_ = (what & BEV_EVENT_TIMEOUT) != 0
                           ? "backend connect timed out"
-                          : std::string("backend connect: ") +
-                                std::strerror(EVUTIL_SOCKET_ERROR());
+                          : std::string("backend connect: ") + std::strerror(EVUTIL_SOCKET_ERROR());
         backend_.reset();
         feed_event(protocols::Event::BackendFailed);
         return;
@@ -410,8 +504,12 @@ void Session::on_backend_event(short what) {
     if ((what & BEV_EVENT_ERROR) != 0) {
         end_detail_ = std::string("backend: ") + std::strerror(EVUTIL_SOCKET_ERROR());
     }
-    feed(Peer::Backend);
-    close(client_eof_ ? CloseReason::ClientClosed : CloseReason::BackendClosed);
+    pump();
+    const bool said_goodbye = state_ == State::Relaying &&
+                              protocols::ends_with_goodbye(listener_.machine.protocol, tail_);
+    close(said_goodbye  ? CloseReason::ClientQuit
+          : client_eof_ ? CloseReason::ClientClosed
+                        : CloseReason::BackendClosed);
 }
 
 void Session::close_with(CloseReason reason, std::string_view reply) {
@@ -428,8 +526,7 @@ void Session::close(CloseReason reason) {
     state_ = State::Closing;
     machine_.reset();
     backend_.reset();
-    if (!client_ || !tls_up ||
-        evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
+    if (!client_ || !tls_up || evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
         finish();
         return;
     }
@@ -459,14 +556,13 @@ void Session::finish() {
     if (state_ == State::Closed) {
         return;
     }
-    const bool tls_up = state_ != State::Handshaking;
     state_ = State::Closed;
     machine_.reset();
     backend_.reset();
     if (client_) {
         bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
         bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
-        if (tls_up) {
+        if (tls_established_) {
             // close_notify, best effort: the socket is non-blocking and we do not wait.
             (void)SSL_shutdown(bufferevent_openssl_get_ssl(client_.get()));
             ERR_clear_error();
@@ -480,8 +576,7 @@ void Session::log_end() const {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - started_)
                         .count();
-    const char* cert =
-        handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
+    const char* cert = handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
     const std::string sni = handshake_.sni.empty() ? "-" : sanitize(handshake_.sni);
     // The admin must act on internal errors and should notice a backend that refuses us.
     const auto level = end_ == CloseReason::Internal             ? spdlog::level::err

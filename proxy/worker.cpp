@@ -1,11 +1,11 @@
 #include "proxy/worker.hpp"
 
+#include "proxy/session.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include "proxy/session.hpp"
 
 namespace postern::proxy {
 namespace {
@@ -93,6 +93,9 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         }
         ctx->machine.protocol = machine_protocol(spec.protocol);
         ctx->machine.implicit_tls = spec.tls == conf::TlsMode::Implicit;
+        ctx->machine.require_tls = spec.require_tls;
+        ctx->machine.max_errors = spec.max_errors;
+        ctx->machine.hostname = !spec.hostname.empty() ? spec.hostname : config.server.hostname;
 
         SocketAddress address;
         if (!resolve(spec.listen, address, error)) {
@@ -101,8 +104,8 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         }
         ctx->listener.reset(evconnlistener_new_bind(
             worker->base(), &accept_cb, ctx.get(),
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1,
-            address.get(), static_cast<int>(address.length)));
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1, address.get(),
+            static_cast<int>(address.length)));
         if (!ctx->listener) {
             error = "cannot listen on " + ctx->name + ": " + std::strerror(errno);
             return nullptr;

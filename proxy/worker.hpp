@@ -3,18 +3,18 @@
 // owns every Session and destroys them only from its reaper event, never inside a session's
 // own callback. Workers share nothing mutable but the certificate-store pointer.
 
-#include <chrono>
-#include <memory>
-#include <string>
-#include <unordered_map>
-#include <vector>
-
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "tls/cert_store.hpp"
 #include "tls/front_context.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace postern::proxy {
 
@@ -39,9 +39,9 @@ struct ListenerContext {
 class Worker {
 public:
     // Binds every listener; null with `error` naming the address when one cannot be bound.
-    [[nodiscard]] static std::unique_ptr<Worker> create(
-        const conf::Config& config, std::shared_ptr<const tls::CertStore> certs,
-        std::string& error);
+    [[nodiscard]] static std::unique_ptr<Worker> create(const conf::Config& config,
+                                                        std::shared_ptr<const tls::CertStore> certs,
+                                                        std::string& error);
 
     Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs);
     Worker(const Worker&) = delete;
@@ -68,7 +68,6 @@ public:
     void reap();
 
 private:
-
     EventBasePtr base_;
     std::shared_ptr<const tls::CertStore> certs_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;

@@ -1,13 +1,16 @@
 #include "tls/certificate.hpp"
 
+#include "tls/pkcs12.hpp"
+#include "tls/policy.hpp"
+#include "tls/server_name.hpp"
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
-
-#include "tls/policy.hpp"
-#include "tls/server_name.hpp"
 
 namespace postern::tls {
 namespace {
@@ -21,10 +24,14 @@ public:
         : spec_(spec), config_file_(config_file), out_(out) {}
 
     void add(std::string_view field, std::string message) {
+        // A certificates_dir subfolder has no keys of its own; its messages name the file.
+        std::string key = spec_.origin == conf::CertificateOrigin::Folder
+                              ? spec_.key_name
+                              : spec_.key_name + "." + std::string(field);
         out_.push_back(conf::ConfigError{.file = config_file_.string(),
                                          .line = spec_.at.line,
                                          .column = spec_.at.column,
-                                         .key = spec_.key_name + "." + std::string(field),
+                                         .key = std::move(key),
                                          .message = std::move(message)});
     }
 
@@ -34,8 +41,124 @@ private:
     std::vector<conf::ConfigError>& out_;
 };
 
+// What a file yielded: the key, the certificate for it, and the rest of the chain.
+struct Material {
+    PkeyPtr key;
+    X509Ptr leaf;
+    X509StackPtr chain;
+    std::size_t leaf_index = 0;
+    std::string first_subject;
+    bool first_is_ca = false;
+};
+
 BioPtr open_file(const std::filesystem::path& path) {
     return BioPtr{BIO_new_file(path.c_str(), "r")};
+}
+
+std::string subject_of(X509* cert) {
+    std::array<char, 256> subject{};
+    X509_NAME_oneline(X509_get_subject_name(cert), subject.data(), subject.size());
+    return subject.data();
+}
+
+// PEM password callback: postern never prompts (it may have no terminal, and must not block).
+int refuse_password(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*user*/) {
+    return -1;
+}
+
+std::optional<Material> read_pem(const conf::CertificateSpec& spec, ErrorSink& errors) {
+    BioPtr cert_bio = open_file(spec.cert);
+    if (!cert_bio) {
+        errors.add("cert", "cannot open " + spec.cert.string() + ": " + ossl_errors());
+        return std::nullopt;
+    }
+    std::vector<X509Ptr> certs;
+    while (X509* next = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr)) {
+        certs.emplace_back(next);
+    }
+    if (certs.empty()) {
+        errors.add("cert", "no PEM certificate in " + spec.cert.string() + ": " + ossl_errors());
+        return std::nullopt;
+    }
+    ERR_clear_error();  // the loop ends on "no start line", which is not an error
+
+    BioPtr key_bio = open_file(spec.key);
+    if (!key_bio) {
+        errors.add("key", "cannot open " + spec.key.string() + ": " + ossl_errors());
+        return std::nullopt;
+    }
+    Material m;
+    m.key.reset(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, &refuse_password, nullptr));
+    if (!m.key) {
+        const unsigned long last = ERR_peek_last_error();
+        if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_BAD_PASSWORD_READ) {
+            ERR_clear_error();
+            errors.add("key", spec.key.string() +
+                                  " is an encrypted private key, and postern asks for no "
+                                  "passwords: decrypt it (openssl pkey -in KEY -out NEW), or use "
+                                  "a pkcs12 bundle with a password_file");
+        } else {
+            errors.add("key", "no PEM private key in " + spec.key.string() + ": " + ossl_errors());
+        }
+        return std::nullopt;
+    }
+    // The leaf is the certificate for the key. It belongs first; a file that starts with an
+    // intermediate still works, served leaf first, and `check` says so.
+    const auto leaf = std::find_if(certs.begin(), certs.end(), [&](const X509Ptr& c) {
+        return X509_check_private_key(c.get(), m.key.get()) == 1;
+    });
+    ERR_clear_error();
+    if (leaf == certs.end()) {
+        errors.add("key", "private key " + spec.key.string() + " does not match " +
+                              (certs.size() == 1 ? std::string{"the certificate"}
+                                                 : "any of the " + std::to_string(certs.size()) +
+                                                       " certificates") +
+                              " in " + spec.cert.string());
+        return std::nullopt;
+    }
+    m.leaf_index = static_cast<std::size_t>(leaf - certs.begin());
+    if (m.leaf_index != 0) {
+        m.first_subject = subject_of(certs.front().get());
+        m.first_is_ca = X509_check_ca(certs.front().get()) != 0;
+    }
+    m.leaf = std::move(*leaf);
+    m.chain.reset(sk_X509_new_null());
+    for (X509Ptr& c : certs) {
+        if (c) {
+            // The stack takes ownership.
+            if (sk_X509_push(m.chain.get(), c.get()) == 0) {
+                errors.add("cert", "out of memory reading " + spec.cert.string());
+                return std::nullopt;
+            }
+            (void)c.release();
+        }
+    }
+    return m;
+}
+
+std::optional<Material> read_bundle(const conf::CertificateSpec& spec, ErrorSink& errors) {
+    std::string password;
+    if (!spec.password_file.empty()) {
+        PasswordRead read = read_password_file(spec.password_file);
+        if (!read.password) {
+            errors.add("password_file", std::move(read.error));
+            return std::nullopt;
+        }
+        password = std::move(*read.password);
+    }
+    Pkcs12Read read = read_pkcs12(spec.pkcs12, password);
+    OPENSSL_cleanse(password.data(), password.size());
+    if (!read.contents) {
+        const bool blame_password =
+            read.problem == Pkcs12Read::Problem::WrongPassword && !spec.password_file.empty();
+        errors.add(blame_password ? "password_file" : "pkcs12", std::move(read.error));
+        return std::nullopt;
+    }
+    Material m;
+    m.key = std::move(read.contents->key);
+    m.leaf = std::move(read.contents->leaf);
+    m.chain = std::move(read.contents->chain);
+    return m;
 }
 
 std::string asn1_string(const ASN1_STRING* s) {
@@ -77,10 +200,10 @@ void describe_key(EVP_PKEY* key, Certificate& cert) {
     switch (EVP_PKEY_get_base_id(key)) {
         case EVP_PKEY_EC: {
             cert.key_type = KeyType::Ecdsa;
-            char group[64] = {};
+            std::array<char, 64> group{};
             std::size_t len = 0;
-            if (EVP_PKEY_get_group_name(key, group, sizeof(group), &len) == 1) {
-                cert.key_description = std::string("ECDSA ") + group;
+            if (EVP_PKEY_get_group_name(key, group.data(), group.size(), &len) == 1) {
+                cert.key_description = std::string("ECDSA ") + group.data();
             } else {
                 cert.key_description = "ECDSA " + std::to_string(bits);
             }
@@ -98,10 +221,10 @@ void describe_key(EVP_PKEY* key, Certificate& cert) {
             break;
         default:
             cert.key_type = KeyType::Other;
-            cert.key_description = std::string(EVP_PKEY_get0_type_name(key) != nullptr
-                                                   ? EVP_PKEY_get0_type_name(key)
-                                                   : "unknown") +
-                                   " " + std::to_string(bits);
+            cert.key_description =
+                std::string(EVP_PKEY_get0_type_name(key) != nullptr ? EVP_PKEY_get0_type_name(key)
+                                                                    : "unknown") +
+                " " + std::to_string(bits);
             break;
     }
 }
@@ -110,13 +233,12 @@ void describe_expiry(X509* leaf, Certificate& cert) {
     std::tm tm{};
     if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
         cert.not_after = timegm(&tm);
-        char text[32] = {};
-        std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S UTC", &tm);
-        cert.not_after_text = text;
+        std::array<char, 32> text{};
+        const std::size_t length =
+            std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        cert.not_after_text.assign(text.data(), length);
     }
-    char subject[256] = {};
-    X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
-    cert.subject = subject;
+    cert.subject = subject_of(leaf);
 }
 
 }  // namespace
@@ -140,65 +262,46 @@ CertificateLoad load_certificate(const conf::CertificateSpec& spec,
     ErrorSink errors{spec, config_file, result.errors};
     ERR_clear_error();
 
-    BioPtr cert_bio = open_file(spec.cert);
-    if (!cert_bio) {
-        errors.add("cert", "cannot open " + spec.cert.string() + ": " + ossl_errors());
+    const bool pkcs12 = !spec.pkcs12.empty();
+    std::optional<Material> m = pkcs12 ? read_bundle(spec, errors) : read_pem(spec, errors);
+    if (!m) {
         return result;
     }
-    X509Ptr leaf{PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr)};
-    if (!leaf) {
-        errors.add("cert", "no PEM certificate in " + spec.cert.string() + ": " + ossl_errors());
-        return result;
-    }
-    X509StackPtr chain{sk_X509_new_null()};
-    while (X509* next = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr)) {
-        sk_X509_push(chain.get(), next);
-    }
-    ERR_clear_error();  // the loop ends on "no start line", which is not an error
-
-    BioPtr key_bio = open_file(spec.key);
-    if (!key_bio) {
-        errors.add("key", "cannot open " + spec.key.string() + ": " + ossl_errors());
-        return result;
-    }
-    PkeyPtr key{PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr)};
-    if (!key) {
-        errors.add("key", "no PEM private key in " + spec.key.string() + ": " + ossl_errors());
-        return result;
-    }
-    if (X509_check_private_key(leaf.get(), key.get()) != 1) {
-        ERR_clear_error();
-        errors.add("key", "private key " + spec.key.string() +
-                              " does not match the certificate in " + spec.cert.string());
-        return result;
-    }
+    const std::filesystem::path& cert_file = pkcs12 ? spec.pkcs12 : spec.cert;
+    const char* cert_field = pkcs12 ? "pkcs12" : "cert";
 
     Certificate cert;
-    cert.names = dns_names(leaf.get());
+    cert.names = dns_names(m->leaf.get());
     if (cert.names.empty()) {
-        errors.add("cert", "certificate in " + spec.cert.string() +
-                               " names no DNS host in its subjectAltName");
+        errors.add(cert_field, "certificate in " + cert_file.string() +
+                                   " names no DNS host in its subjectAltName");
         return result;
     }
-    describe_key(key.get(), cert);
-    describe_expiry(leaf.get(), cert);
-    cert.cert_file = spec.cert;
-    cert.key_file = spec.key;
+    describe_key(m->key.get(), cert);
+    describe_expiry(m->leaf.get(), cert);
+    cert.cert_file = cert_file;
+    cert.key_file = pkcs12 ? spec.pkcs12 : spec.key;
     cert.key_name = spec.key_name;
+    cert.password_file = spec.password_file;
+    cert.from_pkcs12 = pkcs12;
+    cert.origin = spec.origin;
+    cert.leaf_index = m->leaf_index;
+    cert.first_subject = std::move(m->first_subject);
+    cert.first_is_ca = m->first_is_ca;
 
     cert.ctx.reset(SSL_CTX_new(TLS_server_method()));
     std::string policy_error;
     if (!cert.ctx || !apply_policy(cert.ctx.get(), settings, policy_error)) {
-        errors.add("cert", "cannot create a TLS context: " +
-                               (policy_error.empty() ? ossl_errors() : policy_error));
+        errors.add(cert_field, "cannot create a TLS context: " +
+                                   (policy_error.empty() ? ossl_errors() : policy_error));
         return result;
     }
     // use_certificate and use_PrivateKey take their own references; set1_chain copies.
-    if (SSL_CTX_use_certificate(cert.ctx.get(), leaf.get()) != 1 ||
-        SSL_CTX_use_PrivateKey(cert.ctx.get(), key.get()) != 1 ||
-        SSL_CTX_set1_chain(cert.ctx.get(), chain.get()) != 1) {
-        errors.add("cert", "OpenSSL refused the certificate in " + spec.cert.string() + ": " +
-                               ossl_errors());
+    if (SSL_CTX_use_certificate(cert.ctx.get(), m->leaf.get()) != 1 ||
+        SSL_CTX_use_PrivateKey(cert.ctx.get(), m->key.get()) != 1 ||
+        SSL_CTX_set1_chain(cert.ctx.get(), m->chain.get()) != 1) {
+        errors.add(cert_field, "OpenSSL refused the certificate in " + cert_file.string() + ": " +
+                                   ossl_errors());
         return result;
     }
     result.certificate = std::move(cert);

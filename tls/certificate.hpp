@@ -1,18 +1,22 @@
 #pragma once
-// One servable certificate: its chain and key loaded from PEM files into a ready SSL_CTX, plus
-// what selection and `postern check` need to know about it (DNS names, key type, expiry).
-// Loading checks everything that would otherwise fail at handshake time: the files parse, the
-// key matches the leaf, and the leaf names at least one DNS host.
+// One servable certificate: its chain and key, from PEM files or a PKCS#12 bundle, loaded into a
+// ready SSL_CTX, plus what selection and `postern check` need to know about it (DNS names, key
+// type, expiry, how the file was laid out). Loading checks everything that would otherwise fail
+// at handshake time: the files parse, a certificate in the file matches the key, and that leaf
+// names at least one DNS host. Softer problems (chain order, expiry, file modes) are left to
+// tls/cert_checks.hpp. Encrypted PEM keys are refused, never prompted for.
 
+#include "conf/config.hpp"
+#include "conf/errors.hpp"
+#include "tls/ossl.hpp"
+
+#include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "conf/config.hpp"
-#include "conf/errors.hpp"
-#include "tls/ossl.hpp"
 
 namespace postern::tls {
 
@@ -24,11 +28,22 @@ struct Certificate {
     KeyType key_type = KeyType::Other;
     std::string key_description;  // "ECDSA P-256", "RSA 2048"
     std::time_t not_after = 0;
-    std::string not_after_text;  // "2027-02-20 12:00:00 UTC"
-    std::string subject;         // one-line subject, for the check table
-    std::filesystem::path cert_file;
-    std::filesystem::path key_file;
-    std::string key_name;  // "certificate[1]"
+    std::string not_after_text;           // "2027-02-20 12:00:00 UTC"
+    std::string subject;                  // one-line subject, for the check table
+    std::filesystem::path cert_file;      // the PEM chain, or the PKCS#12 bundle
+    std::filesystem::path key_file;       // the PEM key, or the PKCS#12 bundle again
+    std::string key_name;                 // "certificate[1]", or "tls.certificates_dir"
+    std::filesystem::path password_file;  // PKCS#12 only; may be empty
+    bool from_pkcs12 = false;
+    conf::CertificateOrigin origin = conf::CertificateOrigin::Entry;
+    // Where the key's certificate sat among the file's certificates: 0, as it should, or later
+    // when something else came first (it is served first anyway). PEM files only.
+    std::size_t leaf_index = 0;
+    std::string first_subject;  // the file's first certificate's subject when leaf_index > 0
+    bool first_is_ca = false;   // ... and whether that one is a CA (basicConstraints CA:TRUE)
+    // Set by CertStore::build: this certificate has expired, and a valid one covers these of its
+    // names, so the store does not serve it for them.
+    std::vector<std::string> withheld_names;
 
     [[nodiscard]] const std::string& primary_name() const noexcept { return names.front(); }
 };
@@ -39,6 +54,9 @@ struct CertificateLoad {
 };
 
 // `config_file` and spec.at locate errors; `settings` is the TLS policy for the new SSL_CTX.
+// Errors are keyed "<key_name>.<field>" (cert, key, pkcs12, password_file) for [[certificate]]
+// entries and "tls.certificates_dir" for its subfolders; each message names the file. Safe to
+// call from several threads at once.
 [[nodiscard]] CertificateLoad load_certificate(const conf::CertificateSpec& spec,
                                                const conf::TlsSettings& settings,
                                                const std::filesystem::path& config_file);

@@ -1,10 +1,10 @@
 #include "tls/front_context.hpp"
 
-#include <openssl/tls1.h>
-
 #include "tls/client_caps.hpp"
 #include "tls/policy.hpp"
 #include "tls/server_name.hpp"
+
+#include <openssl/tls1.h>
 
 namespace postern::tls {
 namespace {
@@ -44,8 +44,8 @@ int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
     }
     const unsigned char* ciphers = nullptr;
     const std::size_t ciphers_len = SSL_client_hello_get0_ciphers(ssl, &ciphers);
-    const ClientCaps caps = read_client_caps(hello_ext(ssl, TLSEXT_TYPE_signature_algorithms),
-                                             {ciphers, ciphers_len});
+    const ClientCaps caps =
+        read_client_caps(hello_ext(ssl, TLSEXT_TYPE_signature_algorithms), {ciphers, ciphers_len});
 
     const Certificate* cert = host ? hs->store->find(*host, caps) : nullptr;
     if (cert == nullptr) {

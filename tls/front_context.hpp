@@ -5,12 +5,12 @@
 // a certificate, and switches the SSL to that certificate's context. Session tickets are keyed
 // on this front context, which OpenSSL uses for tickets whatever context SNI switched to.
 
-#include <memory>
-#include <string>
-
 #include "conf/config.hpp"
 #include "tls/cert_store.hpp"
 #include "tls/ossl.hpp"
+
+#include <memory>
+#include <string>
 
 namespace postern::tls {
 

@@ -27,8 +27,8 @@ const char* version_name(conf::TlsVersion version) noexcept {
 }
 
 bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& error) {
-    const int min = settings.min_version == conf::TlsVersion::Tls13 ? TLS1_3_VERSION
-                                                                     : TLS1_2_VERSION;
+    const int min =
+        settings.min_version == conf::TlsVersion::Tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
         SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 ||
         SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof(kSessionIdContext) - 1) !=

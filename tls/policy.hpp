@@ -4,11 +4,11 @@
 // TLS 1.2+ only (RFC 8996), AEAD suites with forward secrecy only, no renegotiation, no
 // compression. Buffers are released when idle (most mail sessions are idle IMAP connections).
 
+#include "conf/config.hpp"
+
 #include <openssl/ssl.h>
 
 #include <string>
-
-#include "conf/config.hpp"
 
 namespace postern::tls {
 

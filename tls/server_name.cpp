@@ -18,9 +18,8 @@ char lower(char c) noexcept {
 }
 
 bool looks_like_ipv4(std::string_view s) noexcept {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || c == '.';
-    });
+    return !s.empty() && std::all_of(s.begin(), s.end(),
+                                     [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 // Checks labels of an already lower-cased name without trailing dot.

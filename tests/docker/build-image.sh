@@ -15,6 +15,7 @@
 #   POSTERN_BASE_IMAGE  base image name (default docker.io/library/debian:bookworm; must match
 #                       the Dockerfile's ARG DEBIAN_IMAGE default, or is passed as a build-arg)
 #   DEBIAN_MIRROR       override the mirror found in /etc/apt/sources.list{,.d/*}
+#   DEBIAN_SECURITY_MIRROR  likewise for bookworm-security (none found: the image has no security suite)
 #   POSTERN_BUILD_JOBS  parallel compile jobs inside the build (default: nproc)
 #
 # To use the same podman settings afterwards: export CONTAINERS_CONF=$POSTERN_PODMAN_DIR/containers.conf
@@ -54,23 +55,23 @@ EOF
 export CONTAINERS_CONF="$cache/containers.conf"
 
 # --- base image ---------------------------------------------------------------------------------
-find_mirror() {
-    if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
-    local f m
-    # one-line format: "deb [opts] URI bookworm main"
+# The archive URI the machine's apt sources use for a suite (bookworm, bookworm-security).
+find_uri() {
+    local suite=$1 f m
+    # one-line format: "deb [opts] URI SUITE components"
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
         [ -r "$f" ] || continue
-        m=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" | awk '$1=="deb" && $3=="bookworm" { print $2; exit }')
+        m=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" | awk -v s="$suite" '$1=="deb" && $3==s { print $2; exit }')
         [ -n "$m" ] && { echo "$m"; return; }
     done
-    # deb822 format: a stanza with "Suites: bookworm ..." and "URIs: ..."
+    # deb822 format: a stanza with "Suites: ... SUITE ..." and "URIs: URI"
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -r "$f" ] || continue
-        m=$(awk 'BEGIN { RS=""; FS="\n" }
+        m=$(awk -v want="$suite" 'BEGIN { RS=""; FS="\n" }
                  { uri=""; ok=0
                    for (i=1;i<=NF;i++) {
                      if ($i ~ /^URIs:/)   { split($i, a, /[ \t]+/); uri=a[2] }
-                     if ($i ~ /^Suites:/) { n=split($i, s, /[ \t]+/); for (j=2;j<=n;j++) if (s[j]=="bookworm") ok=1 }
+                     if ($i ~ /^Suites:/) { n=split($i, s, /[ \t]+/); for (j=2;j<=n;j++) if (s[j]==want) ok=1 }
                    }
                    if (ok && uri!="") { print uri; exit } }' "$f")
         [ -n "$m" ] && { echo "$m"; return; }
@@ -81,7 +82,9 @@ find_mirror() {
 if podman image exists "$base"; then
     log "base image $base present"
 else
-    mirror=$(find_mirror) || { log "no bookworm mirror found in /etc/apt sources; set DEBIAN_MIRROR"; exit 1; }
+    mirror=${DEBIAN_MIRROR:-$(find_uri bookworm)} \
+        || { log "no bookworm mirror found in /etc/apt sources; set DEBIAN_MIRROR"; exit 1; }
+    security=${DEBIAN_SECURITY_MIRROR:-$(find_uri bookworm-security || true)}
     avail_kb=$(df -Pk "$cache" | awk 'NR==2 { print $4 }')
     if [ "$avail_kb" -lt $((2 * 1024 * 1024)) ]; then
         log "less than 2 GiB free under $cache ($((avail_kb / 1024)) MiB): not bootstrapping"; exit 1
@@ -92,6 +95,17 @@ else
     t=$(now)
     timeout 900 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" > "$cache/debootstrap.log" 2>&1 \
         || { tail -n 30 "$cache/debootstrap.log" >&2; log "debootstrap failed (log: $cache/debootstrap.log)"; exit 1; }
+    # Sources like the official image's: updates and security too (debootstrap writes only the
+    # release), so that the Dockerfile's apt-get upgrade/install get the fixed packages.
+    rm -f "$rootfs/etc/apt/sources.list"
+    {
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\n' "$mirror"
+        printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+        if [ -n "$security" ]; then
+            printf '\nTypes: deb\nURIs: %s\nSuites: bookworm-security\nComponents: main\n' "$security"
+            printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+        fi
+    } > "$rootfs/etc/apt/sources.list.d/debian.sources"
     # Smaller image: drop the downloaded .debs and apt lists (the Dockerfile runs apt-get update).
     rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/*
     timing debootstrap "$t"

@@ -109,7 +109,7 @@ class ComposeExample(harness.IntegrationCase):
     def start_fixtures(cls):
         if not (os.environ.get("POSTERN_DOCKER_SKIP_BUILD") == "1"
                 and podman("image", "exists", IMAGE, check=False).returncode == 0):
-            subprocess.run([str(HERE / "build-image.sh"), IMAGE], check=True, timeout=1800)
+            subprocess.run([str(HERE / "build-image.sh"), IMAGE], check=True, timeout=1100)
         for kind, image in (("dovecot", DOVECOT_IMAGE), ("postfix", POSTFIX_IMAGE)):
             podman("build", "--network=host", "--build-arg", f"DEBIAN_IMAGE={BASE}",
                    "-f", DOCKER / "compose" / f"Dockerfile.{kind}", "-t", image,

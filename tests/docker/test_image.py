@@ -103,7 +103,7 @@ class ContainerImage(harness.IntegrationCase):
         if not (os.environ.get("POSTERN_DOCKER_SKIP_BUILD") == "1" and shutil.which("podman")
                 and podman("image", "exists", IMAGE, check=False).returncode == 0):
             # idempotent: installs podman & co, makes the base image if missing, prints timings
-            subprocess.run([str(HERE / "build-image.sh"), IMAGE], check=True, timeout=1800)
+            subprocess.run([str(HERE / "build-image.sh"), IMAGE], check=True, timeout=1100)
         cls.timings["build or reuse"] = time.monotonic() - t
         cls.dovecot = cls.own(harness.Dovecot(cls.tmp / "dovecot")).start()
 

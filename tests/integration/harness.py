@@ -2,10 +2,11 @@
 
 Everything a test needs to run postern hermetically on loopback:
 
-* ``IntegrationCase`` -- unittest base class. One temp dir per test class (``cls.tmp``), daemons
-  registered with ``cls.own()`` / ``self.own()`` are stopped in the (class) cleanups even when a
-  test or ``setUpClass`` fails, and their logs are dumped to stderr whenever a test fails.
-  Override ``start_fixtures(cls)`` (a classmethod) to start the class's servers.
+* ``IntegrationCase`` -- unittest base class. One temp dir per test class (``cls.tmp``; a test's
+  own subfolder: ``self.workdir_for_test()``). Services registered with ``cls.own(s).start()`` /
+  ``self.own_for_test(s).start()`` are stopped in the (class) cleanups even when a test or
+  ``setUpClass`` fails, and their logs are dumped to stderr whenever a test fails. Override
+  ``start_fixtures(cls)`` (a classmethod) to start the class's servers.
 * ``Pki`` -- a CA and ECDSA P-256 certificates made with the ``openssl`` CLI in the temp dir
   (private keys never leave it): ``default`` (mail.default), ``a`` (mail.a.test), ``b``
   (mail.b.test, file holds leaf + CA chain) and ``c`` (wildcard ``*.c.test``). ``Pki.identify()``
@@ -996,7 +997,8 @@ class IntegrationCase(unittest.TestCase):
 
     @classmethod
     def start_fixtures(cls):
-        """Override: start the class's services (use cls.own(service.start()) or cls.own(s).start())."""
+        """Override: start the class's services as cls.own(Service(...)).start() (owned before
+        starting, so a service that fails half-way is still stopped)."""
 
     @classmethod
     def own(cls, service):

@@ -57,7 +57,8 @@ TEST_CASE("conf: an unknown key anywhere is reported with the keys allowed there
     CHECK(result.errors[2].key == "listener[1].extra");
     CHECK(result.errors[2].line == line_of(text, "[listener.extra]"));
     CHECK(contains(result.errors[2].message,
-                   "(allowed: listen, protocol, tls, backend, handshake_timeout, idle_timeout)"));
+                   "(allowed: listen, protocol, tls, backend, handshake_timeout, idle_timeout, "
+                   "hostname, require_tls, submission, plaintext_timeout, max_errors)"));
 }
 
 TEST_CASE("conf: a value of the wrong type names the type expected and the one found") {
@@ -321,7 +322,9 @@ TEST_CASE("conf: listeners without any certificate are refused") {
     const ConfigError error = single_error(dir.load(text));
     CHECK(error.key == "certificate");
     CHECK(error.line == line_of(text, "[[listener]]"));
-    CHECK(error.message == "no [[certificate]] is defined; a [[listener]] needs at least one");
+    CHECK(error.message ==
+          "no [[certificate]] and no tls.certificates_dir is defined; a [[listener]] needs at "
+          "least one certificate");
 }
 
 TEST_CASE("conf: an invalid duration is reported at its key and line") {

@@ -56,6 +56,8 @@ TEST_CASE("conf: the annotated example file loads with every key applied") {
 
     CHECK(config.file == file);
     CHECK(config.server.log_level == "info");
+    CHECK(config.server.hostname.empty());
+    CHECK(config.server.workers == 1);
     CHECK(config.tls.min_version == TlsVersion::Tls12);
     CHECK(config.tls.default_certificate == "mail.example.net");
     CHECK(config.tls.default_certificate_at.line == line_of(text, "default_certificate ="));
@@ -76,7 +78,7 @@ TEST_CASE("conf: the annotated example file loads with every key applied") {
     CHECK(config.backends[2].connect_timeout == 5s);
     CHECK(config.backends[2].key_name == "backend[3]");
 
-    REQUIRE(config.listeners.size() == 3);
+    REQUIRE(config.listeners.size() == 5);
     const ListenerSpec& imap = config.listeners[0];
     CHECK(imap.listen.to_string() == "0.0.0.0:993");
     CHECK(imap.protocol == Protocol::Imap);
@@ -92,6 +94,22 @@ TEST_CASE("conf: the annotated example file loads with every key applied") {
     CHECK(config.listeners[2].listen.port == 465);
     CHECK(config.listeners[2].protocol == Protocol::Smtp);
     CHECK(config.find_backend(config.listeners[2].backend)->address.port == 25);
+    CHECK(config.listeners[2].require_tls);
+    CHECK_FALSE(config.listeners[2].submission);
+
+    const ListenerSpec& submission = config.listeners[3];
+    CHECK(submission.listen.port == 587);
+    CHECK(submission.tls == TlsMode::StartTls);
+    CHECK(submission.submission);
+    CHECK(submission.require_tls);
+    CHECK(submission.plaintext_timeout == 60s);
+    CHECK(submission.max_errors == 10);
+    CHECK(submission.hostname == "smtp.example.net");
+    const ListenerSpec& imap_starttls = config.listeners[4];
+    CHECK(imap_starttls.listen.port == 143);
+    CHECK(imap_starttls.tls == TlsMode::StartTls);
+    CHECK(imap_starttls.require_tls);
+    CHECK(imap_starttls.hostname.empty());
 }
 
 TEST_CASE("conf: relative cert and key paths resolve against the config file's folder") {

@@ -7,7 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace postern::protocols {
 namespace {
@@ -22,7 +24,7 @@ TEST_CASE("capabilities: remove_tokens drops whole tokens in any case, keeps the
         std::string_view list;
         std::optional<std::string> expected;
     };
-    const Row rows[] = {
+    const std::vector<Row> rows = {
         {"IMAP4rev1 STARTTLS AUTH=PLAIN", "IMAP4rev1 AUTH=PLAIN"},
         {"STARTTLS IMAP4rev1", "IMAP4rev1"},
         {"IMAP4rev1 starttls", "IMAP4rev1"},
@@ -43,7 +45,7 @@ TEST_CASE("capabilities: IMAP lines are rewritten only in the capability places"
         std::string_view line;
         std::optional<std::string> expected;
     };
-    const Row rows[] = {
+    const std::vector<Row> rows = {
         {"* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n", "* CAPABILITY IMAP4rev1\r\n"},
         {"* capability IMAP4rev1 starttls\n", "* capability IMAP4rev1\n"},
         {"* CAPABILITY STARTTLS\r\n", "* CAPABILITY\r\n"},

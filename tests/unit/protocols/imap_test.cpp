@@ -187,10 +187,21 @@ TEST_CASE("imap: STARTTLS waits while a backend response is partly relayed") {
     const auto t = check_splits(
         imap(), connected({backend(kDovecotGreeting), client("a1 ID NIL\r\n"),
                            backend("* ID (\"name\" {5}\r\nDove"), client("a2 STARTTLS\r\n"),
-                           backend("t)\r\n"), backend("a1 OK ID completed.\r\n")}));
+                           backend("t)\r\na1 OK ID completed.\r\n")}));
     CHECK(t.to_client() == std::string(kDovecotGreetingFiltered) +
                                "* ID (\"name\" {5}\r\nDovet)\r\na2 BAD TLS is already active\r\n"
                                "a1 OK ID completed.\r\n");
+}
+
+TEST_CASE("imap: held-back client bytes are looked at right after the greeting line") {
+    // The greeting ends in a literal; the client's command is forwarded as soon as the
+    // greeting line is relayed, however the backend's bytes are cut.
+    const auto t = check_splits(
+        imap(), connected({client("a1 ID NIL\r\n"),
+                           backend("* OK [ALERT] {3}\r\nabc ready\r\n* 1 RECENT\r\n")}));
+    CHECK(t.actions == std::vector<std::string>{"connect", "to_client:* OK [ALERT] {3}\r\n",
+                                                "to_backend:a1 ID NIL\r\n",
+                                                "to_client:abc ready\r\n* 1 RECENT\r\n"});
 }
 
 TEST_CASE("imap: oversized or overflowing literals close the session") {

@@ -1,10 +1,10 @@
 #include "tls/cert_store.hpp"
 
+#include "cert_factory.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
-
-#include "cert_factory.hpp"
 
 using postern::conf::Config;
 using postern::tls::CertStore;
@@ -37,7 +37,8 @@ TEST_CASE("cert_store: exact names beat wildcards; wildcards cover exactly one l
     TempDir dir;
     auto key = make_key(false);
     Config config = base_config(dir);
-    config.certificates.push_back(write_cert(dir.path(), "default", {"mail.default.test"}, key.get()));
+    config.certificates.push_back(
+        write_cert(dir.path(), "default", {"mail.default.test"}, key.get()));
     config.certificates.push_back(write_cert(dir.path(), "wild", {"*.example.com"}, key.get()));
     config.certificates.push_back(
         write_cert(dir.path(), "exact", {"mail.example.com", "example.com"}, key.get()));
@@ -144,7 +145,8 @@ TEST_CASE("cert_store: 10,000 certificates load and are found by name") {
     auto key = make_key(false);
     Config config = base_config(dir);
     constexpr int kCount = 10000;
-    config.certificates.push_back(write_cert(dir.path(), "default", {"mail.default.test"}, key.get()));
+    config.certificates.push_back(
+        write_cert(dir.path(), "default", {"mail.default.test"}, key.get()));
     for (int i = 0; i < kCount; ++i) {
         const std::string domain = "customer" + std::to_string(i) + ".test";
         config.certificates.push_back(write_cert(dir.path(), "c" + std::to_string(i),

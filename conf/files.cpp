@@ -1,0 +1,59 @@
+#include "conf/files.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <system_error>
+
+namespace postern::conf::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct FileCloser {
+    void operator()(std::FILE* file) const noexcept { (void)std::fclose(file); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+}  // namespace
+
+std::string os_error(int code) {
+    return std::error_code{code, std::generic_category()}.message();
+}
+
+std::optional<std::string> unreadable_file_reason(const fs::path& path) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    if (fs::is_directory(status)) {
+        return os_error(EISDIR);
+    }
+    // Opening a FIFO would block startup until some writer appears.
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+        return std::string{"not a regular file"};
+    }
+    const FilePtr stream{std::fopen(path.c_str(), "rb")};
+    if (!stream) {
+        return os_error(errno);
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> unreadable_dir_reason(const fs::path& path) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    if (ec) {
+        return ec.message();
+    }
+    if (!fs::is_directory(status)) {
+        return os_error(ENOTDIR);
+    }
+    // Listing, not only stat: a folder without read permission stats fine.
+    const fs::directory_iterator listing{path, ec};
+    if (ec) {
+        return ec.message();
+    }
+    return std::nullopt;
+}
+
+}  // namespace postern::conf::detail

@@ -1,0 +1,22 @@
+#pragma once
+// File checks shared by the loader and the certificates_dir scan: can this process read a
+// path, and if not, the OS's words for why. Nothing is parsed here. Private to conf/.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace postern::conf::detail {
+
+// strerror-like text for an errno value: "No such file or directory".
+[[nodiscard]] std::string os_error(int code);
+
+// nullopt when `path` is a regular file (symlinks followed) this process can open for reading;
+// otherwise why not. Never blocks on a FIFO.
+[[nodiscard]] std::optional<std::string> unreadable_file_reason(const std::filesystem::path& path);
+
+// nullopt when `path` is a directory (symlinks followed) whose entries this process can list;
+// otherwise why not.
+[[nodiscard]] std::optional<std::string> unreadable_dir_reason(const std::filesystem::path& path);
+
+}  // namespace postern::conf::detail

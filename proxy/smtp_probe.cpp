@@ -1,0 +1,161 @@
+#include "proxy/smtp_probe.hpp"
+
+#include "proxy/log.hpp"
+#include "proxy/trampoline.hpp"
+
+#include <event2/buffer.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+namespace postern::proxy {
+namespace {
+
+constexpr timeval kRefresh{300, 0};
+constexpr std::size_t kMaxLine = 1024;
+constexpr std::size_t kMaxExtensions = 64;
+
+void timer_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
+    auto* probe = static_cast<SmtpProbe*>(self);
+    try {
+        probe->on_timer();
+    } catch (const std::exception& e) {
+        probe->fail_internal(e.what());
+    }
+}
+
+}  // namespace
+
+SmtpProbe::SmtpProbe(event_base* base, std::string backend_name, SocketAddress address,
+                     std::string hostname, std::chrono::milliseconds timeout)
+    : base_(base),
+      backend_name_(std::move(backend_name)),
+      address_(address),
+      hostname_(std::move(hostname)),
+      timeout_(timeout),
+      timer_(evtimer_new(base, &timer_cb, this)) {}
+
+void SmtpProbe::start() {
+    on_timer();
+}
+
+void SmtpProbe::on_timer() {
+    evtimer_add(timer_.get(), &kRefresh);
+    if (bev_) {
+        return;  // the previous probe is still running
+    }
+    bufferevent* b = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (b == nullptr) {
+        return;
+    }
+    bev_.reset(b);
+    bufferevent_setcb(b, &bev_data_cb<SmtpProbe, &SmtpProbe::on_read>, nullptr,
+                      &bev_event_cb<SmtpProbe, &SmtpProbe::on_event>, this);
+    const timeval t{static_cast<time_t>(timeout_.count() / 1000),
+                    static_cast<suseconds_t>((timeout_.count() % 1000) * 1000)};
+    bufferevent_set_timeouts(b, &t, &t);
+    step_ = Step::Greeting;
+    pending_.clear();
+    if (bufferevent_socket_connect(b, address_.get(), static_cast<int>(address_.length)) != 0) {
+        finish("cannot connect");
+        return;
+    }
+    bufferevent_enable(b, EV_READ | EV_WRITE);
+}
+
+void SmtpProbe::on_read() {
+    evbuffer* in = bufferevent_get_input(bev_.get());
+    while (bev_) {
+        std::size_t length = 0;
+        std::unique_ptr<char, decltype(&std::free)> line{
+            evbuffer_readln(in, &length, EVBUFFER_EOL_CRLF), &std::free};
+        if (!line) {
+            if (evbuffer_get_length(in) > kMaxLine) {
+                finish("line too long");
+            }
+            return;
+        }
+        const std::string_view text{line.get(), length};
+        if (text.size() < 4 || (text[3] != ' ' && text[3] != '-')) {
+            finish("not an SMTP reply");
+            return;
+        }
+        const bool last = text[3] == ' ';
+        switch (step_) {
+            case Step::Greeting:
+                if (text[0] != '2') {
+                    finish("greeting is not 2xx");
+                    return;
+                }
+                if (last) {
+                    const std::string ehlo = "EHLO " + hostname_ + "\r\n";
+                    bufferevent_write(bev_.get(), ehlo.data(), ehlo.size());
+                    step_ = Step::Ehlo;
+                }
+                break;
+            case Step::Ehlo:
+                if (text[0] != '2') {
+                    finish("EHLO refused");
+                    return;
+                }
+                // The first line is the server's name; the rest are extensions (RFC 5321 4.1.1.1).
+                pending_.emplace_back(text.substr(4));
+                if (last) {
+                    pending_.erase(pending_.begin());
+                    if (pending_.size() > kMaxExtensions) {
+                        pending_.resize(kMaxExtensions);
+                    }
+                    extensions_ =
+                        std::make_shared<const std::vector<std::string>>(std::move(pending_));
+                    pending_.clear();
+                    bufferevent_write(bev_.get(), "QUIT\r\n", 6);
+                    step_ = Step::Quit;
+                }
+                break;
+            case Step::Quit:
+                if (last) {
+                    finish(nullptr);
+                    return;
+                }
+                break;
+            case Step::Idle:
+                return;
+        }
+    }
+}
+
+void SmtpProbe::on_event(short what) {
+    if ((what & BEV_EVENT_CONNECTED) != 0) {
+        return;
+    }
+    finish(step_ == Step::Quit               ? nullptr
+           : (what & BEV_EVENT_TIMEOUT) != 0 ? "timed out"
+                                             : "connection failed");
+}
+
+void SmtpProbe::fail_internal(const char* what) {
+    finish(what);
+}
+
+void SmtpProbe::finish(const char* failure) {
+    step_ = Step::Idle;
+    bev_.reset();
+    if (failure == nullptr) {
+        if (warned_) {
+            spdlog::info("smtp backend {} answers EHLO again", backend_name_);
+        }
+        warned_ = false;
+        spdlog::debug("smtp backend {} offers {} EHLO extension(s)", backend_name_,
+                      extensions_->size());
+        return;
+    }
+    if (!warned_) {
+        spdlog::warn(
+            "cannot learn the EHLO extensions of smtp backend {}: {}; postern's "
+            "pre-TLS EHLO offers {} of them",
+            backend_name_, failure, extensions_->size());
+        warned_ = true;
+    }
+}
+
+}  // namespace postern::proxy

@@ -1,0 +1,56 @@
+#pragma once
+// Learns which EHLO extensions an SMTP backend offers, so that postern's own EHLO reply on a
+// STARTTLS listener (written before TLS, before any backend is connected for that client)
+// advertises what the backend really supports rather than a hard-coded list. One probe per
+// SMTP backend: connect, read the greeting, EHLO, QUIT; again every few minutes so an upgraded
+// backend is picked up. Until the first answer the list is empty (only STARTTLS is offered).
+
+#include "proxy/endpoint.hpp"
+#include "proxy/event.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace postern::proxy {
+
+using Extensions = std::shared_ptr<const std::vector<std::string>>;
+
+class SmtpProbe {
+public:
+    SmtpProbe(event_base* base, std::string backend_name, SocketAddress address,
+              std::string hostname, std::chrono::milliseconds timeout);
+    SmtpProbe(const SmtpProbe&) = delete;
+    SmtpProbe& operator=(const SmtpProbe&) = delete;
+    SmtpProbe(SmtpProbe&&) = delete;
+    SmtpProbe& operator=(SmtpProbe&&) = delete;
+    ~SmtpProbe() = default;
+
+    void start();  // probes now, then every kRefresh
+    [[nodiscard]] const Extensions& extensions() const noexcept { return extensions_; }
+
+    // libevent entry points
+    void on_read();
+    void on_event(short what);
+    void on_timer();
+    void fail_internal(const char* what);
+
+private:
+    enum class Step : std::uint8_t { Idle, Greeting, Ehlo, Quit };
+    void finish(const char* failure);
+
+    event_base* base_;
+    std::string backend_name_;
+    SocketAddress address_;
+    std::string hostname_;
+    std::chrono::milliseconds timeout_;
+    BevPtr bev_;
+    EventPtr timer_;
+    Step step_ = Step::Idle;
+    std::vector<std::string> pending_;
+    Extensions extensions_ = std::make_shared<const std::vector<std::string>>();
+    bool warned_ = false;
+};
+
+}  // namespace postern::proxy

@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""The postern benchmark: the same scenarios against postern, HAProxy, stunnel and nginx's mail
+proxy, in one run, with the same certificates, backend fixture and worker count, the proxy
+pinned to core 0 and the load generator (and the backend fixture) to core 1. Writes a markdown
+table (README.md in this folder says how to read it).
+
+Run it through scripts/bench, which installs the peers and builds the tools:
+    scripts/bench            full run (about 10 minutes)
+    scripts/bench --quick    tiny counts, seconds; checks only that every scenario gave numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers as P  # noqa: E402
+import table  # noqa: E402
+
+PROXY_CPUS = {1: "0", 2: "0,1"}
+CLIENT_CPUS = "1"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How long and how much each scenario runs."""
+
+    handshake_seconds: float
+    handshake_concurrency: int
+    throughput_seconds: float
+    chunk: int
+    latency_count: int
+    latency_seconds: float
+    idle_sessions: int
+    idle_settle: float
+    idle_hold: float
+    speed_seconds: int
+
+
+FULL = Scale(handshake_seconds=5, handshake_concurrency=16, throughput_seconds=5,
+             chunk=1 << 20, latency_count=20_000, latency_seconds=5, idle_sessions=8000,
+             idle_settle=1.0, idle_hold=10, speed_seconds=2)
+QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
+              chunk=64 << 10, latency_count=200, latency_seconds=1, idle_sessions=40,
+              idle_settle=0.1, idle_hold=0.5, speed_seconds=1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    kind: str  # handshake | throughput | latency | idle
+    protocol: str
+    tls: str
+    title: str
+    args: tuple[str, ...] = ()
+    workers: tuple[int, ...] = (1,)
+
+
+def scenarios(scale: Scale) -> list[Scenario]:
+    hs = ("--concurrency", str(scale.handshake_concurrency),
+          "--duration", str(scale.handshake_seconds))
+    tp = ("--chunk", str(scale.chunk), "--duration", str(scale.throughput_seconds))
+    lat = ("--count", str(scale.latency_count), "--duration", str(scale.latency_seconds))
+    return [
+        Scenario("hs-imap-ecdsa", "handshake", "imap", "implicit",
+                 "handshake IMAP, ECDSA P-256, full", ("--key", "ecdsa", *hs), (1, 2)),
+        Scenario("hs-imap-rsa", "handshake", "imap", "implicit",
+                 "handshake IMAP, RSA-2048, full", ("--key", "rsa", *hs)),
+        Scenario("hs-imap-resumed", "handshake", "imap", "implicit",
+                 "handshake IMAP, resumed (ticket)", ("--key", "ecdsa", "--resume", *hs)),
+        Scenario("hs-pop3-ecdsa", "handshake", "pop3", "implicit",
+                 "handshake POP3, ECDSA, full", ("--key", "ecdsa", *hs)),
+        Scenario("hs-smtp-ecdsa", "handshake", "smtp", "implicit",
+                 "handshake SMTP, ECDSA, full", ("--key", "ecdsa", *hs)),
+        Scenario("hs-imap-starttls", "handshake", "imap", "starttls",
+                 "handshake IMAP STARTTLS, ECDSA, full", ("--key", "ecdsa", *hs)),
+        Scenario("hs-imap-starttls-resumed", "handshake", "imap", "starttls",
+                 "handshake IMAP STARTTLS, resumed", ("--key", "ecdsa", "--resume", *hs)),
+        Scenario("hs-pop3-starttls", "handshake", "pop3", "starttls",
+                 "handshake POP3 STLS, ECDSA, full", ("--key", "ecdsa", *hs)),
+        Scenario("hs-smtp-starttls", "handshake", "smtp", "starttls",
+                 "handshake SMTP STARTTLS, ECDSA, full", ("--key", "ecdsa", *hs)),
+        Scenario("tp-imap-1", "throughput", "imap", "implicit",
+                 "throughput IMAP, 1 session", ("--sessions", "1", *tp)),
+        Scenario("tp-imap-64", "throughput", "imap", "implicit",
+                 "throughput IMAP, 64 sessions", ("--sessions", "64", *tp), (1, 2)),
+        Scenario("tp-imap-starttls-1", "throughput", "imap", "starttls",
+                 "throughput IMAP STARTTLS, 1 session", ("--sessions", "1", *tp)),
+        Scenario("tp-imap-starttls-64", "throughput", "imap", "starttls",
+                 "throughput IMAP STARTTLS, 64 sessions", ("--sessions", "64", *tp)),
+        Scenario("lat-imap", "latency", "imap", "implicit",
+                 "latency IMAP NOOP, added over direct", lat),
+        Scenario("lat-imap-starttls", "latency", "imap", "starttls",
+                 "latency IMAP STARTTLS NOOP, added over direct", lat),
+        Scenario("idle-imap", "idle", "imap", "implicit",
+                 f"idle IMAP, {scale.idle_sessions} sessions, greeting read", ()),
+        Scenario("idle-imap-login", "idle", "imap", "implicit",
+                 f"idle IMAP, {scale.idle_sessions} sessions, logged in", ("--login",)),
+    ]
+
+
+@dataclass
+class Cell:
+    """One scenario against one proxy."""
+
+    status: str  # ok | failed | n/a (proxy lacks the feature) | skipped (postern: not yet)
+    values: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+class GeneratorError(Exception):
+    pass
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise GeneratorError(f"no result line in generator output: {text.strip()[-300:]!r}")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.quick = args.quick
+        self.scale = QUICK if args.quick else FULL
+        self.tools = Path(args.tools).resolve()
+        args.postern = str(Path(args.postern).resolve())
+        self.generator = str(self.tools / "postern-bench")
+        self.backend_bin = str(self.tools / "postern-bench-backend")
+        self.tmp = Path(tempfile.mkdtemp(prefix="postern-bench-"))
+        self.backend_proc: subprocess.Popen | None = None
+        self.peers: list[P.Peer] = []
+        self.cells: dict[tuple[str, int, str], Cell] = {}  # (scenario, workers, peer) -> cell
+        self.notes: list[str] = []
+        self.direct: dict = {}
+        self.speed: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.load_before = os.getloadavg()
+
+    # ---------------------------------------------------------------------------- generator
+
+    def gen(self, mode: str, port: int, protocol: str, tls: str, extra: tuple[str, ...],
+            timeout: float, key_default: bool = True) -> dict:
+        cmd = ["taskset", "-c", CLIENT_CPUS, self.generator, mode,
+               "--connect", f"127.0.0.1:{port}", "--protocol", protocol, "--tls", tls, *extra]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise GeneratorError(f"generator timed out after {timeout:.0f} s") from e
+        result = last_json(out.stdout) if "{" in out.stdout else {}
+        if out.returncode != 0:
+            why = result.get("last_error") or out.stderr.strip()[-200:] or f"exit {out.returncode}"
+            raise GeneratorError(why)
+        return result
+
+    # ---------------------------------------------------------------------------- setup
+
+    def start_backend(self) -> dict[str, int]:
+        imap, pop3, smtp = free_ports(3)
+        self.backend_proc = subprocess.Popen(
+            ["taskset", "-c", CLIENT_CPUS, self.backend_bin, "--imap", f"127.0.0.1:{imap}",
+             "--pop3", f"127.0.0.1:{pop3}", "--smtp", f"127.0.0.1:{smtp}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            text=True, start_new_session=True)
+        ready, _, _ = select.select([self.backend_proc.stdout], [], [], 10)
+        if not ready or self.backend_proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("backend fixture did not start")
+        return {"imap": imap, "pop3": pop3, "smtp": smtp}
+
+    def make_peers(self, pki: P.Pki, backend: dict[str, int]) -> None:
+        def ports() -> dict[tuple[str, str], int]:
+            keys = [(p, t) for p in P.PROTOCOLS for t in ("implicit", "starttls")]
+            return dict(zip(keys, free_ports(len(keys))))
+
+        self.peers = [
+            P.Postern(self.args.postern, self.tmp / "postern", pki, backend, ports()),
+            P.Haproxy(self.tmp / "haproxy", pki, backend, ports()),
+            P.Stunnel(self.tmp / "stunnel", pki, backend, ports()),
+            P.Nginx(self.tmp / "nginx", pki, backend, ports(), free_ports(1)[0]),
+        ]
+        wanted = set(self.args.peers.split(","))
+        self.peers = [p for p in self.peers if p.name in wanted]
+
+    def probe_postern(self) -> None:
+        """STARTTLS and worker support are detected, never assumed."""
+        postern = next((p for p in self.peers if isinstance(p, P.Postern)), None)
+        if postern is None:
+            return
+        postern.start(1, PROXY_CPUS[1])
+        try:
+            port = postern.ports[("imap", "starttls")]
+            self.gen("handshake", port, "imap", "starttls",
+                     ("--count", "2", "--concurrency", "1", "--timeout", "2"), timeout=20)
+            self.notes.append("postern: STARTTLS listeners answered the probe; STARTTLS rows run.")
+        except GeneratorError as e:
+            postern.disable_starttls()
+            self.notes.append(
+                "postern: a `tls = \"starttls\"` listener did not speak STARTTLS to the probe "
+                f"({e}); its STARTTLS rows are marked *not yet*.")
+        finally:
+            postern.stop()
+        ok, why = postern.workers_supported(2)
+        if not ok:
+            self.notes.append(f"postern: 2-worker rows skipped: {why}.")
+
+    # ---------------------------------------------------------------------------- scenarios
+
+    def run_one(self, sc: Scenario, peer: P.Peer, workers: int) -> Cell:
+        if not peer.supports(sc.protocol, sc.tls):
+            if isinstance(peer, P.Postern) and sc.tls == "starttls":
+                return Cell("skipped", note="postern STARTTLS not yet available")
+            return Cell("n/a")
+        port = peer.ports[(sc.protocol, sc.tls)]
+        pids = peer.pids()
+        timeout = 120 + 2 * max(self.scale.handshake_seconds, self.scale.throughput_seconds,
+                                self.scale.latency_seconds)
+        cpu0 = P.cpu_seconds(pids)
+        try:
+            r = self.gen(sc.kind, port, sc.protocol, sc.tls, sc.args, timeout)
+        except GeneratorError as e:
+            return Cell("failed", note=str(e))
+        cpu = P.cpu_seconds(pids) - cpu0
+        values: dict[str, float] = {}
+        note = ""
+        if sc.kind == "handshake":
+            n = r["completed"]
+            values["rate"] = r["rate"]
+            values["cpu_us"] = cpu * 1e6 / n if n else 0.0
+            if "--resume" in sc.args:
+                values["resumed_pct"] = 100.0 * r["resumed"] / n if n else 0.0
+                if n and r["resumed"] < 0.9 * n:
+                    note = f"only {r['resumed']} of {n} handshakes resumed"
+        elif sc.kind == "throughput":
+            mb = r["bytes"] / 1e6
+            values["mb_s"] = r["mb_per_s"]
+            values["cpu_us_mb"] = cpu * 1e6 / mb if mb else 0.0
+        elif sc.kind == "latency":
+            for p in ("p50", "p99", "p999"):
+                values[p] = r[f"{p}_us"] - self.direct.get(f"{p}_us", 0.0)
+                values[f"raw_{p}"] = r[f"{p}_us"]
+        if r.get("errors"):
+            note = (note + "; " if note else "") + f"{r['errors']} errors ({r.get('last_error')})"
+        return Cell("ok", values, note, r)
+
+    def run_idle(self, sc: Scenario, peer: P.Peer) -> Cell:
+        if not peer.supports(sc.protocol, sc.tls):
+            return Cell("n/a")
+        port = peer.ports[(sc.protocol, sc.tls)]
+        peer.start(1, PROXY_CPUS[1])
+        proc = None
+        try:
+            # Warm up both paths once (greeting only; login), so first-use allocations are
+            # in the "before" figure rather than counted per session.
+            self.gen("handshake", port, sc.protocol, sc.tls, ("--count", "4", "--concurrency", "2"),
+                     timeout=60)
+            self.gen("latency", port, sc.protocol, sc.tls, ("--count", "5", "--warmup", "0"),
+                     timeout=60)
+            time.sleep(self.scale.idle_settle)
+            pids = peer.pids()
+            rss0 = P.rss_kib(pids)
+            cmd = ["taskset", "-c", CLIENT_CPUS, self.generator, "idle",
+                   "--connect", f"127.0.0.1:{port}", "--protocol", sc.protocol, "--tls", sc.tls,
+                   "--sessions", str(self.scale.idle_sessions), "--concurrency", "64",
+                   "--hold", "600", *sc.args]
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+            ready_wait = 300 if not self.quick else 60
+            ready, _, _ = select.select([proc.stdout], [], [], ready_wait)
+            if not ready:
+                raise GeneratorError(f"sessions not open after {ready_wait} s")
+            line = proc.stdout.readline()
+            if not line.startswith("{"):
+                raise GeneratorError(f"generator: {proc.stderr.read()[-200:]}")
+            opened = json.loads(line)
+            sessions = opened["sessions"]
+            if sessions == 0:
+                raise GeneratorError(f"no session opened ({opened.get('last_error')})")
+            time.sleep(self.scale.idle_settle)
+            cpu0, t0 = P.cpu_seconds(pids), time.monotonic()
+            time.sleep(self.scale.idle_hold)
+            cpu1, t1 = P.cpu_seconds(pids), time.monotonic()
+            rss1 = P.rss_kib(pids)
+            proc.stdin.close()  # ends the hold
+            proc.wait(timeout=120)
+            final = last_json(proc.stdout.read())
+            values = {"rss_kib": (rss1 - rss0) / sessions,
+                      "cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+                      "rss_before_kib": rss0, "rss_after_kib": rss1}
+            note = ""
+            if opened.get("errors") or final.get("dropped"):
+                note = (f"{sessions} of {self.scale.idle_sessions} opened, "
+                        f"{final.get('dropped', 0)} dropped while idle "
+                        f"({opened.get('last_error') or final.get('last_error')})")
+            return Cell("ok", values, note, {"opened": opened, "final": final})
+        except (GeneratorError, subprocess.TimeoutExpired, ValueError) as e:
+            return Cell("failed", note=str(e))
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            peer.stop()
+
+    def run_phase(self, workers: int, scs: list[Scenario]) -> None:
+        live = []
+        for peer in self.peers:
+            ok, why = peer.workers_supported(workers)
+            if not ok:
+                for sc in scs:
+                    if sc.kind != "idle" and workers in sc.workers:
+                        self.cells[(sc.key, workers, peer.name)] = Cell("skipped", note=why)
+                continue
+            peer.start(workers, PROXY_CPUS[workers])
+            live.append(peer)
+        try:
+            # Scenario-major, peer-minor: drifting background load hits every peer alike.
+            for sc in scs:
+                if sc.kind == "idle" or workers not in sc.workers:
+                    continue
+                for peer in live:
+                    cell = self.run_one(sc, peer, workers)
+                    self.cells[(sc.key, workers, peer.name)] = cell
+                    self.progress(sc, workers, peer, cell)
+        finally:
+            for peer in live:
+                peer.stop()
+
+    def progress(self, sc: Scenario, workers: int, peer: P.Peer, cell: Cell) -> None:
+        shown = {k: round(v, 1) for k, v in cell.values.items() if not k.startswith("raw_")}
+        print(f"  [{time.monotonic() - self.started:6.1f}s] {workers}w {sc.key:26} "
+              f"{peer.name:8} {cell.status:7} {shown} {cell.note}", flush=True)
+
+    def openssl_speed(self) -> None:
+        s = str(self.scale.speed_seconds)
+        out = subprocess.run(["taskset", "-c", "0", "openssl", "speed", "-seconds", s,
+                              "ecdsap256", "rsa2048", "ecdhx25519"],
+                             capture_output=True, text=True, timeout=300).stdout
+        if m := re.search(r"ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)", out):
+            self.speed["ecdsa_sign"] = float(m.group(1))
+        if m := re.search(r"^rsa 2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)", out, re.M):
+            self.speed["rsa_sign"] = float(m.group(1))
+        if m := re.search(r"ecdh \(X25519\)\s+[\d.]+s\s+([\d.]+)", out):
+            self.speed["x25519"] = float(m.group(1))
+        out = subprocess.run(["taskset", "-c", "0", "openssl", "speed", "-seconds", s,
+                              "-bytes", "16384", "-evp", "aes-128-gcm"],
+                             capture_output=True, text=True, timeout=300).stdout
+        if m := re.search(r"^AES-128-GCM\s+([\d.]+)k", out, re.M):
+            self.speed["aes_mb_s"] = float(m.group(1)) / 1000.0  # openssl's k = 1000 bytes
+
+    # ---------------------------------------------------------------------------- main
+
+    def machine(self) -> dict[str, str]:
+        model = "?"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        versions = {p.name: p.version() for p in self.peers}
+        openssl = subprocess.run(["openssl", "version"], capture_output=True,
+                                 text=True).stdout.split(" (")[0].strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return {"cores": str(os.cpu_count()), "cpu": model, "kernel": platform.release(),
+                "openssl": openssl, "commit": commit or "?", **versions}
+
+    def run(self) -> int:
+        scs = [sc for sc in scenarios(self.scale) if self.args.only in sc.key]
+        try:
+            print(f"postern bench ({'quick' if self.quick else 'full'}) in {self.tmp}", flush=True)
+            pki = P.make_pki(self.tmp / "pki")
+            backend = self.start_backend()
+            self.direct = self.gen("latency", backend["imap"], "imap", "none",
+                                   ("--count", str(self.scale.latency_count),
+                                    "--duration", str(self.scale.latency_seconds)), timeout=120)
+            self.make_peers(pki, backend)
+            self.probe_postern()
+            self.run_phase(1, scs)
+            self.run_phase(2, scs)
+            for sc in scs:
+                if sc.kind != "idle":
+                    continue
+                for peer in self.peers:
+                    cell = self.run_idle(sc, peer)
+                    self.cells[(sc.key, 1, peer.name)] = cell
+                    self.progress(sc, 1, peer, cell)
+            self.openssl_speed()
+        finally:
+            for peer in self.peers:
+                peer.stop()
+            if self.backend_proc is not None:
+                P.stop_process(self.backend_proc)
+        elapsed = time.monotonic() - self.started
+        report = table.render(self, scs, elapsed)
+        print()
+        print(report)
+        out = Path(self.args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        out.with_suffix(".json").write_text(json.dumps(table.raw(self, scs, elapsed), indent=1))
+        print(f"written: {out} (+ {out.with_suffix('.json').name})")
+        failures = [f"{k[0]} ({k[1]} worker) {k[2]}: {c.note}" for k, c in self.cells.items()
+                    if c.status == "failed"]
+        missing = table.missing_speed(self)
+        if missing:
+            failures.append(f"openssl speed gave no figure for {', '.join(missing)}")
+        if not self.direct.get("samples"):
+            failures.append("direct latency baseline gave no samples")
+        for f in failures:
+            print(f"FAILED: {f}", file=sys.stderr)
+        if not self.args.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return 1 if failures else 0
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parents[2]
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny counts: a smoke test, seconds")
+    ap.add_argument("--postern", default=str(root / "build-release" / "postern"),
+                    help="postern binary")
+    ap.add_argument("--tools", required=True,
+                    help="folder with postern-bench and postern-bench-backend")
+    ap.add_argument("--out", default=str(root / "tests" / "bench" / "results" / "latest.md"),
+                    help="where to write the table (a .json with raw figures goes beside it)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (configs, logs)")
+    ap.add_argument("--only", default="",
+                    help="run only scenarios whose key contains this (e.g. idle, hs-imap)")
+    ap.add_argument("--peers", default="postern,haproxy,stunnel,nginx",
+                    help="comma-separated subset of the proxies to run")
+    return Bench(ap.parse_args()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

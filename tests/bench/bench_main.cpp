@@ -1,0 +1,208 @@
+// postern-bench: the benchmark's load generator. One scenario per run, against one address,
+// speaking IMAP, POP3 or SMTP in plaintext, implicit TLS or STARTTLS; prints JSON lines
+// (scenarios.hpp). scripts/bench drives it; tests/bench/README.md explains the figures.
+//
+//   postern-bench handshake  --connect 127.0.0.1:10993 --key ecdsa [--resume]
+//   postern-bench throughput --connect 127.0.0.1:10993 --sessions 64
+//   postern-bench latency    --connect 127.0.0.1:10993
+//   postern-bench idle       --connect 127.0.0.1:10993 --sessions 8000 [--login]
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "tests/bench/scenarios.hpp"
+#include "tests/bench/tls_client.hpp"
+
+namespace {
+
+using namespace postern::bench;
+
+struct Common {
+    std::string connect;
+    std::string protocol = "imap";
+    std::string tls = "implicit";
+    std::string sni = "mail.bench.test";
+    std::string key = "any";
+    std::string ciphersuites = "TLS_AES_128_GCM_SHA256";
+    std::string groups = "X25519";
+    double timeout = 10;
+};
+
+void add_common(CLI::App& app, Common& c) {
+    app.add_option("--connect", c.connect, "HOST:PORT or [V6]:PORT to connect to")->required();
+    app.add_option("--protocol", c.protocol, "imap | pop3 | smtp")
+        ->check(CLI::IsMember({"imap", "pop3", "smtp"}));
+    app.add_option("--tls", c.tls, "none | implicit | starttls")
+        ->check(CLI::IsMember({"none", "implicit", "starttls"}));
+    app.add_option("--sni", c.sni, "server name to send (empty: none)");
+    app.add_option("--key", c.key,
+                   "signature algorithms offered, so a dual-certificate server serves: "
+                   "ecdsa | rsa | any")
+        ->check(CLI::IsMember({"any", "ecdsa", "rsa"}));
+    app.add_option("--ciphersuites", c.ciphersuites, "TLS 1.3 suites offered");
+    app.add_option("--groups", c.groups, "key exchange groups offered");
+    app.add_option("--timeout", c.timeout, "seconds a step or request may take")
+        ->check(CLI::PositiveNumber);
+}
+
+KeyPreference key_preference(const std::string& key) {
+    if (key == "ecdsa") {
+        return KeyPreference::Ecdsa;
+    }
+    return key == "rsa" ? KeyPreference::Rsa : KeyPreference::Any;
+}
+
+std::optional<Target> make_target(const Common& c, std::string& error) {
+    Target t;
+    t.protocol = c.protocol == "pop3"   ? Protocol::Pop3
+                 : c.protocol == "smtp" ? Protocol::Smtp
+                                        : Protocol::Imap;
+    t.tls = c.tls == "none"       ? TlsMode::None
+            : c.tls == "starttls" ? TlsMode::StartTls
+                                  : TlsMode::Implicit;
+    t.sni = c.sni;
+    std::string host;
+    std::string port;
+    if (!c.connect.empty() && c.connect.front() == '[') {
+        const auto close = c.connect.find("]:");
+        if (close == std::string::npos) {
+            error = "--connect: expected [V6]:PORT";
+            return std::nullopt;
+        }
+        host = c.connect.substr(1, close - 1);
+        port = c.connect.substr(close + 2);
+    } else {
+        const auto colon = c.connect.rfind(':');
+        if (colon == std::string::npos) {
+            error = "--connect: expected HOST:PORT";
+            return std::nullopt;
+        }
+        host = c.connect.substr(0, colon);
+        port = c.connect.substr(colon + 1);
+    }
+    std::uint16_t p = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (ec != std::errc{} || end != port.data() + port.size() || p == 0) {
+        error = "--connect: bad port " + port;
+        return std::nullopt;
+    }
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&t.address);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&t.address);
+    if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(p);
+        t.address_length = sizeof(sockaddr_in);
+    } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(p);
+        t.address_length = sizeof(sockaddr_in6);
+    } else {
+        error = "--connect: not an IP address: " + host;
+        return std::nullopt;
+    }
+    return t;
+}
+
+// Thousands of sessions need thousands of descriptors: use the hard limit.
+void raise_open_files() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        (void)::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"postern-bench: load generator for the postern benchmark (tests/bench)"};
+    app.require_subcommand(1);
+
+    Common common;
+    HandshakeOptions hs;
+    ThroughputOptions tp;
+    LatencyOptions lat;
+    IdleOptions idle;
+    bool login = false;
+
+    auto* handshake = app.add_subcommand("handshake", "new connections per second");
+    add_common(*handshake, common);
+    handshake->add_option("--concurrency", hs.concurrency, "connections in flight");
+    handshake->add_option("--count", hs.count, "stop after this many connections");
+    handshake->add_option("--duration", hs.seconds, "stop starting new ones after this (s)");
+    handshake->add_flag("--resume", hs.resume, "resume with the newest session ticket");
+
+    auto* throughput = app.add_subcommand("throughput", "bulk MB/s through logged-in sessions");
+    add_common(*throughput, common);
+    throughput->add_option("--sessions", tp.sessions, "sessions in parallel");
+    throughput->add_option("--chunk", tp.chunk, "payload bytes per request");
+    throughput->add_option("--depth", tp.depth, "requests in flight per session");
+    throughput->add_option("--duration", tp.seconds, "stop asking after this (s)");
+    throughput->add_option("--max-bytes", tp.max_bytes, "stop asking after this much payload");
+
+    auto* latency = app.add_subcommand("latency", "NOOP round trips through logged-in sessions");
+    add_common(*latency, common);
+    latency->add_option("--sessions", lat.sessions, "sessions, each with one NOOP in flight");
+    latency->add_option("--count", lat.count, "round trips measured");
+    latency->add_option("--warmup", lat.warmup, "round trips first, not measured");
+    latency->add_option("--duration", lat.seconds, "stop after this (s)");
+
+    auto* idler = app.add_subcommand("idle", "open sessions, then hold them silent");
+    add_common(*idler, common);
+    idler->add_option("--sessions", idle.sessions, "sessions to open");
+    idler->add_option("--concurrency", idle.concurrency, "sessions being opened at once");
+    idler->add_option("--hold", idle.hold_seconds, "hold at most this long (s); stdin EOF ends it");
+    idler->add_flag("--login", login, "log in before going silent");
+
+    CLI11_PARSE(app, argc, argv);
+
+    (void)::signal(SIGPIPE, SIG_IGN);
+    raise_open_files();
+    Conn::set_timeout(std::chrono::milliseconds(static_cast<long>(common.timeout * 1000)));
+
+    std::string error;
+    auto target = make_target(common, error);
+    if (!target) {
+        std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
+        return 1;
+    }
+    const bool needs_login = throughput->parsed() || latency->parsed() || (idler->parsed() && login);
+    target->login = needs_login;
+
+    SessionStore sessions;
+    SslCtxPtr ctx;
+    if (target->tls != TlsMode::None) {
+        ClientTlsOptions tls;
+        tls.key = key_preference(common.key);
+        tls.ciphersuites = common.ciphersuites;
+        tls.groups = common.groups;
+        tls.release_buffers = idler->parsed();
+        ctx = make_client_context(tls, handshake->parsed() && hs.resume ? &sessions : nullptr,
+                                  error);
+        if (!ctx) {
+            std::fprintf(stderr, "postern-bench: TLS client context: %s\n", error.c_str());
+            return 1;
+        }
+        target->tls_context = ctx.get();
+    }
+
+    if (handshake->parsed()) {
+        return run_handshake(*target, &sessions, hs);
+    }
+    if (throughput->parsed()) {
+        return run_throughput(*target, tp);
+    }
+    if (latency->parsed()) {
+        return run_latency(*target, lat);
+    }
+    return run_idle(*target, idle);
+}

@@ -1,0 +1,582 @@
+#include "tests/bench/scenarios.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tests/bench/report.hpp"
+
+namespace postern::bench {
+namespace {
+
+using std::chrono::duration;
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+// A run with this many failed connections is broken; it stops instead of hammering on.
+constexpr std::uint64_t kMaxErrors = 50;
+constexpr timeval kTick{0, 100'000};
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+    return duration<double>(b - a).count();
+}
+
+double micros(Clock::duration d) {
+    return duration<double, std::micro>(d).count();
+}
+
+Clock::duration from_seconds(double s) {
+    return duration_cast<Clock::duration>(duration<double>(s));
+}
+
+// What every scenario shares: the event loop, a 100 ms tick that fails overdue connections and
+// frees retired ones (never inside their own callbacks), and a hard time limit.
+class Scenario : public ConnOwner {
+public:
+    Scenario(const Target& target, double hard_limit_seconds)
+        : target_(target),
+          base_(event_base_new()),
+          hard_limit_(Clock::now() + from_seconds(hard_limit_seconds)) {
+        tick_.reset(event_new(base_.get(), -1, EV_PERSIST, &tick_cb, this));
+        event_add(tick_.get(), &kTick);
+    }
+    Scenario(const Scenario&) = delete;
+    Scenario& operator=(const Scenario&) = delete;
+    Scenario(Scenario&&) = delete;
+    Scenario& operator=(Scenario&&) = delete;
+    virtual ~Scenario() {
+        for (auto& [conn, owned] : live_) {
+            owned->close();
+        }
+    }
+
+    // Runs until stop(); false when the hard limit ended it.
+    bool loop() {
+        event_base_dispatch(base_.get());
+        return !timed_out_;
+    }
+
+    void on_reply(Conn& /*conn*/, std::uint64_t /*payload*/) override {}
+
+protected:
+    // A new connection, started; nullptr (with the error counted) when it failed at once.
+    Conn* open(SSL_SESSION* resume) {
+        auto conn = std::make_unique<Conn>(base_.get(), target_, *this, resume);
+        Conn* raw = conn.get();
+        if (!conn->start()) {
+            note_error(conn->error());
+            graveyard_.push_back(std::move(conn));
+            return nullptr;
+        }
+        live_.emplace(raw, std::move(conn));
+        return raw;
+    }
+
+    // Closes a connection; it is freed on the next tick.
+    void retire(Conn& conn) {
+        conn.close();
+        const auto it = live_.find(&conn);
+        if (it != live_.end()) {
+            graveyard_.push_back(std::move(it->second));
+            live_.erase(it);
+        }
+    }
+
+    void note_error(std::string_view why) {
+        ++errors_;
+        last_error_.assign(why.substr(0, 300));
+    }
+
+    void stop() { event_base_loopbreak(base_.get()); }
+    [[nodiscard]] event_base* base() const noexcept { return base_.get(); }
+    [[nodiscard]] std::size_t live() const noexcept { return live_.size(); }
+    [[nodiscard]] const Target& target() const noexcept { return target_; }
+    template <class F>
+    void for_each_live(F&& f) {
+        std::vector<Conn*> conns;
+        conns.reserve(live_.size());
+        for (auto& [conn, owned] : live_) {
+            conns.push_back(conn);
+        }
+        for (Conn* c : conns) {
+            f(*c);
+        }
+    }
+
+    std::uint64_t errors_ = 0;
+    std::string last_error_;
+
+private:
+    static void tick_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
+        static_cast<Scenario*>(self)->tick();
+    }
+
+    void tick() noexcept {
+        graveyard_.clear();
+        const Clock::time_point now = Clock::now();
+        if (now >= hard_limit_) {
+            timed_out_ = true;
+            stop();
+            return;
+        }
+        try {
+            std::vector<Conn*> overdue;
+            for (auto& [conn, owned] : live_) {
+                if (conn->open() && conn->deadline() <= now) {
+                    overdue.push_back(conn);
+                }
+            }
+            for (Conn* c : overdue) {
+                if (live_.contains(c)) {
+                    c->time_out();
+                }
+            }
+        } catch (...) {
+            timed_out_ = true;
+            stop();
+        }
+    }
+
+    const Target& target_;
+    EventBasePtr base_;
+    EventPtr tick_;
+    Clock::time_point hard_limit_;
+    bool timed_out_ = false;
+    std::unordered_map<Conn*, std::unique_ptr<Conn>> live_;
+    std::vector<std::unique_ptr<Conn>> graveyard_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class HandshakeRun final : public Scenario {
+public:
+    HandshakeRun(const Target& target, SessionStore* sessions, const HandshakeOptions& options)
+        : Scenario(target, options.seconds + 60), sessions_(sessions), options_(options) {}
+
+    int run() {
+        if (options_.resume) {
+            priming_ = true;  // one full handshake to get a ticket, not counted
+            if (open(nullptr) == nullptr) {
+                return report(false);
+            }
+        } else {
+            begin();
+        }
+        const bool finished = loop();
+        return report(finished);
+    }
+
+    void on_ready(Conn& conn) override {
+        if (priming_) {
+            retire(conn);
+            priming_ = false;
+            begin();
+            return;
+        }
+        ++completed_;
+        resumed_ += conn.resumed() ? 1U : 0U;
+        setup_us_.push_back(micros(Clock::now() - conn.started()));
+        last_ = Clock::now();
+        retire(conn);
+        launch();
+    }
+
+    void on_failed(Conn& conn, std::string_view why) override {
+        note_error(why);
+        retire(conn);
+        if (priming_) {
+            stop();
+            return;
+        }
+        launch();
+    }
+
+private:
+    void begin() {
+        start_ = Clock::now();
+        last_ = start_;
+        deadline_ = start_ + from_seconds(options_.seconds);
+        launch();
+    }
+
+    void launch() {
+        while (live() < options_.concurrency && started_ < options_.count &&
+               errors_ < kMaxErrors && Clock::now() < deadline_) {
+            ++started_;
+            SSL_SESSION* resume =
+                options_.resume && sessions_ != nullptr ? sessions_->latest() : nullptr;
+            (void)open(resume);
+        }
+        if (live() == 0) {
+            stop();
+        }
+    }
+
+    int report(bool finished) {
+        const double secs = seconds_between(start_, last_);
+        const Percentiles p = percentiles(std::move(setup_us_));
+        JsonLine line;
+        line.add("scenario", "handshake")
+            .add("completed", completed_)
+            .add("errors", errors_)
+            .add("resumed", resumed_)
+            .add("tickets", sessions_ != nullptr ? sessions_->received() : 0U)
+            .add("seconds", secs)
+            .add("rate", secs > 0 ? static_cast<double>(completed_) / secs : 0.0)
+            .add("setup_p50_us", p.p50)
+            .add("setup_p99_us", p.p99)
+            .add("last_error", last_error_);
+        line.print();
+        if (!finished) {
+            return 2;
+        }
+        return completed_ > 0 ? 0 : 1;
+    }
+
+    SessionStore* sessions_;
+    HandshakeOptions options_;
+    bool priming_ = false;
+    std::uint64_t started_ = 0;
+    std::uint64_t completed_ = 0;
+    std::uint64_t resumed_ = 0;
+    std::vector<double> setup_us_;
+    Clock::time_point start_ = Clock::now();
+    Clock::time_point last_ = start_;
+    Clock::time_point deadline_ = start_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class ThroughputRun final : public Scenario {
+public:
+    ThroughputRun(const Target& target, const ThroughputOptions& options)
+        : Scenario(target, options.seconds + 90), options_(options) {}
+
+    int run() {
+        for (std::size_t i = 0; i < options_.sessions; ++i) {
+            if (open(nullptr) == nullptr) {
+                return report(true);
+            }
+        }
+        const bool finished = loop();
+        return report(finished);
+    }
+
+    void on_ready(Conn& /*conn*/) override {
+        if (++ready_ < options_.sessions) {
+            return;
+        }
+        start_ = Clock::now();
+        deadline_ = start_ + from_seconds(options_.seconds);
+        measuring_ = true;
+        for_each_live([this](Conn& c) {
+            for (std::size_t i = 0; i < options_.depth; ++i) {
+                issue(c);
+            }
+        });
+    }
+
+    void on_reply(Conn& conn, std::uint64_t payload) override {
+        bytes_ += payload;
+        ++replies_;
+        if (Clock::now() < deadline_ && requested_ < options_.max_bytes) {
+            issue(conn);
+        } else if (conn.pending() == 0) {
+            session_done(conn);
+        }
+    }
+
+    void on_failed(Conn& conn, std::string_view why) override {
+        note_error(why);
+        retire(conn);
+        if (!measuring_) {
+            stop();  // a session that cannot even log in: nothing to measure
+            return;
+        }
+        if (++done_ == options_.sessions || live() == 0) {
+            end_ = Clock::now();
+            stop();
+        }
+    }
+
+private:
+    void issue(Conn& conn) {
+        const auto request = bulk_request(target().protocol, ++seq_, options_.chunk);
+        if (!request) {
+            note_error("no bulk command in this protocol");
+            stop();
+            return;
+        }
+        requested_ += options_.chunk;
+        conn.request(*request);
+    }
+
+    void session_done(Conn& conn) {
+        retire(conn);
+        if (++done_ == options_.sessions) {
+            end_ = Clock::now();
+            stop();
+        }
+    }
+
+    int report(bool finished) {
+        const double secs = measuring_ ? seconds_between(start_, end_) : 0.0;
+        JsonLine line;
+        line.add("scenario", "throughput")
+            .add("sessions", static_cast<std::uint64_t>(options_.sessions))
+            .add("bytes", bytes_)
+            .add("replies", replies_)
+            .add("errors", errors_)
+            .add("seconds", secs)
+            .add("mb_per_s", secs > 0 ? static_cast<double>(bytes_) / 1e6 / secs : 0.0)
+            .add("last_error", last_error_);
+        line.print();
+        if (!finished) {
+            return 2;
+        }
+        return bytes_ > 0 && errors_ == 0 ? 0 : 1;
+    }
+
+    ThroughputOptions options_;
+    std::size_t ready_ = 0;
+    std::size_t done_ = 0;
+    bool measuring_ = false;
+    std::uint64_t seq_ = 0;
+    std::uint64_t requested_ = 0;
+    std::uint64_t bytes_ = 0;
+    std::uint64_t replies_ = 0;
+    Clock::time_point start_ = Clock::now();
+    Clock::time_point end_ = start_;
+    Clock::time_point deadline_ = start_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class LatencyRun final : public Scenario {
+public:
+    LatencyRun(const Target& target, const LatencyOptions& options)
+        : Scenario(target, options.seconds + 60), options_(options) {
+        samples_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(options.count, 1 << 22)));
+    }
+
+    int run() {
+        for (std::size_t i = 0; i < options_.sessions; ++i) {
+            if (open(nullptr) == nullptr) {
+                return report(true);
+            }
+        }
+        const bool finished = loop();
+        return report(finished);
+    }
+
+    void on_ready(Conn& /*conn*/) override {
+        if (++ready_ < options_.sessions) {
+            return;
+        }
+        deadline_ = Clock::now() + from_seconds(options_.seconds);
+        measuring_ = true;
+        for_each_live([this](Conn& c) { send(c); });
+    }
+
+    void on_reply(Conn& conn, std::uint64_t /*payload*/) override {
+        const Clock::time_point now = Clock::now();
+        const auto it = sent_.find(&conn);
+        if (it != sent_.end()) {
+            if (warmup_left_ > 0) {
+                --warmup_left_;
+            } else {
+                samples_.push_back(micros(now - it->second));
+            }
+        }
+        if (samples_.size() < options_.count && now < deadline_) {
+            send(conn);
+            return;
+        }
+        sent_.erase(&conn);
+        retire(conn);
+        if (live() == 0) {
+            stop();
+        }
+    }
+
+    void on_failed(Conn& conn, std::string_view why) override {
+        note_error(why);
+        sent_.erase(&conn);
+        retire(conn);
+        if (!measuring_ || live() == 0) {
+            stop();
+        }
+    }
+
+private:
+    void send(Conn& conn) {
+        sent_[&conn] = Clock::now();
+        conn.request(noop_request(target().protocol, ++seq_));
+    }
+
+    int report(bool finished) {
+        const std::uint64_t n = samples_.size();
+        const Percentiles p = percentiles(std::move(samples_));
+        JsonLine line;
+        line.add("scenario", "latency")
+            .add("samples", n)
+            .add("errors", errors_)
+            .add("p50_us", p.p50)
+            .add("p99_us", p.p99)
+            .add("p999_us", p.p999)
+            .add("mean_us", p.mean)
+            .add("max_us", p.max)
+            .add("last_error", last_error_);
+        line.print();
+        if (!finished) {
+            return 2;
+        }
+        return n > 0 && errors_ == 0 ? 0 : 1;
+    }
+
+    LatencyOptions options_;
+    std::size_t ready_ = 0;
+    bool measuring_ = false;
+    std::uint64_t seq_ = 0;
+    std::uint64_t warmup_left_ = options_.warmup;
+    std::unordered_map<Conn*, Clock::time_point> sent_;
+    std::vector<double> samples_;
+    Clock::time_point deadline_ = Clock::now();
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class IdleRun final : public Scenario {
+public:
+    IdleRun(const Target& target, const IdleOptions& options)
+        : Scenario(target, options.hold_seconds + 600), options_(options) {}
+
+    int run() {
+        launch();
+        const bool finished = loop();
+        JsonLine line;
+        line.add("scenario", "idle")
+            .add("sessions", ready_)
+            .add("errors", errors_)
+            .add("dropped", dropped_)
+            .add("setup_seconds", setup_seconds_)
+            .add("held_seconds", holding_ ? seconds_between(held_at_, Clock::now()) : 0.0)
+            .add("last_error", last_error_);
+        line.print();
+        if (!finished) {
+            return 2;
+        }
+        return ready_ > 0 ? 0 : 1;
+    }
+
+    void on_ready(Conn& /*conn*/) override {
+        ++ready_;
+        --opening_;
+        launch();
+    }
+
+    void on_failed(Conn& conn, std::string_view why) override {
+        if (holding_) {
+            ++dropped_;  // the proxy (or backend) closed an idle session
+            last_error_.assign(why.substr(0, 300));
+        } else {
+            note_error(why);
+            --opening_;
+        }
+        retire(conn);
+        launch();
+    }
+
+private:
+    void launch() {
+        if (holding_) {
+            return;
+        }
+        while (opening_ < options_.concurrency && started_ < options_.sessions &&
+               errors_ < kMaxErrors) {
+            ++started_;
+            ++opening_;
+            if (open(nullptr) == nullptr) {
+                --opening_;
+            }
+        }
+        if (opening_ == 0) {
+            hold();
+        }
+    }
+
+    // Every session is open (or failed): say so, then wait for stdin to close.
+    void hold() {
+        holding_ = true;
+        held_at_ = Clock::now();
+        setup_seconds_ = seconds_between(start_, held_at_);
+        JsonLine line;
+        line.add("event", "ready")
+            .add("sessions", ready_)
+            .add("errors", errors_)
+            .add("setup_seconds", setup_seconds_)
+            .add("last_error", last_error_);
+        line.print();
+        stdin_event_.reset(event_new(base(), STDIN_FILENO, EV_READ | EV_PERSIST, &stdin_cb, this));
+        event_add(stdin_event_.get(), nullptr);
+        const auto hold = duration_cast<microseconds>(duration<double>(options_.hold_seconds));
+        const timeval tv{static_cast<time_t>(hold.count() / 1'000'000),
+                         static_cast<suseconds_t>(hold.count() % 1'000'000)};
+        hold_timer_.reset(evtimer_new(base(), &hold_cb, this));
+        event_add(hold_timer_.get(), &tv);
+    }
+
+    static void stdin_cb(evutil_socket_t fd, short /*what*/, void* self) noexcept {
+        char buf[256];
+        const ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n <= 0) {
+            static_cast<IdleRun*>(self)->stop();
+        }
+    }
+
+    static void hold_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
+        static_cast<IdleRun*>(self)->stop();
+    }
+
+    IdleOptions options_;
+    std::size_t started_ = 0;
+    std::size_t opening_ = 0;
+    std::uint64_t ready_ = 0;
+    std::uint64_t dropped_ = 0;
+    bool holding_ = false;
+    double setup_seconds_ = 0;
+    Clock::time_point start_ = Clock::now();
+    Clock::time_point held_at_ = start_;
+    EventPtr stdin_event_;
+    EventPtr hold_timer_;
+};
+
+}  // namespace
+
+int run_handshake(const Target& target, SessionStore* sessions, const HandshakeOptions& options) {
+    HandshakeRun run(target, sessions, options);
+    return run.run();
+}
+
+int run_throughput(const Target& target, const ThroughputOptions& options) {
+    ThroughputRun run(target, options);
+    return run.run();
+}
+
+int run_latency(const Target& target, const LatencyOptions& options) {
+    LatencyRun run(target, options);
+    return run.run();
+}
+
+int run_idle(const Target& target, const IdleOptions& options) {
+    IdleRun run(target, options);
+    return run.run();
+}
+
+}  // namespace postern::bench

@@ -1,0 +1,201 @@
+#pragma once
+// Shared libFuzzer harness for the protocol machines. The input is a script: a settings byte,
+// then operations (an event, or up to 255 bytes from the client or the backend). The script
+// is played twice, once in whole chunks and once byte at a time, the way proxy::Session
+// drives a machine (dialogue.hpp does the same for unit tests). Invariants checked, besides
+// "no crash, leak, hang or UB": both plays yield the same merged actions; on_bytes() never
+// claims more than it was given; nothing follows Passthrough or Close; no empty sends; no
+// StartTls in implicit-TLS mode; nothing reaches the backend before the client has been sent
+// something (the backend greeting); once pumped to rest, a live machine leaves fewer than
+// max_backend_line backend bytes unconsumed (it never waits on the client to read them).
+
+#include "protocols/machine.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace postern::protocols::fuzz {
+
+inline void require(bool ok, int line = __builtin_LINE()) {
+    if (!ok) {
+        std::fprintf(stderr, "machine_fuzz.hpp:%d: invariant broken\n", line);
+        std::abort();
+    }
+}
+
+struct Op {
+    enum class Kind : std::uint8_t { Event, Client, Backend };
+    Kind kind;
+    Event event;
+    std::string_view bytes;
+};
+
+class Player {
+public:
+    explicit Player(const MachineSettings& settings)
+        : settings_(settings), machine_(make_machine(settings)) {}
+
+    void play(const Op& op, bool bytewise) {
+        if (op.kind == Op::Kind::Event) {
+            if (!done_) {
+                out_.clear();
+                machine_->on_event(op.event, out_);
+                record();
+                pump();
+            }
+            return;
+        }
+        const std::size_t step = bytewise ? 1 : (op.bytes.empty() ? 1 : op.bytes.size());
+        for (std::size_t i = 0; i < op.bytes.size(); i += step) {
+            const std::string_view chunk = op.bytes.substr(i, step);
+            if (passthrough_) {
+                append(op.kind == Op::Kind::Client ? 'b' : 'c', chunk);
+            } else if (!done_) {
+                (op.kind == Op::Kind::Client ? client_ : backend_).append(chunk);
+                pump();
+            }
+        }
+    }
+
+    [[nodiscard]] std::string finish() const {
+        return transcript_ + "|state=" + std::string(machine_->state_name()) +
+               "|client=" + client_ + "|backend=" + backend_;
+    }
+
+private:
+    void pump() {
+        bool progress = true;
+        while (progress && !done_) {
+            progress = feed(Peer::Backend, backend_);
+            progress = feed(Peer::Client, client_) || progress;
+        }
+        const std::string_view state = machine_->state_name();
+        if (!done_ && state != "await_tls" && state != "connecting") {
+            require(backend_.size() < settings_.max_backend_line);
+        }
+    }
+
+    bool feed(Peer from, std::string& buffer) {
+        if (buffer.empty() || done_) {
+            return false;
+        }
+        out_.clear();
+        const std::size_t n = machine_->on_bytes(from, buffer, out_);
+        require(n <= buffer.size());
+        buffer.erase(0, n);
+        record();
+        return n > 0;
+    }
+
+    // Consecutive bytes in one direction are merged: how they are cut into actions depends
+    // on how they arrived. 'C'/'B': sent by the machine; 'c'/'b': relayed raw after
+    // Passthrough by the session.
+    void append(char direction, std::string_view bytes) {
+        if (bytes.empty()) {
+            return;
+        }
+        if (last_ != direction) {
+            transcript_ += '|';
+            transcript_ += direction;
+            transcript_ += ':';
+            last_ = direction;
+        }
+        transcript_.append(bytes);
+    }
+
+    void record() {
+        for (const auto& action : out_) {
+            require(!done_);
+            if (const auto* c = std::get_if<SendToClient>(&action)) {
+                require(!c->bytes.empty());
+                sent_to_client_ = true;
+                append('C', c->bytes);
+                continue;
+            }
+            if (const auto* b = std::get_if<SendToBackend>(&action)) {
+                require(!b->bytes.empty());
+                require(sent_to_client_);
+                append('B', b->bytes);
+                continue;
+            }
+            last_ = 0;
+            if (std::holds_alternative<ConnectBackend>(action)) {
+                transcript_ += "|connect";
+            } else if (std::holds_alternative<StartTls>(action)) {
+                require(!settings_.implicit_tls);
+                transcript_ += "|start_tls";
+            } else if (std::holds_alternative<Passthrough>(action)) {
+                transcript_ += "|passthrough";
+                append('b', client_);
+                append('c', backend_);
+                done_ = passthrough_ = true;
+                client_.clear();
+                backend_.clear();
+            } else if (const auto* close = std::get_if<Close>(&action)) {
+                transcript_ += "|close:" + std::string(to_string(close->reason));
+                done_ = true;
+                client_.clear();
+                backend_.clear();
+            }
+        }
+        out_.clear();
+    }
+
+    MachineSettings settings_;
+    std::unique_ptr<Machine> machine_;
+    Actions out_;
+    std::string transcript_;
+    std::string client_;
+    std::string backend_;
+    char last_ = 0;
+    bool done_ = false;
+    bool passthrough_ = false;
+    bool sent_to_client_ = false;
+};
+
+// Byte 0: settings (bit 0: tight limits). Then operations: byte % 3 picks an event (next
+// byte % 3 picks which), client bytes or backend bytes (next byte is the length).
+inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
+    if (size < 1) {
+        return 0;
+    }
+    MachineSettings settings;
+    settings.protocol = protocol;
+    settings.hostname = "mx.test";
+    if ((data[0] & 1U) != 0) {
+        settings.max_line = 24;
+        settings.max_backend_line = 48;
+    }
+    const std::string_view input(reinterpret_cast<const char*>(data), size);
+    std::vector<Op> ops;
+    std::size_t i = 1;
+    while (i + 1 < input.size()) {
+        const auto kind = static_cast<std::uint8_t>(input[i]) % 3;
+        const auto arg = static_cast<std::uint8_t>(input[i + 1]);
+        i += 2;
+        if (kind == 0) {
+            ops.push_back({Op::Kind::Event, static_cast<Event>(arg % 3), {}});
+            continue;
+        }
+        const std::string_view bytes = input.substr(i, arg);
+        i += bytes.size();
+        ops.push_back({kind == 1 ? Op::Kind::Client : Op::Kind::Backend, Event::TlsReady, bytes});
+    }
+    Player whole(settings);
+    Player bytewise(settings);
+    for (const Op& op : ops) {
+        whole.play(op, false);
+        bytewise.play(op, true);
+    }
+    require(whole.finish() == bytewise.finish());
+    return 0;
+}
+
+}  // namespace postern::protocols::fuzz

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format).
+
+Run from anywhere: python3 tests/fuzz/seeds.py. Each seed is one realistic implicit-TLS
+dialogue: byte 0 holds the settings, then operations (0 = event, 1 = client bytes,
+2 = backend bytes), each followed by an argument byte (event number or length).
+"""
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+TLS_READY, BACKEND_READY, BACKEND_FAILED = 0, 1, 2
+
+
+def script(steps, tight=False):
+    out = bytearray([1 if tight else 0])
+    for step in steps:
+        if isinstance(step, int):
+            out += bytes([0, step])
+            continue
+        who, data = step
+        data = data.encode()
+        for i in range(0, len(data), 255):
+            chunk = data[i:i + 255]
+            out += bytes([1 if who == "c" else 2, len(chunk)]) + chunk
+    return bytes(out)
+
+
+def connected(*steps):
+    return [TLS_READY, BACKEND_READY, *steps]
+
+
+SEEDS = {
+    "imap_fuzz": {
+        "dovecot_login": connected(
+            ("b", "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ "
+                  "STARTTLS AUTH=PLAIN] Dovecot (Debian) ready.\r\n"),
+            ("c", "a1 CAPABILITY\r\n"),
+            ("b", "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\na1 OK done\r\n"),
+            ("c", "a2 STARTTLS\r\na3 LOGIN {3}\r\n"), ("b", "+ OK\r\n"),
+            ("c", "joe secret\r\n"), ("b", "a3 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")),
+        "authenticate": connected(
+            ("b", "* OK ready\r\n"), ("c", "a1 AUTHENTICATE PLAIN\r\n"), ("b", "+ \r\n"),
+            ("c", "AGpvZQBzZWNyZXQ=\r\n"), ("b", "a1 NO failed\r\n"), ("c", "a2 LOGOUT\r\n"),
+            ("b", "* BYE bye\r\na2 OK LOGOUT completed\r\n")),
+        "literals": connected(
+            ("b", "* OK ready\r\n"), ("c", "a1 ID {5+}\r\nhello\r\n"),
+            ("b", "* ID (\"name\" {22}\r\n* CAPABILITY STARTTLS)\r\na1 OK\r\n")),
+        "failed": [TLS_READY, BACKEND_FAILED],
+    },
+    "pop3_fuzz": {
+        "dovecot_login": connected(
+            ("b", "+OK Dovecot (Debian) ready.\r\n"), ("c", "CAPA\r\n"),
+            ("b", "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nUSER\r\n"
+                  "SASL PLAIN LOGIN\r\n.\r\n"),
+            ("c", "STLS\r\nUSER joe\r\nPASS secret\r\n"), ("b", "+OK\r\n+OK Logged in.\r\n")),
+        "auth": connected(
+            ("b", "+OK Hello there.\r\n"), ("c", "AUTH PLAIN\r\n"), ("b", "+ \r\n"),
+            ("c", "AGpvZQBzZWNyZXQ=\r\n"), ("b", "-ERR [AUTH] failed\r\n"), ("c", "AUTH\r\n"),
+            ("b", "+OK\r\nPLAIN\r\n..\r\n.\r\n"), ("c", "QUIT\r\n"), ("b", "+OK bye\r\n")),
+        "tight": script([], True),
+    },
+    "smtp_fuzz": {
+        "postfix_mx": connected(
+            ("b", "220 mx.test ESMTP Postfix (Debian/GNU)\r\n"), ("c", "EHLO client.example\r\n"),
+            ("b", "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n"
+                  "250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
+                  "250-CHUNKING\r\n250 SMTPUTF8\r\n"),
+            ("c", "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+            ("b", "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"),
+            ("c", "Subject: x\r\n\r\n250-STARTTLS\r\n..\r\n.\r\nSTARTTLS\r\nQUIT\r\n"),
+            ("b", "250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n")),
+        "bdat_auth": connected(
+            ("b", "220 mx.test ESMTP\r\n"), ("c", "BDAT 10\r\nSTARTTLS\r\nBDAT 0 LAST\r\n"),
+            ("b", "250 ok\r\n250 ok\r\n"), ("c", "AUTH LOGIN\r\n"), ("b", "334 VXNlcm5hbWU6\r\n"),
+            ("c", "am9l\r\n"), ("b", "235 2.7.0 ok\r\n")),
+        "error_greeting": connected(("b", "554-mx.test\r\n554 5.7.1 go away\r\n")),
+    },
+}
+
+for target, seeds in SEEDS.items():
+    directory = HERE / "corpus" / target
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, steps in seeds.items():
+        data = steps if isinstance(steps, bytes) else script(steps)
+        (directory / name).write_bytes(data)

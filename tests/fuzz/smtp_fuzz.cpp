@@ -1,0 +1,10 @@
+// libFuzzer target for the SMTP machine; the invariants are in machine_fuzz.hpp.
+
+#include "tests/fuzz/machine_fuzz.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    return postern::protocols::fuzz::run(postern::protocols::Protocol::Smtp, data, size);
+}

@@ -1,0 +1,220 @@
+#include "tls/cert_checks.hpp"
+
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <iterator>
+#include <set>
+#include <string_view>
+#include <sys/stat.h>
+#include <utility>
+
+namespace postern::tls {
+namespace {
+
+constexpr std::time_t kDay = std::time_t{24} * 60 * 60;
+
+std::string join(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& name : names) {
+        out += out.empty() ? name : ", " + name;
+    }
+    return out;
+}
+
+std::string mode_text(mode_t mode) {
+    std::array<char, 8> text{};
+    (void)std::snprintf(text.data(), text.size(), "%04o", static_cast<unsigned>(mode & 07777));
+    return text.data();
+}
+
+std::string name_text(const X509_NAME* name) {
+    std::array<char, 256> text{};
+    X509_NAME_oneline(name, text.data(), text.size());
+    return text.data();
+}
+
+class Inspector {
+public:
+    Inspector(const CertStore& store, const conf::Config& config, std::time_t now)
+        : store_(store), config_(config), now_(now) {}
+
+    std::vector<Finding> run();
+
+private:
+    void warn(const std::filesystem::path& file, std::string message) {
+        findings_.push_back(Finding{Severity::Warning, file.string(), std::move(message)});
+    }
+    void expiry(const Certificate& cert);
+    void chain(const Certificate& cert);
+    void permissions(const std::filesystem::path& file, std::string_view what);
+    void shadowed(const Certificate& cert);
+
+    const CertStore& store_;
+    const conf::Config& config_;
+    std::time_t now_;
+    std::set<std::filesystem::path> stat_done_;
+    std::vector<Finding> findings_;
+};
+
+std::vector<Finding> Inspector::run() {
+    bool from_folder = false;
+    for (const auto& cert : store_.certificates()) {
+        from_folder = from_folder || cert->origin == conf::CertificateOrigin::Folder;
+        expiry(*cert);
+        chain(*cert);
+        if (cert->from_pkcs12) {
+            permissions(cert->key_file, "PKCS#12 bundle (it holds the private key)");
+            if (!cert->password_file.empty()) {
+                permissions(cert->password_file, "password file");
+            }
+        } else {
+            permissions(cert->key_file, "private key");
+        }
+        shadowed(*cert);
+    }
+    if (!config_.tls.certificates_dir.empty() && !from_folder) {
+        warn(config_.tls.certificates_dir,
+             "tls.certificates_dir holds no certificate folder (a subfolder with " +
+                 std::string{"fullchain.pem and privkey.pem"} + ")");
+    }
+    return std::move(findings_);
+}
+
+void Inspector::expiry(const Certificate& cert) {
+    if (cert.not_after <= now_) {
+        if (cert.withheld_names.size() == cert.names.size()) {
+            warn(cert.cert_file, "expired on " + cert.not_after_text +
+                                     "; not served, as valid certificates cover all its names (" +
+                                     join(cert.names) + "): remove it");
+            return;
+        }
+        std::vector<std::string> served;
+        for (const auto& name : cert.names) {
+            if (std::find(cert.withheld_names.begin(), cert.withheld_names.end(), name) ==
+                cert.withheld_names.end()) {
+                served.push_back(name);
+            }
+        }
+        std::string message = "expired on " + cert.not_after_text + " and still served for " +
+                              join(served) + ", as no valid certificate covers them: renew it";
+        if (!cert.withheld_names.empty()) {
+            message += " (not served for " + join(cert.withheld_names) +
+                       ", which valid certificates cover)";
+        }
+        warn(cert.cert_file, std::move(message));
+        return;
+    }
+    const std::time_t warn_before =
+        static_cast<std::time_t>(config_.tls.expiry_warning_days) * kDay;
+    const std::time_t left = cert.not_after - now_;
+    if (left < warn_before) {
+        const std::time_t days = left / kDay;
+        warn(cert.cert_file,
+             "expires on " + cert.not_after_text + ", in " +
+                 (days == 0 ? std::string{"less than a day"}
+                            : std::to_string(days) + (days == 1 ? " day" : " days")) +
+                 " (tls.expiry_warning_days = " + std::to_string(config_.tls.expiry_warning_days) +
+                 ")");
+    }
+}
+
+void Inspector::chain(const Certificate& cert) {
+    if (cert.leaf_index != 0) {
+        warn(cert.cert_file,
+             "the certificate for the key is number " + std::to_string(cert.leaf_index + 1) +
+                 " in the file, but the file starts with " +
+                 (cert.first_is_ca ? "the CA certificate " : "") + cert.first_subject +
+                 ": postern serves the leaf first anyway, other software may not; put it first");
+    }
+    X509* leaf = SSL_CTX_get0_certificate(cert.ctx.get());
+    if (leaf == nullptr || X509_check_issued(leaf, leaf) == X509_V_OK) {
+        return;  // self-signed: there is no issuer to send
+    }
+    STACK_OF(X509)* chain = nullptr;
+    (void)SSL_CTX_get0_chain_certs(cert.ctx.get(), &chain);
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK) {
+            return;
+        }
+    }
+    warn(cert.cert_file,
+         "the leaf's issuer " + name_text(X509_get_issuer_name(leaf)) +
+             " is not in the file: unless clients trust it as a root, they cannot verify the "
+             "chain; append the intermediate certificate(s) after the leaf" +
+             (cert.from_pkcs12 ? std::string{}
+                               : std::string{" (certbot: fullchain.pem, not cert.pem)"}));
+}
+
+void Inspector::permissions(const std::filesystem::path& file, std::string_view what) {
+    if (!stat_done_.insert(file).second) {
+        return;  // one key file shared by several certificates: say it once
+    }
+    struct stat st {};
+    // stat follows symlinks: certbot's live/ links point to the real files in archive/.
+    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) {
+        return;
+    }
+    warn(file, std::string{what} + " is accessible to " +
+                   ((st.st_mode & 070) != 0 && (st.st_mode & 07) != 0 ? "group and others"
+                    : (st.st_mode & 070) != 0                         ? "group"
+                                                                      : "others") +
+                   " (mode " + mode_text(st.st_mode) + "): chmod 600 it");
+}
+
+// Names this certificate covers but that another certificate of the same key type is served
+// for (the one expiring last wins): one finding per winning certificate.
+void Inspector::shadowed(const Certificate& cert) {
+    std::vector<std::pair<const Certificate*, std::vector<std::string>>> by_winner;
+    for (const auto& name : cert.names) {
+        if (std::find(cert.withheld_names.begin(), cert.withheld_names.end(), name) !=
+            cert.withheld_names.end()) {
+            continue;  // expired and replaced: reported by expiry()
+        }
+        const Certificate* winner = store_.served_for(name, cert.key_type);
+        if (winner == nullptr || winner == &cert) {
+            continue;
+        }
+        auto it = std::find_if(by_winner.begin(), by_winner.end(),
+                               [winner](const auto& entry) { return entry.first == winner; });
+        if (it == by_winner.end()) {
+            by_winner.emplace_back(winner, std::vector<std::string>{});
+            it = std::prev(by_winner.end());
+        }
+        it->second.push_back(name);
+    }
+    for (const auto& [winner, names] : by_winner) {
+        warn(cert.cert_file,
+             "not served for " + join(names) + ": " + winner->cert_file.string() + " covers " +
+                 (names.size() == 1 ? "it" : "them") + " with another " + to_string(cert.key_type) +
+                 " certificate that " +
+                 (winner->not_after > cert.not_after
+                      ? "expires later"
+                      : "expires at the same time and was loaded first") +
+                 " (" + winner->not_after_text + ", this one " + cert.not_after_text + ")");
+    }
+}
+
+}  // namespace
+
+const char* to_string(Severity severity) noexcept {
+    switch (severity) {
+        case Severity::Warning:
+            return "warning";
+        case Severity::Error:
+            return "error";
+    }
+    return "warning";
+}
+
+std::string format_finding(const Finding& finding) {
+    return std::string{to_string(finding.severity)} + ": " + finding.file + ": " + finding.message;
+}
+
+std::vector<Finding> inspect(const CertStore& store, const conf::Config& config, std::time_t now) {
+    return Inspector{store, config, now}.run();
+}
+
+}  // namespace postern::tls

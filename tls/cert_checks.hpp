@@ -1,0 +1,39 @@
+#pragma once
+// What is worth an admin's attention in a built certificate store, short of an error that stops
+// it being built: certificates expiring within tls.expiry_warning_days or already expired,
+// two certificates of one key type for one name (only the later-expiring one is served), a
+// chain whose leaf is not first or that lacks the leaf's issuer, and private keys (or PKCS#12
+// bundles and their password files) that group or others may read. `postern check` prints these
+// after its table; `run` logs them at startup; a reloader can log them for each new store.
+// Reads the certificates and stat()s their key files; changes nothing.
+
+#include "conf/config.hpp"
+#include "tls/cert_store.hpp"
+
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace postern::tls {
+
+enum class Severity : std::uint8_t { Warning, Error };
+
+struct Finding {
+    Severity severity = Severity::Warning;
+    std::string file;  // the certificate, key, bundle or config file concerned
+    std::string message;
+};
+
+[[nodiscard]] const char* to_string(Severity severity) noexcept;  // "warning" | "error"
+
+// "warning: FILE: message", one line without its newline.
+[[nodiscard]] std::string format_finding(const Finding& finding);
+
+// Every finding for `store`, built from `config`, as of `now`: per certificate in load order,
+// then per duplicated name in name order. Only warnings today: whatever would be an error has
+// already stopped CertStore::build. Expiry is counted in whole days from `now`.
+[[nodiscard]] std::vector<Finding> inspect(const CertStore& store, const conf::Config& config,
+                                           std::time_t now = std::time(nullptr));
+
+}  // namespace postern::tls
