@@ -383,10 +383,11 @@ class Dovecot(Service):
     name = "dovecot"
 
     def __init__(self, workdir: Path, *, listen: str = LOCALHOST, starttls: bool = False,
-                 pki: Optional[Pki] = None, instance: str = "postern-test"):
+                 pki: Optional[Pki] = None, instance: str = "postern-test",
+                 ports: Optional[tuple[int, int]] = None):
         super().__init__(workdir)
         self.listen = listen
-        self.imap_port, self.pop3_port = free_ports(2, listen)
+        self.imap_port, self.pop3_port = ports or free_ports(2, listen)
         self.conf = self.dir / "dovecot.conf"
         ssl_settings = ""
         if starttls:
@@ -434,9 +435,11 @@ class Postfix(Service):
 
     name = "postfix"
 
-    def __init__(self, workdir: Path, *, pki: Optional[Pki] = None):
+    def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None):
         super().__init__(workdir)
         self.port, self.tls_port = free_ports(2)
+        if port is not None:
+            self.port = port
         etc = self.dir / "etc"
         tls_settings, tls_service = "", ""
         if pki is not None:
