@@ -9,7 +9,7 @@ bool setup_logging(std::string_view level) {
     if (parsed == spdlog::level::off && level != "off") {
         return false;
     }
-    auto logger = spdlog::stderr_logger_st("postern");
+    auto logger = spdlog::stderr_logger_mt("postern");
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
     logger->set_level(parsed);
     logger->flush_on(spdlog::level::trace);

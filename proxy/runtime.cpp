@@ -7,22 +7,36 @@
 #include "tls/cert_store.hpp"
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <thread>
+#include <vector>
 
 namespace postern::proxy {
 namespace {
 
 struct StopContext {
-    Worker* worker;
+    std::vector<std::unique_ptr<Worker>>* workers;
     int signal = 0;
 };
 
+// Runs on worker 0's loop (the main thread); the other loops are woken through libevent's
+// pthread notification, which evthread_use_pthreads() turned on.
 void on_stop_signal(evutil_socket_t signal, short /*what*/, void* arg) noexcept {
     auto* stop = static_cast<StopContext*>(arg);
     stop->signal = signal;
-    event_base_loopbreak(stop->worker->base());
+    for (auto& worker : *stop->workers) {
+        event_base_loopbreak(worker->base());
+    }
+}
+
+unsigned worker_count(unsigned configured) {
+    if (configured != 0) {
+        return configured;
+    }
+    return std::max(1U, std::thread::hardware_concurrency());
 }
 
 }  // namespace
@@ -48,29 +62,54 @@ int run(const conf::Config& loaded) {
     // A client vanishing mid-write must not kill the process.
     std::signal(SIGPIPE, SIG_IGN);
 
-    std::string error;
-    auto worker = Worker::create(config, built.store, error);
-    if (!worker) {
-        spdlog::error("{}", error);
+    const unsigned count = worker_count(config.server.workers);
+    if (count > 1 && evthread_use_pthreads() != 0) {
+        spdlog::error("cannot enable libevent's thread support");
         return 1;
     }
-    StopContext stop{.worker = worker.get()};
-    EventPtr term{evsignal_new(worker->base(), SIGTERM, &on_stop_signal, &stop)};
-    EventPtr intr{evsignal_new(worker->base(), SIGINT, &on_stop_signal, &stop)};
+    // Every worker binds every listener; with more than one, SO_REUSEPORT lets the kernel
+    // spread new connections across them.
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (unsigned i = 0; i < count; ++i) {
+        std::string error;
+        auto worker = Worker::create(config, built.store, count > 1, error);
+        if (!worker) {
+            spdlog::error("{}", error);
+            return 1;
+        }
+        workers.push_back(std::move(worker));
+    }
+    StopContext stop{.workers = &workers};
+    event_base* main_base = workers.front()->base();
+    EventPtr term{evsignal_new(main_base, SIGTERM, &on_stop_signal, &stop)};
+    EventPtr intr{evsignal_new(main_base, SIGINT, &on_stop_signal, &stop)};
     if (!term || !intr || event_add(term.get(), nullptr) != 0 ||
         event_add(intr.get(), nullptr) != 0) {
         spdlog::error("cannot install signal handlers");
         return 1;
     }
-    spdlog::info("postern {} ready", POSTERN_VERSION);
-    if (event_base_dispatch(worker->base()) < 0) {
-        spdlog::error("event loop failed");
-        return 1;
+    spdlog::info("postern {} ready ({} worker(s))", POSTERN_VERSION, count);
+    {
+        std::vector<std::jthread> threads;
+        for (std::size_t i = 1; i < workers.size(); ++i) {
+            threads.emplace_back([base = workers[i]->base()] { event_base_dispatch(base); });
+        }
+        if (event_base_dispatch(main_base) < 0) {
+            spdlog::error("event loop failed");
+        }
+        for (auto& worker : workers) {
+            event_base_loopbreak(worker->base());
+        }
+    }  // joins the other workers' threads; from here every loop is stopped
+    std::size_t open = 0;
+    for (auto& worker : workers) {
+        open += worker->session_count();
     }
-    spdlog::info("stopping on signal {}: closing {} session(s)", stop.signal,
-                 worker->session_count());
-    worker->stop_accepting();
-    worker->close_all_sessions();
+    spdlog::info("stopping on signal {}: closing {} session(s)", stop.signal, open);
+    for (auto& worker : workers) {
+        worker->stop_accepting();
+        worker->close_all_sessions();
+    }
     return 0;
 }
 

@@ -111,7 +111,13 @@ void Session::start_plaintext() {
     bufferevent_set_timeouts(b, &quiet, &quiet);
     bufferevent_enable(b, EV_READ | EV_WRITE);
     state_ = State::Dialogue;
-    machine_ = protocols::make_machine(listener_.machine);
+    if (listener_.smtp_probe != nullptr) {
+        protocols::MachineSettings settings = listener_.machine;
+        settings.smtp_extensions = listener_.smtp_probe->extensions();
+        machine_ = protocols::make_machine(settings);
+    } else {
+        machine_ = protocols::make_machine(listener_.machine);
+    }
     feed_event(protocols::Event::ClientConnected);
 }
 

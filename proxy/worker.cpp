@@ -58,11 +58,12 @@ Worker::Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs)
 Worker::~Worker() {
     sessions_.clear();  // before the listeners and the base they point into
     listeners_.clear();
+    smtp_probes_.clear();
 }
 
 std::unique_ptr<Worker> Worker::create(const conf::Config& config,
                                        std::shared_ptr<const tls::CertStore> certs,
-                                       std::string& error) {
+                                       bool shared_port, std::string& error) {
     EventBasePtr base{event_base_new()};
     if (!base) {
         error = "cannot create an event loop";
@@ -96,6 +97,16 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         ctx->machine.require_tls = spec.require_tls;
         ctx->machine.max_errors = spec.max_errors;
         ctx->machine.hostname = !spec.hostname.empty() ? spec.hostname : config.server.hostname;
+        if (spec.protocol == conf::Protocol::Smtp && spec.tls == conf::TlsMode::StartTls) {
+            auto& probe = worker->smtp_probes_[backend->name];
+            if (!probe) {
+                probe =
+                    std::make_unique<SmtpProbe>(worker->base(), backend->name, ctx->backend_address,
+                                                config.server.hostname, backend->connect_timeout);
+                probe->start();
+            }
+            ctx->smtp_probe = probe.get();
+        }
 
         SocketAddress address;
         if (!resolve(spec.listen, address, error)) {
@@ -104,8 +115,9 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         }
         ctx->listener.reset(evconnlistener_new_bind(
             worker->base(), &accept_cb, ctx.get(),
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1, address.get(),
-            static_cast<int>(address.length)));
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+                (shared_port ? LEV_OPT_REUSEABLE_PORT : 0U),
+            -1, address.get(), static_cast<int>(address.length)));
         if (!ctx->listener) {
             error = "cannot listen on " + ctx->name + ": " + std::strerror(errno);
             return nullptr;

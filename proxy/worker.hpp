@@ -7,6 +7,7 @@
 #include "protocols/machine.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
+#include "proxy/smtp_probe.hpp"
 #include "tls/cert_store.hpp"
 #include "tls/front_context.hpp"
 
@@ -32,6 +33,7 @@ struct ListenerContext {
     bool strict_sni = false;
     std::unique_ptr<tls::FrontContext> front;
     protocols::MachineSettings machine;
+    SmtpProbe* smtp_probe = nullptr;  // SMTP STARTTLS listeners: the backend's EHLO extensions
     ListenerPtr listener;
     EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
 };
@@ -39,9 +41,10 @@ struct ListenerContext {
 class Worker {
 public:
     // Binds every listener; null with `error` naming the address when one cannot be bound.
+    // `shared_port`: SO_REUSEPORT, so that several workers accept on one address.
     [[nodiscard]] static std::unique_ptr<Worker> create(const conf::Config& config,
                                                         std::shared_ptr<const tls::CertStore> certs,
-                                                        std::string& error);
+                                                        bool shared_port, std::string& error);
 
     Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs);
     Worker(const Worker&) = delete;
@@ -71,6 +74,7 @@ private:
     EventBasePtr base_;
     std::shared_ptr<const tls::CertStore> certs_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
+    std::unordered_map<std::string, std::unique_ptr<SmtpProbe>> smtp_probes_;  // by backend
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
     std::vector<Session*> retired_;
     EventPtr reaper_;
