@@ -2,6 +2,7 @@
 
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
+#include "proxy/reloader.hpp"
 #include "proxy/worker.hpp"
 #include "tls/cert_checks.hpp"
 #include "tls/cert_store.hpp"
@@ -29,6 +30,14 @@ void on_stop_signal(evutil_socket_t signal, short /*what*/, void* arg) noexcept 
     stop->signal = signal;
     for (auto& worker : *stop->workers) {
         event_base_loopbreak(worker->base());
+    }
+}
+
+void on_reload_signal(evutil_socket_t /*signal*/, short /*what*/, void* arg) noexcept {
+    try {
+        static_cast<Reloader*>(arg)->request("SIGHUP");
+    } catch (const std::exception& e) {
+        spdlog::error("reload on SIGHUP: {}", e.what());
     }
 }
 
@@ -63,16 +72,18 @@ int run(const conf::Config& loaded) {
     std::signal(SIGPIPE, SIG_IGN);
 
     const unsigned count = worker_count(config.server.workers);
-    if (count > 1 && evthread_use_pthreads() != 0) {
+    // Reloads build off the loop and wake it from their thread; workers are threads too.
+    if (evthread_use_pthreads() != 0) {
         spdlog::error("cannot enable libevent's thread support");
         return 1;
     }
+    auto source = std::make_shared<tls::CertSource>(built.store);
     // Every worker binds every listener; with more than one, SO_REUSEPORT lets the kernel
     // spread new connections across them.
     std::vector<std::unique_ptr<Worker>> workers;
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
-        auto worker = Worker::create(config, built.store, count > 1, error);
+        auto worker = Worker::create(config, source, count > 1, error);
         if (!worker) {
             spdlog::error("{}", error);
             return 1;
@@ -83,11 +94,14 @@ int run(const conf::Config& loaded) {
     event_base* main_base = workers.front()->base();
     EventPtr term{evsignal_new(main_base, SIGTERM, &on_stop_signal, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, &on_stop_signal, &stop)};
-    if (!term || !intr || event_add(term.get(), nullptr) != 0 ||
-        event_add(intr.get(), nullptr) != 0) {
+    Reloader reloader{main_base, config, source};
+    EventPtr hup{evsignal_new(main_base, SIGHUP, &on_reload_signal, &reloader)};
+    if (!term || !intr || !hup || event_add(term.get(), nullptr) != 0 ||
+        event_add(intr.get(), nullptr) != 0 || event_add(hup.get(), nullptr) != 0) {
         spdlog::error("cannot install signal handlers");
         return 1;
     }
+    reloader.start();
     spdlog::info("postern {} ready ({} worker(s))", POSTERN_VERSION, count);
     {
         std::vector<std::jthread> threads;

@@ -50,7 +50,7 @@ void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept;
 
 }  // namespace
 
-Worker::Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs)
+Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
     : base_(std::move(base)), certs_(std::move(certs)) {
     reaper_.reset(event_new(base_.get(), -1, 0, &reap_cb, this));
 }
@@ -62,8 +62,8 @@ Worker::~Worker() {
 }
 
 std::unique_ptr<Worker> Worker::create(const conf::Config& config,
-                                       std::shared_ptr<const tls::CertStore> certs,
-                                       bool shared_port, std::string& error) {
+                                       std::shared_ptr<tls::CertSource> certs, bool shared_port,
+                                       std::string& error) {
     EventBasePtr base{event_base_new()};
     if (!base) {
         error = "cannot create an event loop";

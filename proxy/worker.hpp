@@ -8,7 +8,7 @@
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/smtp_probe.hpp"
-#include "tls/cert_store.hpp"
+#include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
 #include <chrono>
@@ -43,10 +43,10 @@ public:
     // Binds every listener; null with `error` naming the address when one cannot be bound.
     // `shared_port`: SO_REUSEPORT, so that several workers accept on one address.
     [[nodiscard]] static std::unique_ptr<Worker> create(const conf::Config& config,
-                                                        std::shared_ptr<const tls::CertStore> certs,
+                                                        std::shared_ptr<tls::CertSource> certs,
                                                         bool shared_port, std::string& error);
 
-    Worker(EventBasePtr base, std::shared_ptr<const tls::CertStore> certs);
+    Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs);
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
     Worker(Worker&&) = delete;
@@ -54,9 +54,8 @@ public:
     ~Worker();
 
     [[nodiscard]] event_base* base() const noexcept { return base_.get(); }
-    [[nodiscard]] const std::shared_ptr<const tls::CertStore>& certs() const noexcept {
-        return certs_;
-    }
+    // The store new handshakes use (reloads swap it).
+    [[nodiscard]] std::shared_ptr<const tls::CertStore> certs() const { return certs_->current(); }
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
 
     // Asks for `session` to be destroyed once the current callback has returned.
@@ -72,7 +71,7 @@ public:
 
 private:
     EventBasePtr base_;
-    std::shared_ptr<const tls::CertStore> certs_;
+    std::shared_ptr<tls::CertSource> certs_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
     std::unordered_map<std::string, std::unique_ptr<SmtpProbe>> smtp_probes_;  // by backend
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

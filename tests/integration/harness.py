@@ -19,9 +19,13 @@ Everything a test needs to run postern hermetically on loopback:
   runs ``postern run --config``, waits until every listener listens, reads its stderr log
   (``session_end()`` parses the one-line session summary), and runs ``postern check``.
 * Clients: ``tls_connect()``, ``ImapSni`` / ``Pop3Sni`` / ``SmtpSni`` (stdlib clients that
-  connect to 127.0.0.1 while sending the given SNI), ``LineClient`` for raw protocol dialogues,
+  connect to 127.0.0.1 while sending the given SNI), ``ImapStarttls`` / ``Pop3Starttls`` /
+  ``SmtpStarttls`` (the same over STARTTLS / STLS), ``LineClient`` for raw protocol dialogues
+  (``LineClient.starttls()`` upgrades one in place),
   ``run()`` for CLI clients (curl, swaks, openssl), ``sni_sent_by()`` to see which SNI a CLI
   client really puts in its ClientHello.
+* ``RecordingRelay`` -- a TCP relay to put between postern and a backend: records, per
+  connection, every byte postern sent the backend (and back).
 * Waiting: ``wait_until()`` polls with a bounded timeout; ``wait_listening()`` reads
   /proc/net/tcp* (no probe connections, which backends would log as aborted sessions).
 
@@ -40,6 +44,7 @@ import imaplib
 import os
 import poplib
 import re
+import selectors
 import shutil
 import signal
 import smtplib
@@ -49,6 +54,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -674,6 +680,7 @@ class Postern(Service):
                     "strict_sni": strict_sni}
         self.server = {"log_level": log_level}
         self.certificates = list(certificates if certificates is not None else Pki.CERTS)
+        self.extra_certificates: list[tuple[Path, Path]] = []  # (cert, key) files outside the Pki
         self.backends: list[dict] = []
         self.listeners: dict[str, dict] = {}
         self.config = self.dir / "postern.toml"
@@ -711,6 +718,8 @@ class Postern(Service):
         for name in self.certificates:
             out += ["", "[[certificate]]", f"cert = {_toml(self._rel(self.pki.crt(name)))}",
                     f"key = {_toml(self._rel(self.pki.key(name)))}"]
+        for cert, key in self.extra_certificates:
+            out += ["", "[[certificate]]", f"cert = {_toml(str(cert))}", f"key = {_toml(str(key))}"]
         for b in self.backends:
             out += ["", "[[backend]]"] + [f"{k} = {_toml(v)}" for k, v in b.items()]
         for name, l in self.listeners.items():
@@ -883,6 +892,18 @@ class LineClient:
         self.transcript.append("S: " + text)
         return text
 
+    def starttls(self, sni: Optional[str], context: Optional[ssl.SSLContext] = None) -> None:
+        """Upgrades this plaintext dialogue to TLS in place, sending SNI sni (None: none), after
+        the server's go-ahead was read. Default context: no verification."""
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.file.close()  # the socket stays open; makefile() is made again on the TLS socket
+        self.transcript.append(f"-- TLS handshake (SNI {sni})")
+        self.sock = context.wrap_socket(self.sock, server_hostname=sni)
+        self.file = self.sock.makefile("rb")
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.file.close()
@@ -924,6 +945,165 @@ class SmtpSni(smtplib.SMTP_SSL):
 
     def _get_socket(self, host, port, timeout):
         return _wrap(self.context, (self._connect_host, port), self._sni, timeout)
+
+
+class ImapStarttls(imaplib.IMAP4):
+    """imaplib in plaintext to connect_host; starttls(ssl_context=...) then sends SNI sni and
+    checks the certificate against it (imaplib passes self.host as server_hostname)."""
+
+    def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
+                 timeout: float = 10.0):
+        self._connect_host = connect_host
+        super().__init__(sni or connect_host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self._connect_host, self.port), timeout)
+
+
+class Pop3Starttls(poplib.POP3):
+    """poplib in plaintext to connect_host; stls(context=...) then sends SNI sni."""
+
+    def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
+                 timeout: float = 10.0):
+        self._connect_host = connect_host
+        super().__init__(sni or connect_host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self._connect_host, self.port), timeout)
+
+
+class SmtpStarttls(smtplib.SMTP):
+    """smtplib in plaintext to connect_host; starttls(context=...) then sends SNI sni
+    (smtplib passes self._host as server_hostname)."""
+
+    def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
+                 timeout: float = 10.0, local_hostname: str = "client.c.test"):
+        super().__init__(timeout=timeout, local_hostname=local_hostname)
+        self.connect(connect_host, port)
+        self._host = sni or connect_host
+
+
+class RecordingRelay(Service):
+    """A loopback TCP relay to ``target`` ("host:port") that records every connection: what the
+    connecting side (postern) sent towards the target (``to_backend``) and what came back
+    (``to_client``). Put it between postern and a backend to see exactly which bytes the
+    backend received. ``mark()`` + ``connections(since=mark)`` select the connections opened
+    after a point in a test.
+    """
+
+    name = "relay"
+
+    class Connection:
+        def __init__(self, number: int, peer: tuple):
+            self.number, self.peer = number, peer
+            self.to_backend = bytearray()
+            self.to_client = bytearray()
+            self.closed = threading.Event()
+
+    def __init__(self, workdir: Path, target: str, name: str = "relay"):
+        super().__init__(workdir)
+        self.name = name
+        host, port = target.rsplit(":", 1)
+        self.target = (host.strip("[]"), int(port))
+        self.log = self.dir / f"{name}.log"
+        self.logs = [self.log]
+        self._lock = threading.Lock()
+        self._conns: list[RecordingRelay.Connection] = []
+        self._listener: Optional[socket.socket] = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        return f"{LOCALHOST}:{self.port}"
+
+    def start(self) -> "RecordingRelay":
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((LOCALHOST, 0))
+        s.listen(64)
+        s.settimeout(0.2)
+        self._listener, self.port = s, s.getsockname()[1]
+        t = threading.Thread(target=self._accept_loop, name=f"{self.name}-accept", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        for t in self._threads:
+            t.join(5)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    def connections(self, since: int = 0) -> list["RecordingRelay.Connection"]:
+        with self._lock:
+            return list(self._conns[since:])
+
+    def _write_log(self, line: str) -> None:
+        with self._lock, open(self.log, "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, peer = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                conn = RecordingRelay.Connection(len(self._conns), peer)
+                self._conns.append(conn)
+            t = threading.Thread(target=self._pump, args=(conn, client), daemon=True,
+                                 name=f"{self.name}-{conn.number}")
+            t.start()
+            self._threads.append(t)
+
+    def _pump(self, conn: "RecordingRelay.Connection", client: socket.socket) -> None:
+        self._write_log(f"#{conn.number} from {conn.peer[0]}:{conn.peer[1]}")
+        try:
+            backend = socket.create_connection(self.target, 5)
+        except OSError as e:
+            self._write_log(f"#{conn.number} connect {self.target}: {e}")
+            client.close()
+            conn.closed.set()
+            return
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ, (backend, conn.to_backend, ">"))
+        sel.register(backend, selectors.EVENT_READ, (client, conn.to_client, "<"))
+        open_sides = 2
+        try:
+            while open_sides and not self._stopping.is_set():
+                for key, _ in sel.select(0.2):
+                    dest, record, arrow = key.data
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except OSError:
+                        data = b""
+                    if data:
+                        with self._lock:
+                            record += data
+                        self._write_log(f"#{conn.number} {arrow} {data!r}")
+                        with contextlib.suppress(OSError):
+                            dest.sendall(data)
+                    else:
+                        sel.unregister(key.fileobj)
+                        open_sides -= 1
+                        with contextlib.suppress(OSError):
+                            dest.shutdown(socket.SHUT_WR)
+        finally:
+            sel.close()
+            client.close()
+            backend.close()
+            self._write_log(f"#{conn.number} closed")
+            conn.closed.set()
 
 
 def parse_client_hello_sni(data: bytes) -> Optional[bytes]:

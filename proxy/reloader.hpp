@@ -1,0 +1,80 @@
+#pragma once
+// Certificate reload without dropping a connection. On SIGHUP, and by itself when a watched
+// certificate file or folder changes (inotify on the folders holding them, so certbot's
+// symlink swaps in live/ and Kubernetes' atomic "..data" swap are seen; debounced), it re-reads
+// the config file and builds a whole new CertStore on a thread of its own, off every event
+// loop. Only a store that loaded completely is published; anything broken leaves the previous
+// store serving in full, with the errors logged (file named) and counted. A daily timer logs
+// certificates near or past expiry.
+
+#include "conf/config.hpp"
+#include "conf/errors.hpp"
+#include "proxy/event.hpp"
+#include "tls/cert_source.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace postern::proxy {
+
+class Reloader {
+public:
+    // `base` is the main loop; libevent's thread support must be on (evthread_use_pthreads).
+    Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::CertSource> source);
+    Reloader(const Reloader&) = delete;
+    Reloader& operator=(const Reloader&) = delete;
+    Reloader(Reloader&&) = delete;
+    Reloader& operator=(Reloader&&) = delete;
+    ~Reloader();
+
+    // Starts watching; false (logged) if inotify is unavailable, in which case SIGHUP still works.
+    bool start();
+    void request(const char* why);
+
+    [[nodiscard]] std::uint64_t reloads() const noexcept { return reloads_; }
+    [[nodiscard]] std::uint64_t failures() const noexcept { return failures_; }
+
+    // libevent entry points
+    void on_inotify();
+    void on_debounced();
+    void on_built();
+    void on_daily();
+
+private:
+    struct Result {
+        std::optional<conf::Config> config;
+        std::shared_ptr<const tls::CertStore> store;
+        std::vector<conf::ConfigError> errors;
+        std::string why;
+    };
+
+    void build_async(std::string why);
+    void rewatch();
+    void log_expiry() const;
+
+    event_base* base_;
+    conf::Config config_;
+    std::shared_ptr<tls::CertSource> source_;
+    UniqueFd inotify_;
+    EventPtr inotify_event_;
+    EventPtr debounce_;
+    EventPtr built_;
+    EventPtr daily_;
+    std::map<std::filesystem::path, int> watches_;  // folder -> inotify watch descriptor
+    std::string pending_why_;  // a change seen while a build was running: build again after
+    bool building_ = false;
+    std::jthread builder_;
+    std::mutex result_mutex_;
+    std::optional<Result> result_;  // handed from the builder thread to the loop
+    std::uint64_t reloads_ = 0;
+    std::uint64_t failures_ = 0;
+};
+
+}  // namespace postern::proxy
