@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 using postern::conf::Config;
 using postern::tls::CertStore;
@@ -144,7 +146,9 @@ TEST_CASE("cert_store: 10,000 certificates load and are found by name") {
     TempDir dir;
     auto key = make_key(false);
     Config config = base_config(dir);
-    constexpr int kCount = 10000;
+    // The sanitizer pass sets a smaller count (POSTERN_TEST_CERT_COUNT): same code, less time.
+    const char* env = std::getenv("POSTERN_TEST_CERT_COUNT");
+    const int kCount = env != nullptr ? std::max(10000 / 100, std::atoi(env)) : 10000;
     config.certificates.push_back(
         write_cert(dir.path(), "default", {"mail.default.test"}, key.get()));
     for (int i = 0; i < kCount; ++i) {
@@ -160,7 +164,9 @@ TEST_CASE("cert_store: 10,000 certificates load and are found by name") {
     REQUIRE(built.errors.empty());
     CHECK(built.store->certificates().size() == kCount + 1);
     CHECK(served(*built.store, "mail.customer0.test") == "c0");
-    CHECK(served(*built.store, "mail.customer4711.test") == "c4711");
-    CHECK(served(*built.store, "imap.customer9999.test") == "c9999");
-    CHECK(served(*built.store, "mail.customer10000.test") == "-");
+    const std::string mid = std::to_string(kCount * 47 / 100);
+    CHECK(served(*built.store, "mail.customer" + mid + ".test") == "c" + mid);
+    const std::string last = std::to_string(kCount - 1);
+    CHECK(served(*built.store, "imap.customer" + last + ".test") == "c" + last);
+    CHECK(served(*built.store, "mail.customer" + std::to_string(kCount) + ".test") == "-");
 }
