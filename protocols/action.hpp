@@ -16,9 +16,9 @@ enum class Peer : std::uint8_t { Client, Backend };
 
 enum class Event : std::uint8_t {
     ClientConnected,  // STARTTLS listeners: a plaintext client connected; postern speaks first
-    TlsReady,       // handshake with the client finished (implicit, or after StartTls)
-    BackendReady,   // TCP connection to the backend is up (greeting not read yet)
-    BackendFailed,  // connect refused, timed out, or reset before the greeting
+    TlsReady,         // handshake with the client finished (implicit, or after StartTls)
+    BackendReady,     // TCP connection to the backend is up (greeting not read yet)
+    BackendFailed,    // connect refused, timed out, or reset before the greeting
 };
 
 enum class CloseReason : std::uint8_t {

@@ -51,6 +51,13 @@ Literal parse_literal(std::string_view content, bool client) {
     return {non_sync ? Literal::Kind::NonSync : Literal::Kind::Sync, *size};
 }
 
+// A tag as postern may echo it: 1*<ASTRING-CHAR except "+"> (RFC 9051 §9), so no SP, CTL,
+// "(", ")", "{", "%", "*", DQUOTE or "\\". Control and 8-bit bytes never get here
+// (RelayMachine's checks), and split_word() has cut at SP/HTAB/CR.
+bool valid_tag(std::string_view tag) noexcept {
+    return !tag.empty() && tag.find_first_of("(){%*\"\\+") == std::string_view::npos;
+}
+
 class ImapMachine final : public RelayMachine {
 public:
     using RelayMachine::RelayMachine;
@@ -65,12 +72,18 @@ private:
 
     std::size_t on_client(std::string_view data, Actions& out) override;
     std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] std::string pre_tls_greeting() const override {
+        return replies::imap_greeting(settings_.hostname, settings_.require_tls);
+    }
+    PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
+    [[nodiscard]] std::string problem_reply(Problem problem) const override;
     [[nodiscard]] std::string backend_unavailable_reply() const override {
         return std::string(replies::kImapBackendUnavailable);
     }
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
     Step client_line(std::string_view line, Actions& out);
+    void relay_to_client(Actions& out, std::string_view bytes) const;
     void backend_greeting(std::string_view line, Actions& out);
     void backend_response(std::string_view line, Actions& out);
     void tagged_response(std::string_view tag, std::string_view status, Actions& out);
@@ -94,7 +107,99 @@ private:
     bool awaiting_continuation_ = false;  // the client waits for "+" before its literal
     bool sasl_active_ = false;
     bool backend_in_response_ = false;  // the next backend line continues a response
+    bool dropping_response_ = false;    // the response being read is the dropped greeting
 };
+
+std::string ImapMachine::problem_reply(Problem problem) const {
+    switch (problem) {
+        case Problem::LineTooLong:
+            return std::string(replies::kImapLineTooLong);
+        case Problem::NulByte:
+            return std::string(replies::kImapNulByte);
+        case Problem::Junk:
+            return std::string(replies::kImapJunk);
+        case Problem::TooManyErrors:
+            return std::string(replies::kImapTooManyErrors);
+    }
+    return {};
+}
+
+// The not-authenticated state as a STARTTLS listener offers it (RFC 9051 §6.1, §6.2; RFC 2595
+// §3.1): CAPABILITY, NOOP, LOGOUT and STARTTLS answered here; LOGIN and AUTHENTICATE refused
+// with PRIVACYREQUIRED (RFC 5530) while TLS is required, anything else BAD. With require_tls
+// off, everything but those four goes to the backend in plaintext.
+ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions& out) {
+    const std::string_view content = text::strip_eol(line);
+    const Literal literal = parse_literal(content, /*client=*/true);
+    if (literal.kind == Literal::Kind::TooLarge) {
+        close_with(out, replies::kImapBadLiteral, CloseReason::ProtocolError);
+        return PreTlsStep::Closed;
+    }
+    // Plain variables, not structured bindings: the lambda below captures the tag.
+    const text::Words tag_rest = text::split_word(content);
+    const std::string_view tag = tag_rest.first;
+    const auto [command, args] = text::split_word(tag_rest.rest);
+    const bool tag_ok = valid_tag(tag);
+    const bool local = iequals(command, "CAPABILITY") || iequals(command, "NOOP") ||
+                       iequals(command, "LOGOUT") || iequals(command, "STARTTLS");
+    if (!settings_.require_tls && tag_ok && !command.empty() && !local) {
+        return PreTlsStep::NeedBackend;  // its literal, if any, is the relay's business
+    }
+    if (literal.kind == Literal::Kind::NonSync) {
+        // Its bytes follow at once and would be read as commands; LITERAL+ is not offered.
+        close_with(out, replies::kImapProtocolError, CloseReason::ProtocolError);
+        return PreTlsStep::Closed;
+    }
+    // A synchronizing literal is never sent: the client waits for "+", and gets our tagged
+    // answer instead (§4.3).
+    if (!tag_ok) {
+        send_to_client(out, replies::kImapBadTag);
+        return PreTlsStep::Refused;
+    }
+    const auto tagged = [&](std::string_view text) {
+        send_to_client(out, tag);
+        send_to_client(out, text);
+    };
+    if (command.empty()) {
+        tagged(replies::kImapMissingCommandAfterTag);
+        return PreTlsStep::Refused;
+    }
+    if (local && (!text::split_word(args).first.empty() || literal.kind != Literal::Kind::None)) {
+        tagged(replies::kImapArgumentsAfterTag);
+        return PreTlsStep::Refused;
+    }
+    if (iequals(command, "STARTTLS")) {
+        tagged(replies::kImapStartTlsAfterTag);
+        return PreTlsStep::StartTls;
+    }
+    if (iequals(command, "CAPABILITY")) {
+        send_to_client(out, "* CAPABILITY ");
+        send_to_client(out, replies::imap_pre_tls_capabilities(settings_.require_tls));
+        send_to_client(out, "\r\n");
+        tagged(replies::kImapCapabilityAfterTag);
+        return PreTlsStep::Answered;
+    }
+    if (iequals(command, "NOOP")) {
+        tagged(replies::kImapNoopAfterTag);
+        return PreTlsStep::Answered;
+    }
+    if (iequals(command, "LOGOUT")) {
+        send_to_client(out, replies::kImapLogoutBye);
+        tagged(replies::kImapLogoutAfterTag);
+        close(out, CloseReason::ClientQuit);
+        return PreTlsStep::Closed;
+    }
+    tagged(iequals(command, "LOGIN") || iequals(command, "AUTHENTICATE")
+               ? replies::kImapPrivacyRequiredAfterTag
+               : replies::kImapNotBeforeTlsAfterTag);
+    return PreTlsStep::Refused;
+}
+
+void ImapMachine::relay_to_client(Actions& out, std::string_view bytes) const {
+    if (!dropping_response_) {
+        send_to_client(out, bytes);
+    }
+}
 
 std::size_t ImapMachine::on_client(std::string_view data, Actions& out) {
     std::size_t pos = 0;
@@ -164,9 +269,12 @@ ImapMachine::Step ImapMachine::client_line(std::string_view line, Actions& out) 
             }
             // Never forwarded: the backend would start a TLS handshake inside ours.
             send_to_client(out, tag);
-            send_to_client(out, replies::kImapTlsActiveAfterTag);
+            send_to_client(out, client_on_tls() ? replies::kImapTlsActiveAfterTag
+                                                : replies::kImapTlsUnavailableAfterTag);
+            count_error(out);
             return Step::Consumed;
         }
+        no_error();
         const bool login = iequals(command, "LOGIN");
         const bool authenticate = iequals(command, "AUTHENTICATE");
         if (login || authenticate || iequals(command, "LOGOUT")) {
@@ -202,7 +310,7 @@ std::size_t ImapMachine::on_backend(std::string_view data, Actions& out) {
         if (backend_literal_left_ > 0) {  // e.g. a FETCH body: relayed, never read as lines
             const auto n = static_cast<std::size_t>(
                 std::min<std::uint64_t>(backend_literal_left_, rest.size()));
-            send_to_client(out, rest.substr(0, n));
+            relay_to_client(out, rest.substr(0, n));
             backend_literal_left_ -= n;
             pos += n;
             continue;
@@ -223,10 +331,11 @@ std::size_t ImapMachine::on_backend(std::string_view data, Actions& out) {
             break;
         }
         const bool continues = backend_in_response_;
+        dropping_response_ = dropping_response_ && continues;
         backend_in_response_ = literal.kind != Literal::Kind::None;
         backend_literal_left_ = literal.size;
         if (continues) {
-            send_to_client(out, line);
+            relay_to_client(out, line);
         } else if (phase() == Phase::Greeting) {
             backend_greeting(line, out);
         } else {
@@ -244,9 +353,19 @@ void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
     // Anything but an untagged OK/PREAUTH/BYE is not an IMAP server (RFC 9051 §7.1).
     const std::string_view status = star == "*" ? text::split_word(rest).first : "";
     if (iequals(status, "OK")) {
-        relay_filtered(line, out);
+        if (relay_greeting()) {
+            relay_filtered(line, out);
+        } else {
+            dropping_response_ = true;  // the client has had postern's greeting
+        }
         greeting_relayed();
     } else if (iequals(status, "PREAUTH")) {  // RFC 9051 §7.1.4: already authenticated
+        if (!relay_greeting()) {
+            // The client was told it is not authenticated and will LOGIN: it cannot follow
+            // a backend that skipped that state. A backend misconfiguration.
+            close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
+            return;
+        }
         relay_filtered(line, out);
         passthrough(out);
     } else if (iequals(status, "BYE")) {  // §7.1.5: the backend refuses us

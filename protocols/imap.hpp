@@ -5,7 +5,10 @@
 // response codes, and hands over to Passthrough when a LOGIN or AUTHENTICATE it saw gets its
 // tagged OK. Literals ({n}, {n+}, ~{n}; RFC 9051 §4.3, RFC 7888) are relayed as raw bytes and
 // never parsed as lines; AUTHENTICATE continuations (§6.2.2) are counted so a pipelined
-// command after a SASL exchange is still seen as a command.
+// command after a SASL exchange is still seen as a command. On STARTTLS listeners (RFC 2595)
+// it first offers its own not-authenticated state (CAPABILITY, NOOP, LOGOUT, STARTTLS;
+// LOGINDISABLED and NO [PRIVACYREQUIRED] where TLS is required) and drops the backend's
+// greeting after TLS; a PREAUTH backend cannot be served there and is refused.
 
 #include "protocols/machine.hpp"
 

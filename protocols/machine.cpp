@@ -6,9 +6,8 @@
 
 namespace postern::protocols {
 
-// STARTTLS listeners (implicit_tls = false) get their pre-TLS dialogue in the next round;
-// until then both modes build the implicit-TLS machines (RelayMachine::Phase leaves room for
-// the pre-TLS phases before AwaitTls).
+// One machine per protocol serves both listener kinds: RelayMachine starts in its pre-TLS
+// phase when settings.implicit_tls is false.
 std::unique_ptr<Machine> make_machine(const MachineSettings& settings) {
     switch (settings.protocol) {
         case Protocol::Imap:

@@ -20,6 +20,18 @@
 //    bytes or an event. Backend bytes are never held back for the client's sake otherwise:
 //    a live machine leaves fewer than max_backend_line of them unconsumed.
 //  - SendToClient bytes before a Close are flushed to the client before closing.
+//  - STARTTLS listeners (implicit_tls = false): the session creates the machine at accept and
+//    sends ClientConnected; the machine answers with its own greeting and speaks for itself
+//    until the client asks for TLS. The call that emits SendToClient(go-ahead) + StartTls has
+//    consumed exactly through the STARTTLS/STLS line: the session drops every client byte it
+//    holds after it, and the machine swallows (never acts on) any offered before TlsReady.
+//    TlsReady is then answered with ConnectBackend, as on implicit TLS; the backend's greeting
+//    is read but not relayed (the client had postern's), unless it refuses us.
+//  - require_tls = false only: a plaintext client line the machine cannot answer itself is
+//    left unconsumed (0 may be returned) together with a ConnectBackend action; the line is
+//    read again as the first relayed command once the backend has greeted (SMTP replays the
+//    client's EHLO/HELO first). With require_tls, no ConnectBackend and no SendToBackend
+//    happen before TlsReady.
 
 #include "protocols/action.hpp"
 
@@ -34,7 +46,7 @@ namespace postern::protocols {
 struct MachineSettings {
     Protocol protocol = Protocol::Imap;
     bool implicit_tls = true;              // false: STARTTLS listener, the machine speaks first
-    bool require_tls = true;               // STARTTLS listeners: refuse to go on without TLS
+    bool require_tls = true;               // STARTTLS listeners: no backend before TLS
     std::string hostname;                  // for greetings postern writes itself
     std::size_t max_line = 4096;           // a client command line, CRLF included
     std::size_t max_backend_line = 65536;  // a backend response line before passthrough

@@ -59,6 +59,11 @@ private:
 
     std::size_t on_client(std::string_view data, Actions& out) override;
     std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] std::string pre_tls_greeting() const override {
+        return replies::pop3_greeting(settings_.hostname);
+    }
+    PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
+    [[nodiscard]] std::string problem_reply(Problem problem) const override;
     [[nodiscard]] std::string backend_unavailable_reply() const override {
         return std::string(replies::kPop3BackendUnavailable);
     }
@@ -75,6 +80,57 @@ private:
     bool sasl_active_ = false;        // an AUTH exchange is in progress
     bool in_multiline_ = false;       // relaying the body of the reply to pending_.front()
 };
+
+std::string Pop3Machine::problem_reply(Problem problem) const {
+    switch (problem) {
+        case Problem::LineTooLong:
+            return std::string(replies::kPop3LineTooLong);
+        case Problem::NulByte:
+            return std::string(replies::kPop3NulByte);
+        case Problem::Junk:
+            return std::string(replies::kPop3Junk);
+        case Problem::TooManyErrors:
+            return std::string(replies::kPop3TooManyErrors);
+    }
+    return {};
+}
+
+// The AUTHORIZATION state as a STARTTLS listener offers it (RFC 1939 §4, RFC 2595 §4): CAPA,
+// STLS and QUIT answered here; USER, PASS, APOP and AUTH refused with [AUTH] (RFC 3206 §4, as
+// Dovecot does) while TLS is required, anything else -ERR. With require_tls off, everything
+// but those three goes to the backend in plaintext.
+Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions& out) {
+    const auto [verb, args] = text::split_word(text::strip_eol(line));
+    const bool no_args = text::split_word(args).first.empty();
+    const bool local = iequals(verb, "CAPA") || iequals(verb, "STLS") || iequals(verb, "QUIT");
+    if (verb.empty()) {
+        send_to_client(out, replies::kPop3Unknown);
+        return PreTlsStep::Refused;
+    }
+    if (!local) {
+        if (!settings_.require_tls) {
+            return PreTlsStep::NeedBackend;
+        }
+        const bool auth = iequals(verb, "USER") || iequals(verb, "PASS") || iequals(verb, "APOP") ||
+                          iequals(verb, "AUTH");
+        send_to_client(out, auth ? replies::kPop3PrivacyRequired : replies::kPop3Unknown);
+        return PreTlsStep::Refused;
+    }
+    if (!no_args) {
+        send_to_client(out, replies::kPop3Arguments);
+        return PreTlsStep::Refused;
+    }
+    if (iequals(verb, "STLS")) {
+        send_to_client(out, replies::kPop3StartTls);
+        return PreTlsStep::StartTls;
+    }
+    if (iequals(verb, "QUIT")) {
+        close_with(out, replies::kPop3Quit, CloseReason::ClientQuit);
+        return PreTlsStep::Closed;
+    }
+    send_to_client(out, replies::pop3_pre_tls_capa(settings_.require_tls));
+    return PreTlsStep::Answered;
+}
 
 std::size_t Pop3Machine::on_client(std::string_view data, Actions& out) {
     std::size_t pos = 0;
@@ -119,9 +175,12 @@ Pop3Machine::Step Pop3Machine::client_line(std::string_view line, Actions& out) 
             return Step::Stall;  // our reply must come after the replies still owed
         }
         // Never forwarded: the backend would start a TLS handshake inside ours.
-        send_to_client(out, replies::kPop3TlsActive);
+        send_to_client(out,
+                       client_on_tls() ? replies::kPop3TlsActive : replies::kPop3TlsUnavailable);
+        count_error(out);
         return Step::Consumed;
     }
+    no_error();
     const Kind kind = kind_of(verb, args);
     if (kind == Kind::Sasl) {
         sasl_active_ = true;
@@ -159,7 +218,9 @@ std::size_t Pop3Machine::on_backend(std::string_view data, Actions& out) {
 void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     if (text::istarts_with(content, "+OK")) {
-        send_to_client(out, line);
+        if (relay_greeting()) {  // a STARTTLS listener has greeted the client itself
+            send_to_client(out, line);
+        }
         greeting_relayed();
     } else if (text::istarts_with(content, "-ERR")) {
         send_to_client(out, line);

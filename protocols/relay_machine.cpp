@@ -1,5 +1,7 @@
 #include "protocols/relay_machine.hpp"
 
+#include "protocols/text.hpp"
+
 #include <variant>
 
 namespace postern::protocols {
@@ -22,26 +24,148 @@ void append_send(Actions& out, std::string_view bytes) {
     out.emplace_back(Send{std::string(bytes)});
 }
 
+enum class Input : std::uint8_t { Ok, NulByte, Junk };
+
+constexpr bool is_control(unsigned char c) noexcept {
+    return (c < 0x20 && c != '\t') || c == 0x7F;
+}
+
+// A plaintext command line without its terminator, scanned in order so that the first bad
+// byte decides: NUL anywhere (a C-string parser would end the command there); any other
+// control byte (a bare CR, an ESC, the 0x16 that opens a TLS ClientHello); a byte above 0x7F
+// in the first word (a verb or tag is ASCII; arguments may be UTF-8, RFC 6531/9051).
+// `command_words`: how many leading words name the command and must be ASCII (IMAP: the tag and
+// the verb; SMTP and POP3: the verb). Arguments may carry UTF-8 (RFC 6531, RFC 9051).
+Input check_line(std::string_view content, int command_words) noexcept {
+    int word = 0;
+    bool in_word = false;
+    for (const char ch : content) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == 0) {
+            return Input::NulByte;
+        }
+        if (is_control(c)) {
+            return Input::Junk;
+        }
+        if (c == ' ' || c == '\t') {
+            in_word = false;
+            continue;
+        }
+        if (!in_word) {
+            in_word = true;
+            ++word;
+        }
+        if (c > 0x7F && word <= command_words) {
+            return Input::Junk;
+        }
+    }
+    return Input::Ok;
+}
+
+// The first byte of a line not complete yet, judged as check_line() would judge it in the
+// whole line, so a TLS ClientHello sent to a STARTTLS port is refused at once instead of
+// waiting for a line feed that may never come. CR and LF may start a terminator.
+Input check_first_byte(char ch) noexcept {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == 0) {
+        return Input::NulByte;
+    }
+    if (c == '\r' || c == '\n') {
+        return Input::Ok;
+    }
+    return is_control(c) || c > 0x7F ? Input::Junk : Input::Ok;
+}
+
 }  // namespace
 
 std::size_t RelayMachine::on_bytes(Peer from, std::string_view data, Actions& out) {
     switch (from) {
         case Peer::Client:
-            if (phase_ == Phase::Dialogue) {
-                return on_client(data, out);
+            switch (phase_) {
+                case Phase::Dialogue:
+                    return on_client(data, out);
+                case Phase::PreTls:
+                    return pre_tls_client(data, out);
+                case Phase::TlsPending:
+                    // Sent after STARTTLS and before the handshake: the session drops such bytes
+                    // itself; should any be offered, they are swallowed, never acted on
+                    // (CVE-2011-0411 class).
+                    return data.size();
+                default:
+                    client_stalled_ = client_stalled_ || (relaying() && !data.empty());
+                    return 0;
             }
-            client_stalled_ = client_stalled_ || (relaying() && !data.empty());
-            return 0;
         case Peer::Backend:
             return relaying() ? on_backend(data, out) : 0;
     }
     return 0;
 }
 
+std::size_t RelayMachine::pre_tls_client(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (phase_ == Phase::PreTls && pos < data.size()) {
+        Input input = check_first_byte(data[pos]);
+        std::string_view line;
+        if (input == Input::Ok) {
+            const auto read = pre_tls_reader_.next(data.substr(pos), settings_.max_line);
+            if (read.status == LineReader::Status::NeedMore) {
+                break;
+            }
+            if (read.status == LineReader::Status::TooLong) {
+                close_with(out, problem_reply(Problem::LineTooLong), CloseReason::LineTooLong);
+                break;
+            }
+            line = read.line;
+            input = check_line(text::strip_eol(line), settings_.protocol == Protocol::Imap ? 2 : 1);
+        }
+        if (input != Input::Ok) {
+            close_with(out,
+                       problem_reply(input == Input::NulByte ? Problem::NulByte : Problem::Junk),
+                       CloseReason::ProtocolError);
+            break;
+        }
+        const PreTlsStep step = pre_tls_line(line, out);
+        if (step == PreTlsStep::NeedBackend) {
+            // require_tls is off and the client wants more than postern can answer: the line
+            // stays unconsumed and is read again as the first command of the relay.
+            phase_ = Phase::Connecting;
+            out.emplace_back(ConnectBackend{});
+            break;
+        }
+        pos += line.size();
+        switch (step) {
+            case PreTlsStep::Answered:
+                no_error();
+                break;
+            case PreTlsStep::Refused:
+                count_error(out);
+                break;
+            case PreTlsStep::StartTls:
+                // Stop right after the STARTTLS line: what follows it is for the session to drop.
+                phase_ = Phase::TlsPending;
+                out.emplace_back(StartTls{});
+                pre_tls_reader_ = LineReader{};
+                errors_ = 0;
+                break;
+            case PreTlsStep::NeedBackend:
+            case PreTlsStep::Closed:
+                break;
+        }
+    }
+    return pos;
+}
+
 void RelayMachine::on_event(Event event, Actions& out) {
     switch (event) {
+        case Event::ClientConnected:
+            if (phase_ == Phase::Accepted) {
+                phase_ = Phase::PreTls;
+                send_to_client(out, pre_tls_greeting());
+            }
+            return;
         case Event::TlsReady:
-            if (phase_ == Phase::AwaitTls) {
+            if (phase_ == Phase::AwaitTls || phase_ == Phase::TlsPending) {
+                client_tls_ = true;
                 phase_ = Phase::Connecting;
                 out.emplace_back(ConnectBackend{});
             }
@@ -50,8 +174,6 @@ void RelayMachine::on_event(Event event, Actions& out) {
             if (phase_ == Phase::Connecting) {
                 phase_ = Phase::Greeting;
             }
-            return;
-        case Event::ClientConnected:  // TODO(#3): pre-TLS dialogue on STARTTLS listeners
             return;
         case Event::BackendFailed:
             // Also after the greeting: the client still deserves the protocol's goodbye.
@@ -64,6 +186,12 @@ void RelayMachine::on_event(Event event, Actions& out) {
 
 std::string_view RelayMachine::state_name() const noexcept {
     switch (phase_) {
+        case Phase::Accepted:
+            return "accepted";
+        case Phase::PreTls:
+            return "pre_tls";
+        case Phase::TlsPending:
+            return "tls_pending";
         case Phase::AwaitTls:
             return "await_tls";
         case Phase::Connecting:
@@ -78,6 +206,12 @@ std::string_view RelayMachine::state_name() const noexcept {
             return "closed";
     }
     return "unknown";
+}
+
+void RelayMachine::count_error(Actions& out) {
+    if (++errors_ >= settings_.max_errors && phase_ != Phase::Closed) {
+        close_with(out, problem_reply(Problem::TooManyErrors), CloseReason::TooManyErrors);
+    }
 }
 
 void RelayMachine::close(Actions& out, CloseReason reason) {

@@ -1,13 +1,22 @@
 #pragma once
 // RelayMachine is the skeleton the IMAP, POP3 and SMTP machines share: the phases of a
-// session (client TLS, backend connect, backend greeting, the dialogue up to authentication,
-// then Passthrough or Close), the backend-failure reply, and the rule that a machine in a
-// terminal phase consumes nothing and emits nothing (machine.hpp's driving contract).
-// Subclasses own the protocol: on_client()/on_backend() run only while the phase allows it.
-// Invariants: client bytes are never consumed before the backend greeting has been relayed;
-// SendToClient/SendToBackend bytes from one call are merged in order into as few actions as
-// possible; after Close nothing more is appended.
+// session (the plaintext dialogue of a STARTTLS listener, client TLS, backend connect, backend
+// greeting, the dialogue up to authentication, then Passthrough or Close), the pre-TLS line
+// discipline (limits, NUL and junk bytes, counted errors), the backend-failure reply, and the
+// rule that a machine in a terminal phase consumes nothing and emits nothing (machine.hpp's
+// driving contract). Subclasses own the protocol: pre_tls_line() answers one plaintext line,
+// on_client()/on_backend() run only while the phase allows it.
+//
+// Invariants:
+//  - client bytes are never consumed for the relay before the backend greeting was read;
+//  - the call that emits StartTls consumes exactly through the STARTTLS line; from then until
+//    TlsReady client bytes are consumed and ignored, and nothing learned before TLS (the pre-TLS
+//    line reader, the error count, SMTP's EHLO line) survives it (RFC 3207 §4.2, CVE-2011-0411);
+//  - with require_tls, neither ConnectBackend nor SendToBackend happens before TlsReady;
+//  - SendToClient/SendToBackend bytes from one call are merged in order into as few actions as
+//    possible; after Close nothing more is appended.
 
+#include "protocols/line_reader.hpp"
 #include "protocols/machine.hpp"
 
 #include <cstdint>
@@ -18,27 +27,48 @@ namespace postern::protocols {
 
 class RelayMachine : public Machine {
 public:
-    explicit RelayMachine(const MachineSettings& settings) : settings_(settings) {}
+    explicit RelayMachine(const MachineSettings& settings)
+        : settings_(settings), phase_(settings.implicit_tls ? Phase::AwaitTls : Phase::Accepted) {}
 
     [[nodiscard]] std::size_t on_bytes(Peer from, std::string_view data, Actions& out) final;
     void on_event(Event event, Actions& out) final;
     [[nodiscard]] std::string_view state_name() const noexcept final;
 
 protected:
-    // STARTTLS listeners (next round) add their pre-TLS phases before AwaitTls.
     enum class Phase : std::uint8_t {
+        Accepted,     // STARTTLS listener: ClientConnected not seen yet
+        PreTls,       // STARTTLS listener: postern answers the plaintext client itself
+        TlsPending,   // StartTls emitted: client bytes are dropped until TlsReady
         AwaitTls,     // implicit TLS: the client's handshake has not finished
         Connecting,   // ConnectBackend emitted; waiting for BackendReady/BackendFailed
-        Greeting,     // backend connected; its greeting not relayed yet
+        Greeting,     // backend connected; its greeting not read yet
         Dialogue,     // relaying and filtering until authentication succeeds
         Passthrough,  // terminal: the session relays as-is
         Closed,       // terminal
     };
 
+    // What pre_tls_line() did with one plaintext client line.
+    enum class PreTlsStep : std::uint8_t {
+        Answered,     // a success reply was sent: the count of errors in a row restarts
+        Refused,      // an error reply was sent: counts toward max_errors
+        StartTls,     // the "go ahead" reply was sent: the handshake follows
+        NeedBackend,  // require_tls is off and the line is for the backend: left unconsumed
+        Closed,       // the machine closed (QUIT/LOGOUT, or bad input)
+    };
+
+    // Replies the base writes for bad input, in the subclass's protocol.
+    enum class Problem : std::uint8_t { LineTooLong, NulByte, Junk, TooManyErrors };
+
     // Called only in Phase::Dialogue. Same contract as on_bytes().
     [[nodiscard]] virtual std::size_t on_client(std::string_view data, Actions& out) = 0;
     // Called in Phase::Greeting and Phase::Dialogue. Same contract as on_bytes().
     [[nodiscard]] virtual std::size_t on_backend(std::string_view data, Actions& out) = 0;
+    // STARTTLS listeners: postern's own greeting, sent on ClientConnected.
+    [[nodiscard]] virtual std::string pre_tls_greeting() const = 0;
+    // STARTTLS listeners, Phase::PreTls: one complete line (terminator included) that has
+    // passed the NUL/junk checks. Sends the reply; never sends anything to the backend.
+    [[nodiscard]] virtual PreTlsStep pre_tls_line(std::string_view line, Actions& out) = 0;
+    [[nodiscard]] virtual std::string problem_reply(Problem problem) const = 0;
     // The protocol's "backend unavailable" reply (replies.hpp).
     [[nodiscard]] virtual std::string backend_unavailable_reply() const = 0;
     // state_name() while in Phase::Dialogue: "auth", "command", "data", ...
@@ -48,6 +78,13 @@ protected:
     [[nodiscard]] bool relaying() const noexcept {
         return phase_ == Phase::Greeting || phase_ == Phase::Dialogue;
     }
+    // Implicit TLS relays the backend's greeting; a STARTTLS listener has greeted the client
+    // itself, so the backend's is read and dropped (unless it is a refusal).
+    [[nodiscard]] bool relay_greeting() const noexcept { return settings_.implicit_tls; }
+    // False on a STARTTLS listener whose client never upgraded (require_tls = false): the
+    // backend leg carries its plaintext dialogue, so a later STARTTLS is refused as "not
+    // available" rather than "already active".
+    [[nodiscard]] bool client_on_tls() const noexcept { return client_tls_; }
     void greeting_relayed() noexcept { phase_ = Phase::Dialogue; }
 
     // Client bytes are held back until the backend answers (see machine.hpp). A subclass
@@ -61,6 +98,12 @@ protected:
         return yield;
     }
 
+    // Bad commands the machine answers itself, in a row (settings_.max_errors): count_error()
+    // after the error reply was sent closes the session once there are too many; no_error()
+    // after a command that went well.
+    void count_error(Actions& out);
+    void no_error() noexcept { errors_ = 0; }
+
     // The backend said no in its greeting; it is relayed already.
     void backend_refused(Actions& out) { close(out, CloseReason::BackendUnreachable); }
     void close(Actions& out, CloseReason reason);
@@ -73,8 +116,13 @@ protected:
     const MachineSettings settings_;
 
 private:
-    Phase phase_ = Phase::AwaitTls;
+    std::size_t pre_tls_client(std::string_view data, Actions& out);
+
+    Phase phase_;
+    LineReader pre_tls_reader_;  // the plaintext dialogue's lines; forgotten at StartTls
+    std::size_t errors_ = 0;
     bool client_stalled_ = false;
+    bool client_tls_ = false;
 };
 
 }  // namespace postern::protocols

@@ -2,11 +2,31 @@
 // Every reply postern writes to a client itself, in one place, with the RFC it follows.
 // Backend replies are relayed, never rewritten, except for the capability filters in
 // capabilities.hpp. Texts stay short and neutral: they are logged by clients and seen by users.
+// Before TLS on a STARTTLS listener postern speaks for itself: nothing from the backend, no
+// PREAUTH and no [ALERT] ever reaches a plaintext client (NO STARTTLS, USENIX Security 2021).
+// "...AfterTag" texts complete the client's own IMAP tag, which the caller writes first.
+
+#include "protocols/action.hpp"
 
 #include <string>
 #include <string_view>
 
 namespace postern::protocols::replies {
+
+namespace detail {
+
+// "<prefix><hostname> <suffix>", or "<prefix><suffix>" without a hostname.
+[[nodiscard]] inline std::string with_host(std::string_view prefix, std::string_view hostname,
+                                           std::string_view suffix) {
+    std::string reply(prefix);
+    if (!hostname.empty()) {
+        reply.append(hostname).push_back(' ');
+    }
+    reply.append(suffix);
+    return reply;
+}
+
+}  // namespace detail
 
 // IMAP (RFC 9051). BYE announces that the server closes (§7.1.5); UNAVAILABLE is RFC 5530 §3.
 inline constexpr std::string_view kImapBackendUnavailable =
@@ -18,6 +38,35 @@ inline constexpr std::string_view kImapProtocolError = "* BAD Protocol error\r\n
 // Completes the client's own tag: "<tag> BAD TLS is already active" (§6.2.1: STARTTLS is
 // only valid before TLS; the client is on implicit TLS or has already upgraded).
 inline constexpr std::string_view kImapTlsActiveAfterTag = " BAD TLS is already active\r\n";
+// A STARTTLS listener whose client went on in plaintext (require_tls = false): the backend has
+// seen plaintext commands, so upgrading now would carry their state into TLS (session
+// fixation, NO STARTTLS §6.2); BAD is the only refusal §6.2.1 lists.
+inline constexpr std::string_view kImapTlsUnavailableAfterTag = " BAD TLS is not available now\r\n";
+inline constexpr std::string_view kImapJunk = "* BAD Invalid characters in command\r\n";
+inline constexpr std::string_view kImapTooManyErrors = "* BYE Too many invalid commands\r\n";
+
+// IMAP before TLS (RFC 9051 §6.2.1, RFC 2595 §3.1). LOGINDISABLED (§6.2.3) when require_tls;
+// PRIVACYREQUIRED is RFC 5530 §3.
+[[nodiscard]] inline std::string_view imap_pre_tls_capabilities(bool require_tls) {
+    return require_tls ? "IMAP4rev1 STARTTLS LOGINDISABLED" : "IMAP4rev1 STARTTLS";
+}
+[[nodiscard]] inline std::string imap_greeting(std::string_view hostname, bool require_tls) {
+    return detail::with_host(
+        "* OK [CAPABILITY " + std::string(imap_pre_tls_capabilities(require_tls)) + "] ", hostname,
+        "IMAP4 ready\r\n");
+}
+inline constexpr std::string_view kImapStartTlsAfterTag = " OK Begin TLS negotiation now\r\n";
+inline constexpr std::string_view kImapCapabilityAfterTag = " OK CAPABILITY completed\r\n";
+inline constexpr std::string_view kImapNoopAfterTag = " OK NOOP completed\r\n";
+inline constexpr std::string_view kImapLogoutBye = "* BYE Logging out\r\n";
+inline constexpr std::string_view kImapLogoutAfterTag = " OK LOGOUT completed\r\n";
+inline constexpr std::string_view kImapPrivacyRequiredAfterTag =
+    " NO [PRIVACYREQUIRED] Use STARTTLS first\r\n";
+inline constexpr std::string_view kImapNotBeforeTlsAfterTag =
+    " BAD Unknown command or not allowed before STARTTLS\r\n";
+inline constexpr std::string_view kImapArgumentsAfterTag = " BAD Unexpected arguments\r\n";
+inline constexpr std::string_view kImapMissingCommandAfterTag = " BAD Missing command\r\n";
+inline constexpr std::string_view kImapBadTag = "* BAD Invalid tag\r\n";
 
 // POP3 (RFC 1939 §3). SYS/TEMP is RFC 3206 §4; STLS is RFC 2595 §4.
 inline constexpr std::string_view kPop3BackendUnavailable =
@@ -25,6 +74,28 @@ inline constexpr std::string_view kPop3BackendUnavailable =
 inline constexpr std::string_view kPop3LineTooLong = "-ERR Line too long\r\n";
 inline constexpr std::string_view kPop3NulByte = "-ERR NUL byte in command\r\n";
 inline constexpr std::string_view kPop3TlsActive = "-ERR TLS is already active\r\n";
+inline constexpr std::string_view kPop3TlsUnavailable = "-ERR TLS is not available now\r\n";
+inline constexpr std::string_view kPop3Junk = "-ERR Invalid characters in command\r\n";
+inline constexpr std::string_view kPop3TooManyErrors = "-ERR Too many invalid commands\r\n";
+
+// POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). USER is offered only when
+// the client may go on in plaintext (require_tls = false); no APOP timestamp: postern never
+// holds the backend's, so APOP cannot work through a STARTTLS listener.
+[[nodiscard]] inline std::string pop3_greeting(std::string_view hostname) {
+    return detail::with_host("+OK ", hostname, "POP3 ready\r\n");
+}
+[[nodiscard]] inline std::string_view pop3_pre_tls_capa(bool require_tls) {
+    return require_tls
+               ? "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n"
+               : "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\n"
+                 ".\r\n";
+}
+inline constexpr std::string_view kPop3StartTls = "+OK Begin TLS negotiation\r\n";
+inline constexpr std::string_view kPop3Quit = "+OK Logging out\r\n";
+inline constexpr std::string_view kPop3PrivacyRequired =
+    "-ERR [AUTH] Plaintext authentication disallowed, use STLS first\r\n";
+inline constexpr std::string_view kPop3Unknown = "-ERR Unknown command\r\n";
+inline constexpr std::string_view kPop3Arguments = "-ERR Unexpected arguments\r\n";
 
 // SMTP (RFC 5321 §4.2.2 codes, RFC 3463 enhanced status codes).
 // 500 5.5.2: "syntax error, command unrecognized" covers a line over the limit (§4.5.3.1.4).
@@ -34,17 +105,52 @@ inline constexpr std::string_view kSmtpBadChunkSize = "501 5.5.4 Invalid BDAT ch
 // RFC 3207 defines no reply for a second STARTTLS; 503 "bad sequence of commands" fits
 // (Postfix answers "554 5.5.1 Error: TLS already active").
 inline constexpr std::string_view kSmtpTlsActive = "503 5.5.1 TLS already active\r\n";
+// RFC 3207 §4: 454 "TLS not available due to temporary reason"; here because the client went on
+// in plaintext and the backend has seen its commands (require_tls = false).
+inline constexpr std::string_view kSmtpTlsUnavailable = "454 4.7.0 TLS not available\r\n";
+inline constexpr std::string_view kSmtpJunk = "500 5.5.2 Invalid characters in command\r\n";
+
+// SMTP before TLS (RFC 5321 §4.1.1, RFC 3207 §4 and §4.1 for 530 and 501).
+[[nodiscard]] inline std::string smtp_greeting(std::string_view hostname) {
+    return detail::with_host("220 ", hostname, "ESMTP ready\r\n");
+}
+inline constexpr std::string_view kSmtpStartTls = "220 2.0.0 Ready to start TLS\r\n";
+inline constexpr std::string_view kSmtpOk = "250 2.0.0 Ok\r\n";
+inline constexpr std::string_view kSmtpHelp = "214 2.0.0 Ok\r\n";
+inline constexpr std::string_view kSmtpQuit = "221 2.0.0 Bye\r\n";
+inline constexpr std::string_view kSmtpMustStartTls =
+    "530 5.7.0 Must issue a STARTTLS command first\r\n";
+inline constexpr std::string_view kSmtpEhloSyntax = "501 5.5.4 Syntax: EHLO hostname\r\n";
+inline constexpr std::string_view kSmtpHeloSyntax = "501 5.5.4 Syntax: HELO hostname\r\n";
+inline constexpr std::string_view kSmtpStartTlsSyntax = "501 5.5.4 Syntax: STARTTLS\r\n";
+inline constexpr std::string_view kSmtpBadSyntax = "500 5.5.2 Error: bad syntax\r\n";
+inline constexpr std::string_view kSmtpUnknown = "502 5.5.2 Error: command not recognized\r\n";
+
+// 421 closes the channel (RFC 5321 §3.8); 4.7.0 as Postfix's smtpd_hard_error_limit answer.
+[[nodiscard]] inline std::string smtp_too_many_errors(std::string_view hostname) {
+    return detail::with_host("421 4.7.0 ", hostname, "Error: too many errors\r\n");
+}
 
 // 421 "<domain> Service not available, closing transmission channel" (RFC 5321 §4.2.3);
 // 4.3.0 "other or undefined mail system status" (RFC 3463 §3.4). The domain is left out when
 // postern has no hostname configured.
 [[nodiscard]] inline std::string smtp_backend_unavailable(std::string_view hostname) {
-    std::string reply = "421 4.3.0 ";
-    if (!hostname.empty()) {
-        reply.append(hostname).push_back(' ');
+    return detail::with_host("421 4.3.0 ", hostname, "Service not available, try again later\r\n");
+}
+
+// Said to a client whose session the proxy closes for idling (the session's timers, after the
+// machine is gone): IMAP BYE (RFC 9051 §7.1.5), POP3 -ERR, SMTP 421 4.4.2 "connection dropped"
+// (RFC 5321 §4.5.3.2, RFC 3463 §3.5).
+[[nodiscard]] inline std::string timeout_reply(Protocol protocol, std::string_view hostname) {
+    switch (protocol) {
+        case Protocol::Imap:
+            return "* BYE Autologout; idle for too long\r\n";
+        case Protocol::Pop3:
+            return "-ERR Autologout; idle for too long\r\n";
+        case Protocol::Smtp:
+            return detail::with_host("421 4.4.2 ", hostname, "Error: timeout exceeded\r\n");
     }
-    reply.append("Service not available, try again later\r\n");
-    return reply;
+    return {};
 }
 
 }  // namespace postern::protocols::replies

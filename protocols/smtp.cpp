@@ -19,6 +19,8 @@ using text::iequals;
 
 constexpr std::size_t kMaxPending = 256;  // pipelined commands awaiting replies (RFC 2920)
 constexpr std::uint32_t kMaxSaslCredits = 64;
+// A reply line is at most 512 octets with its code and CRLF (RFC 5321 §4.5.3.1.5).
+constexpr std::size_t kMaxExtension = 512 - 4 - 2;
 
 // Which command a reply still to come answers.
 enum class Kind : std::uint8_t {
@@ -74,6 +76,36 @@ std::size_t scan_content(std::string_view chunk, std::uint8_t& state) noexcept {
     return chunk.size();
 }
 
+// One extension line of the backend's EHLO reply (without "250-"), as postern may repeat it to
+// a plaintext client: printable ASCII only (backend text must not smuggle a CR/LF or a second
+// reply into ours), short enough for one reply line, never STARTTLS (postern offers its own,
+// last), and no AUTH where credentials must wait for TLS (RFC 3207 §4.1, NO STARTTLS §8).
+bool advertisable(std::string_view extension, bool require_tls) noexcept {
+    if (extension.empty() || extension.size() > kMaxExtension || extension.front() == ' ' ||
+        !std::all_of(extension.begin(), extension.end(),
+                     [](char c) { return c >= ' ' && c <= '~'; })) {
+        return false;
+    }
+    const std::string_view keyword = text::split_word(extension).first;
+    if (iequals(keyword, "STARTTLS")) {
+        return false;
+    }
+    return !require_tls || !(iequals(keyword, "AUTH") || text::istarts_with(keyword, "AUTH="));
+}
+
+// RFC 3207 §4 lets a server that requires TLS answer 530 to all but NOOP, EHLO, STARTTLS and
+// QUIT. Postern answers what it can itself (HELO, RSET and HELP too), gives 530 to what starts
+// or feeds a mail transaction or authenticates (this list), and 502 to the rest.
+bool needs_tls(std::string_view verb) noexcept {
+    for (const std::string_view v :
+         {"AUTH", "MAIL", "RCPT", "DATA", "BDAT", "VRFY", "EXPN", "ETRN"}) {
+        if (iequals(verb, v)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 struct ReplyLine {
     int code = 0;
     bool last = false;
@@ -102,13 +134,24 @@ private:
 
     std::size_t on_client(std::string_view data, Actions& out) override;
     std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] std::string pre_tls_greeting() const override {
+        return replies::smtp_greeting(settings_.hostname);
+    }
+    PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
+    [[nodiscard]] std::string problem_reply(Problem problem) const override;
     [[nodiscard]] std::string backend_unavailable_reply() const override {
         return replies::smtp_backend_unavailable(settings_.hostname);
     }
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override;
 
+    // The domain our EHLO/HELO reply must start with (RFC 5321 §4.1.1.1).
+    [[nodiscard]] std::string_view our_name() const noexcept {
+        return settings_.hostname.empty() ? std::string_view("localhost") : settings_.hostname;
+    }
+    [[nodiscard]] std::string pre_tls_ehlo_reply() const;
     std::size_t client_content(std::string_view data, Actions& out);
     Step client_line(std::string_view line, Actions& out);
+    void greeting_line(std::string_view line, ReplyLine reply, Actions& out);
     void backend_line(std::string_view line, ReplyLine reply, Actions& out);
     void ehlo_line(std::string_view line, ReplyLine reply, Actions& out);
     void reply_done(Kind kind, int code, Actions& out);
@@ -117,13 +160,97 @@ private:
     LineReader backend_reader_;
     PendingQueue<Kind> pending_;
     std::string held_;  // EHLO reply: the newest line, until we know whether it is the last
+    // require_tls = false, before the plaintext backend is reached: the client's last EHLO or
+    // HELO line, exactly as sent, to be replayed once the backend has greeted us. Cleared at
+    // STARTTLS: after TLS the client says EHLO again (RFC 3207 §4.2).
+    std::string replay_;
     std::uint64_t chunk_left_ = 0;
     std::uint32_t sasl_credits_ = 0;  // 334 challenges not yet answered by the client
     std::uint32_t reply_lines_ = 0;   // lines of the current backend reply seen so far
     ClientMode client_mode_ = ClientMode::Command;
     std::uint8_t dot_state_ = 0;
     bool sasl_active_ = false;
+    bool replaying_ = false;  // the replayed EHLO/HELO is out; its reply is read and dropped
 };
+
+std::string SmtpMachine::problem_reply(Problem problem) const {
+    switch (problem) {
+        case Problem::LineTooLong:
+            return std::string(replies::kSmtpLineTooLong);
+        case Problem::NulByte:
+            return std::string(replies::kSmtpNulByte);
+        case Problem::Junk:
+            return std::string(replies::kSmtpJunk);
+        case Problem::TooManyErrors:
+            return replies::smtp_too_many_errors(settings_.hostname);
+    }
+    return {};
+}
+
+std::string SmtpMachine::pre_tls_ehlo_reply() const {
+    std::string reply = "250-";
+    reply.append(our_name()).append("\r\n");
+    if (settings_.smtp_extensions) {
+        for (const std::string& extension : *settings_.smtp_extensions) {
+            if (advertisable(extension, settings_.require_tls)) {
+                reply.append("250-").append(extension).append("\r\n");
+            }
+        }
+    }
+    reply.append("250 STARTTLS\r\n");
+    return reply;
+}
+
+// Before TLS postern answers alone, in command order, so pipelined commands (RFC 2920) need
+// no queue: each reply is written as its line is read.
+SmtpMachine::PreTlsStep SmtpMachine::pre_tls_line(std::string_view line, Actions& out) {
+    const auto [verb, args] = text::split_word(text::strip_eol(line));
+    const bool no_args = text::split_word(args).first.empty();
+    const bool ehlo = iequals(verb, "EHLO");
+    if (ehlo || iequals(verb, "HELO")) {
+        if (no_args) {
+            send_to_client(out, ehlo ? replies::kSmtpEhloSyntax : replies::kSmtpHeloSyntax);
+            return PreTlsStep::Refused;
+        }
+        replay_.assign(line);
+        if (ehlo) {
+            send_to_client(out, pre_tls_ehlo_reply());
+        } else {
+            send_to_client(out, "250 " + std::string(our_name()) + "\r\n");
+        }
+        return PreTlsStep::Answered;
+    }
+    if (iequals(verb, "STARTTLS")) {
+        if (!no_args) {  // RFC 3207 §4: "501 Syntax error (no parameters allowed)"
+            send_to_client(out, replies::kSmtpStartTlsSyntax);
+            return PreTlsStep::Refused;
+        }
+        replay_.clear();
+        send_to_client(out, replies::kSmtpStartTls);
+        return PreTlsStep::StartTls;
+    }
+    if (iequals(verb, "NOOP") || iequals(verb, "RSET")) {  // RSET keeps the EHLO (§4.1.1.5)
+        send_to_client(out, replies::kSmtpOk);
+        return PreTlsStep::Answered;
+    }
+    if (iequals(verb, "HELP")) {
+        send_to_client(out, replies::kSmtpHelp);
+        return PreTlsStep::Answered;
+    }
+    if (iequals(verb, "QUIT")) {
+        close_with(out, replies::kSmtpQuit, CloseReason::ClientQuit);
+        return PreTlsStep::Closed;
+    }
+    if (verb.empty()) {
+        send_to_client(out, replies::kSmtpBadSyntax);
+        return PreTlsStep::Refused;
+    }
+    if (!settings_.require_tls) {
+        return PreTlsStep::NeedBackend;  // a plaintext MX: the backend decides from here
+    }
+    send_to_client(out, needs_tls(verb) ? replies::kSmtpMustStartTls : replies::kSmtpUnknown);
+    return PreTlsStep::Refused;
+}
 
 std::string_view SmtpMachine::dialogue_state_name() const noexcept {
     switch (client_mode_) {
@@ -204,9 +331,12 @@ SmtpMachine::Step SmtpMachine::client_line(std::string_view line, Actions& out) 
             return Step::Stall;  // replies stay in command order (RFC 2920 §3)
         }
         // Never forwarded: the backend would start a TLS handshake inside ours.
-        send_to_client(out, replies::kSmtpTlsActive);
+        send_to_client(out,
+                       client_on_tls() ? replies::kSmtpTlsActive : replies::kSmtpTlsUnavailable);
+        count_error(out);
         return Step::Consumed;
     }
+    no_error();
     Kind kind = Kind::Other;
     if (iequals(verb, "BDAT")) {
         // Exactly "BDAT <size> [LAST]": anything the backend might read differently would
@@ -251,7 +381,11 @@ std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
                                     ? parse_reply_line(text::strip_eol(read.line))
                                     : ReplyLine{};
         if (!reply.valid) {  // too long, or not a reply: we can no longer follow the dialogue
-            close(out, CloseReason::ProtocolError);
+            if (phase() == Phase::Greeting) {
+                close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
+            } else {
+                close(out, CloseReason::ProtocolError);
+            }
             break;
         }
         pos += read.line.size();
@@ -263,16 +397,34 @@ std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
     return pos;
 }
 
+// The greeting, and on the plaintext path of a STARTTLS listener the reply to the replayed
+// EHLO/HELO. A refusal (RFC 5321 §3.1: 554 or 421 instead of 220) is relayed whole and closes;
+// a 220 is relayed only on implicit TLS, since a STARTTLS listener has greeted the client.
+void SmtpMachine::greeting_line(std::string_view line, ReplyLine reply, Actions& out) {
+    const bool ok = reply.code / 100 == 2;
+    if (!ok || (relay_greeting() && !replaying_)) {
+        send_to_client(out, line);
+    }
+    if (!reply.last) {
+        return;
+    }
+    if (!ok) {
+        backend_refused(out);
+    } else if (!replaying_ && !replay_.empty()) {
+        // What the client was told pre-TLS is the backend's own EHLO reply; the backend must
+        // hear the same EHLO before the client's first command, alone (RFC 2920 §3.1).
+        send_to_backend(out, replay_);
+        replay_.clear();
+        replaying_ = true;
+    } else {
+        replaying_ = false;
+        greeting_relayed();
+    }
+}
+
 void SmtpMachine::backend_line(std::string_view line, ReplyLine reply, Actions& out) {
     if (phase() == Phase::Greeting) {
-        send_to_client(out, line);  // a multi-line 554 greeting is relayed whole
-        if (reply.last) {
-            if (reply.code / 100 == 2) {
-                greeting_relayed();
-            } else {
-                backend_refused(out);  // RFC 5321 §3.1: 554 (or 421) instead of 220
-            }
-        }
+        greeting_line(line, reply, out);
         return;
     }
     if (pending_.empty()) {  // unsolicited, e.g. a 421 before an idle disconnect
@@ -330,11 +482,11 @@ void SmtpMachine::reply_done(Kind kind, int code, Actions& out) {
             }
             return;
         case Kind::Auth:
+            // No Passthrough after 235: SMTP allows EHLO at any time, and every later EHLO
+            // reply must still lose STARTTLS (and a later STARTTLS get 503), so the command and
+            // DATA/BDAT tracking stays for the whole session (style.md §3.1).
             sasl_active_ = false;
             sasl_credits_ = 0;
-            if (code == 235) {
-                passthrough(out);
-            }
             return;
         case Kind::Quit:
             if (code == 221) {

@@ -6,6 +6,11 @@
 // message content byte for byte in large chunks (never re-framing line endings: that is how
 // "SMTP smuggling" differentials arise). The one hand-over is Passthrough after a 235 to AUTH:
 // from then on it is the authenticated user's own session and bulk submission skips us.
+// On STARTTLS listeners (RFC 3207) it first greets and answers EHLO itself, advertising the
+// backend's own extensions (settings.smtp_extensions, filtered; AUTH only when TLS is not
+// required) plus STARTTLS; 530 refuses mail and AUTH until TLS where TLS is required, and a
+// public MX (require_tls = false) that never upgrades reaches the backend in plaintext with
+// the client's EHLO/HELO replayed.
 
 #include "protocols/machine.hpp"
 

@@ -1,6 +1,7 @@
 #include "proxy/session.hpp"
 
 #include "protocols/goodbye.hpp"
+#include "protocols/replies.hpp"
 #include "proxy/log.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
@@ -43,19 +44,6 @@ void set_nodelay(int fd) {
     const int one = 1;
     // Best effort: mail dialogues are small request/response lines; a failure only costs latency.
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-// Said to the client when its session is closed for idling (after the machine is gone).
-std::string_view timeout_reply(conf::Protocol protocol) {
-    switch (protocol) {
-        case conf::Protocol::Imap:
-            return "* BYE Autologout; idle for too long\r\n";  // RFC 9051 §7.1.5
-        case conf::Protocol::Pop3:
-            return "-ERR Autologout; idle for too long\r\n";
-        case conf::Protocol::Smtp:
-            return "421 4.4.2 Idle timeout, closing connection\r\n";  // RFC 5321 §4.5.3.2
-    }
-    return {};
 }
 
 std::string openssl_reasons(bufferevent* bev) {
@@ -464,7 +452,9 @@ void Session::on_client_event(short what) {
             return;
         }
         end_detail_ = (what & BEV_EVENT_READING) != 0 ? "idle" : "client not reading";
-        close_with(CloseReason::Timeout, timeout_reply(listener_.spec.protocol));
+        close_with(CloseReason::Timeout,
+                   protocols::replies::timeout_reply(listener_.machine.protocol,
+                                                     listener_.machine.hostname));
         return;
     }
     // EOF or error: what the client sent before it went is still delivered.
@@ -492,6 +482,12 @@ void Session::on_backend_event(short what) {
     if ((what & BEV_EVENT_CONNECTED) != 0) {
         backend_connecting_ = false;
         bufferevent_set_timeouts(backend_.get(), nullptr, nullptr);
+        if (!tls_established_) {
+            // A plaintext client (require_tls = false) past postern's own dialogue: from now on
+            // the session idles like any other.
+            const timeval idle = to_timeval(listener_.spec.idle_timeout);
+            bufferevent_set_timeouts(client_.get(), &idle, &idle);
+        }
         set_nodelay(bufferevent_getfd(backend_.get()));
         bufferevent_enable(backend_.get(), EV_READ | EV_WRITE);
         feed_event(protocols::Event::BackendReady);

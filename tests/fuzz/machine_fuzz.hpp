@@ -2,12 +2,16 @@
 // Shared libFuzzer harness for the protocol machines. The input is a script: a settings byte,
 // then operations (an event, or up to 255 bytes from the client or the backend). The script
 // is played twice, once in whole chunks and once byte at a time, the way proxy::Session
-// drives a machine (dialogue.hpp does the same for unit tests). Invariants checked, besides
-// "no crash, leak, hang or UB": both plays yield the same merged actions; on_bytes() never
-// claims more than it was given; nothing follows Passthrough or Close; no empty sends; no
-// StartTls in implicit-TLS mode; nothing reaches the backend before the client has been sent
-// something (the backend greeting); once pumped to rest, a live machine leaves fewer than
-// max_backend_line backend bytes unconsumed (it never waits on the client to read them).
+// drives a machine (dialogue.hpp does the same for unit tests), including dropping the
+// client's unconsumed bytes at StartTls. Invariants checked, besides "no crash, leak, hang or
+// UB": both plays yield the same merged actions; on_bytes() never claims more than it was
+// given; nothing follows Passthrough or Close; no empty sends; nothing reaches the backend
+// before the client has been sent something (a greeting); once pumped to rest, a live machine
+// leaves fewer than max_backend_line backend bytes unconsumed (it never waits on the client to
+// read them). STARTTLS listeners: at most one StartTls and none on implicit TLS, emitted by a
+// client call that consumed exactly through a line's LF, after a reply to the client; with
+// require_tls, neither ConnectBackend nor SendToBackend before a TlsReady that followed
+// StartTls (no plaintext ever reaches the backend).
 
 #include "protocols/machine.hpp"
 
@@ -45,6 +49,9 @@ public:
     void play(const Op& op, bool bytewise) {
         if (op.kind == Op::Kind::Event) {
             if (!done_) {
+                if (op.event == Event::TlsReady && start_tls_) {
+                    tls_ready_ = true;
+                }
                 out_.clear();
                 machine_->on_event(op.event, out_);
                 record();
@@ -77,7 +84,8 @@ private:
             progress = feed(Peer::Client, client_) || progress;
         }
         const std::string_view state = machine_->state_name();
-        if (!done_ && state != "await_tls" && state != "connecting") {
+        if (!done_ && state != "await_tls" && state != "connecting" && state != "accepted" &&
+            state != "pre_tls" && state != "tls_pending") {
             require(backend_.size() < settings_.max_backend_line);
         }
     }
@@ -89,6 +97,11 @@ private:
         out_.clear();
         const std::size_t n = machine_->on_bytes(from, buffer, out_);
         require(n <= buffer.size());
+        for (const auto& action : out_) {
+            if (std::holds_alternative<StartTls>(action)) {
+                require(from == Peer::Client && n > 0 && buffer[n - 1] == '\n');
+            }
+        }
         buffer.erase(0, n);
         record();
         return n > 0;
@@ -113,6 +126,9 @@ private:
     void record() {
         for (const auto& action : out_) {
             require(!done_);
+            // The go-ahead reply comes right before StartTls.
+            require(!std::holds_alternative<StartTls>(action) || last_action_to_client_);
+            last_action_to_client_ = std::holds_alternative<SendToClient>(action);
             if (const auto* c = std::get_if<SendToClient>(&action)) {
                 require(!c->bytes.empty());
                 sent_to_client_ = true;
@@ -122,15 +138,19 @@ private:
             if (const auto* b = std::get_if<SendToBackend>(&action)) {
                 require(!b->bytes.empty());
                 require(sent_to_client_);
+                require(backend_allowed());
                 append('B', b->bytes);
                 continue;
             }
             last_ = 0;
             if (std::holds_alternative<ConnectBackend>(action)) {
+                require(backend_allowed());
                 transcript_ += "|connect";
             } else if (std::holds_alternative<StartTls>(action)) {
-                require(!settings_.implicit_tls);
+                require(!settings_.implicit_tls && !start_tls_);
+                start_tls_ = true;
                 transcript_ += "|start_tls";
+                client_.clear();  // as the session drops them; the rest of the op follows
             } else if (std::holds_alternative<Passthrough>(action)) {
                 transcript_ += "|passthrough";
                 append('b', client_);
@@ -148,6 +168,10 @@ private:
         out_.clear();
     }
 
+    [[nodiscard]] bool backend_allowed() const noexcept {
+        return settings_.implicit_tls || !settings_.require_tls || tls_ready_;
+    }
+
     MachineSettings settings_;
     std::unique_ptr<Machine> machine_;
     Actions out_;
@@ -158,21 +182,37 @@ private:
     bool done_ = false;
     bool passthrough_ = false;
     bool sent_to_client_ = false;
+    bool last_action_to_client_ = false;
+    bool start_tls_ = false;  // StartTls was emitted
+    bool tls_ready_ = false;  // and TlsReady delivered after it
 };
 
-// Byte 0: settings (bit 0: tight limits). Then operations: byte % 3 picks an event (next
-// byte % 3 picks which), client bytes or backend bytes (next byte is the length).
+// Byte 0: settings (bit 0: tight line limits; bit 1: STARTTLS listener; bit 2: require_tls
+// off; bit 3: max_errors 2). Then operations: byte % 3 picks an event (next byte % 4 picks
+// which: TlsReady, BackendReady, BackendFailed, ClientConnected), client bytes or backend bytes
+// (next byte is the length).
 inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
     if (size < 1) {
         return 0;
     }
+    static const auto extensions = std::make_shared<const std::vector<std::string>>(
+        std::vector<std::string>{"PIPELINING", "SIZE 10240000", "STARTTLS", "AUTH PLAIN LOGIN",
+                                 "AUTH=LOGIN", "CHUNKING", "X\r\n250 INJECTED", "8BITMIME"});
     MachineSettings settings;
     settings.protocol = protocol;
     settings.hostname = "mx.test";
+    settings.smtp_extensions = extensions;
     if ((data[0] & 1U) != 0) {
         settings.max_line = 24;
         settings.max_backend_line = 48;
     }
+    settings.implicit_tls = (data[0] & 2U) == 0;
+    settings.require_tls = settings.implicit_tls || (data[0] & 4U) == 0;
+    if ((data[0] & 8U) != 0) {
+        settings.max_errors = 2;
+    }
+    static constexpr Event kEvents[] = {Event::TlsReady, Event::BackendReady, Event::BackendFailed,
+                                        Event::ClientConnected};
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     std::vector<Op> ops;
     std::size_t i = 1;
@@ -181,7 +221,7 @@ inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
         const auto arg = static_cast<std::uint8_t>(input[i + 1]);
         i += 2;
         if (kind == 0) {
-            ops.push_back({Op::Kind::Event, static_cast<Event>(arg % 3), {}});
+            ops.push_back({Op::Kind::Event, kEvents[arg % 4], {}});
             continue;
         }
         const std::string_view bytes = input.substr(i, arg);

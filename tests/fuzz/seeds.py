@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format).
 
-Run from anywhere: python3 tests/fuzz/seeds.py. Each seed is one realistic implicit-TLS
-dialogue: byte 0 holds the settings, then operations (0 = event, 1 = client bytes,
-2 = backend bytes), each followed by an argument byte (event number or length).
+Run from anywhere: python3 tests/fuzz/seeds.py. Each seed is one realistic dialogue, on an
+implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
+STARTTLS, bit 2 require_tls off, bit 3 max_errors 2), then operations (0 = event, 1 = client
+bytes, 2 = backend bytes), each followed by an argument byte (event number or length).
 """
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-TLS_READY, BACKEND_READY, BACKEND_FAILED = 0, 1, 2
+TLS_READY, BACKEND_READY, BACKEND_FAILED, CLIENT_CONNECTED = 0, 1, 2, 3
+TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS = 1, 2, 4, 8
 
 
-def script(steps, tight=False):
-    out = bytearray([1 if tight else 0])
+def script(steps, flags=0):
+    out = bytearray([flags])
     for step in steps:
         if isinstance(step, int):
             out += bytes([0, step])
@@ -27,6 +29,11 @@ def script(steps, tight=False):
 
 def connected(*steps):
     return [TLS_READY, BACKEND_READY, *steps]
+
+
+def starttls(before, greeting, *after):
+    """A STARTTLS listener: postern's own dialogue, the upgrade, the backend greeting."""
+    return [CLIENT_CONNECTED, *before, TLS_READY, BACKEND_READY, ("b", greeting), *after]
 
 
 SEEDS = {
@@ -46,6 +53,19 @@ SEEDS = {
             ("b", "* OK ready\r\n"), ("c", "a1 ID {5+}\r\nhello\r\n"),
             ("b", "* ID (\"name\" {22}\r\n* CAPABILITY STARTTLS)\r\na1 OK\r\n")),
         "failed": [TLS_READY, BACKEND_FAILED],
+        "starttls": (STARTTLS, starttls(
+            [("c", "a1 CAPABILITY\r\na2 LOGIN joe secret\r\na3 NOOP\r\n"),
+             ("c", "a4 STARTTLS\r\na5 LOGIN u p\r\n")],
+            "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] {5}\r\nready\r\n",
+            ("c", "a6 CAPABILITY\r\n"),
+            ("b", "* CAPABILITY IMAP4rev1 STARTTLS\r\na6 OK\r\n"), ("c", "a7 STARTTLS\r\n"),
+            ("c", "a8 LOGIN joe secret\r\n"), ("b", "a8 OK [CAPABILITY IMAP4rev1] ok\r\n"))),
+        "starttls_plaintext": (STARTTLS | PLAINTEXT_OK, [
+            CLIENT_CONNECTED, ("c", "a1 CAPABILITY\r\na2 LOGIN {3}\r\n"), BACKEND_READY,
+            ("b", "* OK ready\r\n+ OK\r\n"), ("c", "joe secret\r\na3 STARTTLS\r\n"),
+            ("b", "a2 NO failed\r\n")]),
+        "starttls_errors": (STARTTLS | FEW_ERRORS, [
+            CLIENT_CONNECTED, ("c", "a1 SELECT x\r\n* NOOP\r\n\x16\x03\x01")]),
     },
     "pop3_fuzz": {
         "dovecot_login": connected(
@@ -57,7 +77,14 @@ SEEDS = {
             ("b", "+OK Hello there.\r\n"), ("c", "AUTH PLAIN\r\n"), ("b", "+ \r\n"),
             ("c", "AGpvZQBzZWNyZXQ=\r\n"), ("b", "-ERR [AUTH] failed\r\n"), ("c", "AUTH\r\n"),
             ("b", "+OK\r\nPLAIN\r\n..\r\n.\r\n"), ("c", "QUIT\r\n"), ("b", "+OK bye\r\n")),
-        "tight": script([], True),
+        "tight": script([], TIGHT),
+        "starttls": (STARTTLS, starttls(
+            [("c", "CAPA\r\nUSER joe\r\nSTLS\r\nPASS secret\r\n")], "+OK Dovecot ready.\r\n",
+            ("c", "CAPA\r\n"), ("b", "+OK\r\nSTLS\r\nUSER\r\n.\r\n"),
+            ("c", "STLS\r\nUSER joe\r\nPASS secret\r\n"), ("b", "+OK\r\n+OK Logged in.\r\n"))),
+        "starttls_plaintext": (STARTTLS | PLAINTEXT_OK, [
+            CLIENT_CONNECTED, ("c", "CAPA\r\nUSER joe\r\n"), BACKEND_READY,
+            ("b", "+OK ready\r\n+OK\r\n"), ("c", "STLS\r\nQUIT\r\n"), ("b", "+OK bye\r\n")]),
     },
     "smtp_fuzz": {
         "postfix_mx": connected(
@@ -74,6 +101,19 @@ SEEDS = {
             ("b", "250 ok\r\n250 ok\r\n"), ("c", "AUTH LOGIN\r\n"), ("b", "334 VXNlcm5hbWU6\r\n"),
             ("c", "am9l\r\n"), ("b", "235 2.7.0 ok\r\n")),
         "error_greeting": connected(("b", "554-mx.test\r\n554 5.7.1 go away\r\n")),
+        "starttls": (STARTTLS, starttls(
+            [("c", "EHLO client.example\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\nNOOP\r\n"),
+             ("c", "STARTTLS\r\nMAIL FROM:<x@y>\r\n")],
+            "220-mx.test ESMTP\r\n220 Postfix\r\n", ("c", "EHLO client.example\r\n"),
+            ("b", "250-mx.test\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"),
+            ("c", "STARTTLS\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\n"), ("b", "235 2.7.0 ok\r\n"))),
+        "starttls_mx": (STARTTLS | PLAINTEXT_OK, [
+            CLIENT_CONNECTED, ("c", "EHLO sender.example\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n"),
+            BACKEND_READY, ("b", "220 mx.test ESMTP\r\n250-mx.test\r\n250 PIPELINING\r\n"),
+            ("b", "250 ok\r\n250 ok\r\n"), ("c", "STARTTLS\r\nDATA\r\n"),
+            ("b", "354 go\r\n"), ("c", "x\r\n.\r\nQUIT\r\n"), ("b", "250 ok\r\n221 bye\r\n")]),
+        "starttls_errors": (STARTTLS | FEW_ERRORS | TIGHT, [
+            CLIENT_CONNECTED, ("c", "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nEHLO " + "x" * 30)]),
     },
 }
 
@@ -81,5 +121,8 @@ for target, seeds in SEEDS.items():
     directory = HERE / "corpus" / target
     directory.mkdir(parents=True, exist_ok=True)
     for name, steps in seeds.items():
-        data = steps if isinstance(steps, bytes) else script(steps)
+        if isinstance(steps, tuple):
+            data = script(steps[1], steps[0])
+        else:
+            data = steps if isinstance(steps, bytes) else script(steps)
         (directory / name).write_bytes(data)

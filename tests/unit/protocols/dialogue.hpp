@@ -2,7 +2,8 @@
 // Test driver for protocol machines: plays a scripted dialogue (events, client bytes, backend
 // bytes) the way proxy::Session drives a machine (keep what was not consumed, offer it again
 // with more appended, re-offer client bytes after backend progress, relay leftovers raw after
-// Passthrough, drop them after Close) and records a Transcript. check_splits() replays the
+// Passthrough, drop them after Close, and drop the client's unconsumed bytes at StartTls as
+// the session's begin_upgrade() does) and records a Transcript. check_splits() replays the
 // script with every step split at every byte offset, and byte at a time, and requires the
 // same Transcript each time (h11's "one big chunk vs byte at a time" invariant).
 
@@ -39,6 +40,13 @@ inline Step backend(std::string_view bytes) {
 
 using Script = std::vector<Step>;
 
+// The usual start of a STARTTLS session: postern greets the plaintext client.
+inline Script accepted(Script rest) {
+    Script script{event(Event::ClientConnected)};
+    script.insert(script.end(), rest.begin(), rest.end());
+    return script;
+}
+
 // The usual start of an implicit-TLS session: TLS done, backend connected.
 inline Script connected(Script rest) {
     Script script{event(Event::TlsReady), event(Event::BackendReady)};
@@ -55,6 +63,9 @@ struct Transcript {
     std::string client_pending;        // offered but not consumed when the script ended
     std::string backend_pending;
     std::string state;
+    // Not rendered (how much is left over depends on how the bytes arrived): client bytes
+    // dropped at StartTls, as the session drops them.
+    std::string dropped_at_starttls;
 
     [[nodiscard]] std::string render() const;
     [[nodiscard]] std::string to_backend() const;  // every byte the machine sent to the backend
@@ -114,9 +125,16 @@ inline bool Transcript::has(std::string_view action) const {
     return false;
 }
 
+// What the driver does with the client bytes left unconsumed when StartTls arrives.
+enum class AtStartTls : std::uint8_t {
+    Drop,     // as proxy::Session does
+    Reoffer,  // keep offering them, to show the machine ignores them (defence in depth)
+};
+
 class Driver {
 public:
-    explicit Driver(const MachineSettings& settings) : machine_(make_machine(settings)) {}
+    explicit Driver(const MachineSettings& settings, AtStartTls at_start_tls = AtStartTls::Drop)
+        : machine_(make_machine(settings)), at_start_tls_(at_start_tls) {}
 
     void event(Event e) {
         if (done_) {
@@ -165,10 +183,21 @@ private:
         out_.clear();
         const std::size_t n = machine_->on_bytes(from, buffer, out_);
         REQUIRE(n <= buffer.size());
-        const bool acted = !out_.empty();
+        // "0 with no new action" means wait; 0 with ConnectBackend is a line held for the
+        // backend a STARTTLS listener connects in plaintext (require_tls = false).
+        bool only_connect = true;
+        for (const auto& action : out_) {
+            only_connect = only_connect && std::holds_alternative<ConnectBackend>(action);
+            if (std::holds_alternative<StartTls>(action)) {
+                // Consumed exactly through the STARTTLS line, not a byte past it.
+                REQUIRE(from == Peer::Client);
+                REQUIRE(n > 0);
+                REQUIRE(buffer[n - 1] == '\n');
+            }
+        }
         buffer.erase(0, n);
         record();
-        REQUIRE((n > 0 || !acted || done_));  // "0 with no new action" means wait
+        REQUIRE((n > 0 || only_connect || done_));
         return n > 0;
     }
 
@@ -193,6 +222,12 @@ private:
                 t_.actions.emplace_back("connect");
             } else if (std::holds_alternative<StartTls>(action)) {
                 t_.actions.emplace_back("start_tls");
+                REQUIRE(t_.actions.size() >= 2);  // the "go ahead" reply comes first
+                REQUIRE(t_.actions[t_.actions.size() - 2].starts_with("to_client:"));
+                if (at_start_tls_ == AtStartTls::Drop) {
+                    t_.dropped_at_starttls += client_;
+                    client_.clear();
+                }
             } else if (std::holds_alternative<Passthrough>(action)) {
                 t_.actions.emplace_back("passthrough");
                 done_ = passthrough_ = true;
@@ -211,6 +246,7 @@ private:
     }
 
     std::unique_ptr<Machine> machine_;
+    AtStartTls at_start_tls_;
     Actions out_;
     Transcript t_;
     std::string client_;
@@ -223,8 +259,8 @@ private:
 using Chunker = std::function<std::vector<std::string_view>(std::size_t step, std::string_view)>;
 
 inline Transcript play(const MachineSettings& settings, const Script& script,
-                       const Chunker& chunker) {
-    Driver driver(settings);
+                       const Chunker& chunker, AtStartTls at_start_tls = AtStartTls::Drop) {
+    Driver driver(settings, at_start_tls);
     for (std::size_t i = 0; i < script.size(); ++i) {
         const Step& step = script[i];
         if (step.kind == Step::Kind::Event) {
@@ -239,35 +275,45 @@ inline Transcript play(const MachineSettings& settings, const Script& script,
     return driver.finish();
 }
 
-inline Transcript play(const MachineSettings& settings, const Script& script) {
-    return play(settings, script,
-                [](std::size_t, std::string_view b) { return std::vector<std::string_view>{b}; });
+inline Transcript play(const MachineSettings& settings, const Script& script,
+                       AtStartTls at_start_tls = AtStartTls::Drop) {
+    return play(
+        settings, script,
+        [](std::size_t, std::string_view b) { return std::vector<std::string_view>{b}; },
+        at_start_tls);
 }
 
 // Plays `script` whole, byte at a time, and cut once at every offset of every step; all
 // must agree. Returns the whole-chunk transcript for the caller's own checks.
-inline Transcript check_splits(const MachineSettings& settings, const Script& script) {
-    const Transcript whole = play(settings, script);
+inline Transcript check_splits(const MachineSettings& settings, const Script& script,
+                               AtStartTls at_start_tls = AtStartTls::Drop) {
+    const Transcript whole = play(settings, script, at_start_tls);
     const std::string expected = whole.render();
 
-    const Transcript bytewise = play(settings, script, [](std::size_t, std::string_view b) {
-        std::vector<std::string_view> chunks;
-        for (std::size_t i = 0; i < b.size(); ++i) {
-            chunks.push_back(b.substr(i, 1));
-        }
-        return chunks;
-    });
+    const Transcript bytewise = play(
+        settings, script,
+        [](std::size_t, std::string_view b) {
+            std::vector<std::string_view> chunks;
+            for (std::size_t i = 0; i < b.size(); ++i) {
+                chunks.push_back(b.substr(i, 1));
+            }
+            return chunks;
+        },
+        at_start_tls);
     INFO("byte at a time");
     REQUIRE(bytewise.render() == expected);
 
     for (std::size_t step = 0; step < script.size(); ++step) {
         for (std::size_t cut = 1; cut < script[step].bytes.size(); ++cut) {
-            const Transcript split = play(settings, script, [&](std::size_t i, std::string_view b) {
-                if (i != step) {
-                    return std::vector<std::string_view>{b};
-                }
-                return std::vector<std::string_view>{b.substr(0, cut), b.substr(cut)};
-            });
+            const Transcript split = play(
+                settings, script,
+                [&](std::size_t i, std::string_view b) {
+                    if (i != step) {
+                        return std::vector<std::string_view>{b};
+                    }
+                    return std::vector<std::string_view>{b.substr(0, cut), b.substr(cut)};
+                },
+                at_start_tls);
             INFO("step " << step << " cut at " << cut);
             REQUIRE(split.render() == expected);
         }
@@ -280,6 +326,14 @@ inline MachineSettings settings_for(Protocol protocol) {
     s.protocol = protocol;
     s.implicit_tls = true;
     s.hostname = "mx.test";
+    return s;
+}
+
+// A STARTTLS listener.
+inline MachineSettings starttls_settings_for(Protocol protocol, bool require_tls = true) {
+    MachineSettings s = settings_for(protocol);
+    s.implicit_tls = false;
+    s.require_tls = require_tls;
     return s;
 }
 

@@ -173,18 +173,22 @@ TEST_CASE("smtp: a malformed BDAT closes the session") {
     }
 }
 
-TEST_CASE("smtp: 235 to AUTH goes Passthrough and leaves what follows unconsumed") {
+TEST_CASE("smtp: after 235 the machine stays: a later EHLO loses STARTTLS, STARTTLS gets 503") {
     const auto t = check_splits(
         smtp(), connected({backend(kGreeting), client("EHLO c\r\n"),
                            backend("250-mx.test\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"),
                            client("AUTH PLAIN AGpvZQBzZWNyZXQ=\r\nMAIL FROM:<joe@x>\r\n"),
-                           backend("235 2.7.0 Authentication successful\r\n250 2.1.0 Ok\r\n")}));
-    CHECK(t.to_backend() == "EHLO c\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\n");
-    CHECK(t.actions.back() == "passthrough");
-    CHECK(t.raw_to_backend == "MAIL FROM:<joe@x>\r\n");
-    CHECK(t.raw_to_client == "250 2.1.0 Ok\r\n");
+                           backend("235 2.7.0 Authentication successful\r\n250 2.1.0 Ok\r\n"),
+                           client("EHLO c\r\n"),
+                           backend("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+                           client("STARTTLS\r\n")}));
+    CHECK(t.to_backend() ==
+          "EHLO c\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\nMAIL FROM:<joe@x>\r\nEHLO c\r\n");
+    CHECK(t.raw_to_backend.empty());
     CHECK(t.to_client() == greeted("250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n"
-                                   "235 2.7.0 Authentication successful\r\n"));
+                                   "235 2.7.0 Authentication successful\r\n250 2.1.0 Ok\r\n"
+                                   "250-mx.test\r\n250 PIPELINING\r\n"
+                                   "503 5.5.1 TLS already active\r\n"));
 }
 
 TEST_CASE("smtp: AUTH LOGIN challenges carry SASL lines; a failure stays in the machine") {
