@@ -1,9 +1,10 @@
-// postern's command line: run | check | --version. Parsing only; the work is in runtime.cpp
-// and check.cpp.
+// postern's command line: run | check | probe | --version. Parsing only; the work is in
+// runtime.cpp, check.cpp and probe.cpp.
 
 #include "conf/load.hpp"
 #include "proxy/check.hpp"
 #include "proxy/log.hpp"
+#include "proxy/probe.hpp"
 #include "proxy/runtime.hpp"
 
 #include <CLI/CLI.hpp>
@@ -24,8 +25,46 @@ int main(int argc, char** argv) {
         "check", "Validate the config, load every certificate and key, print what is served");
     check->add_option("-c,--config", config_file, "Config file")->capture_default_str();
 
-    CLI11_PARSE(app, argc, argv);
+    postern::proxy::ProbeOptions probe_options;
+    auto* probe = app.add_subcommand(
+        "probe",
+        "Connect to a mail server as a client (STARTTLS first with --starttls), handshake with "
+        "SNI, and report the TLS version, cipher, certificate chain, name match, chain "
+        "verification and the capabilities offered after TLS");
+    probe->add_option("target", probe_options.target, "HOST:PORT or [IPv6]:PORT")->required();
+    probe
+        ->add_option("--starttls", probe_options.starttls,
+                     "Speak this protocol's plaintext dialogue and STARTTLS/STLS first "
+                     "(default: implicit TLS)")
+        ->check(CLI::IsMember({"smtp", "imap", "pop3"}));
+    probe->add_option("--servername", probe_options.servername,
+                      "Name sent as SNI and checked against the certificate (default: HOST; "
+                      "no SNI for an IP address, which is checked as an address)");
+    probe
+        ->add_option("--cafile", probe_options.cafile,
+                     "PEM file of trusted CAs to verify against instead of the system store")
+        ->check(CLI::ExistingFile);
+    probe
+        ->add_option("--timeout", probe_options.timeout,
+                     "Limit for connecting and for each read and write: 10s, 500ms, or seconds")
+        ->capture_default_str();
+    probe->add_flag("--json", probe_options.json, "Print the report as one JSON object");
+    probe->footer(
+        "Exit status: 0 the name matches and the chain verifies; 1 usage, connection or "
+        "protocol error; 2 TLS handshake failed; 3 the certificate does not match the name; "
+        "4 the chain does not verify.");
 
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        // probe documents 1 for usage errors; run and check keep CLI11's codes
+        return code != 0 && probe->parsed() ? 1 : code;
+    }
+
+    if (probe->parsed()) {
+        return postern::proxy::run_probe(probe_options, std::cout, std::cerr);
+    }
     if (check->parsed()) {
         return postern::proxy::check(config_file, std::cout, std::cerr);
     }
