@@ -28,6 +28,9 @@ using protocols::Peer;
 // destination holds more than kWriteHighWater unsent. Together they bound a session's buffers.
 constexpr std::size_t kReadHighWater = 64 * 1024;
 constexpr std::size_t kWriteHighWater = 128 * 1024;
+// While relaying, a paused source resumes once its destination drained to this, so the pipe
+// never runs dry between the two (resuming only at empty halves bulk throughput).
+constexpr std::size_t kWriteResume = kWriteHighWater / 2;
 // What is owed to a client when the session ends gets this long to leave.
 constexpr timeval kCloseFlushTimeout{5, 0};
 
@@ -304,6 +307,11 @@ void Session::start_relay() {
     }
     state_ = State::Relaying;
     machine_.reset();
+    for (bufferevent* b : {client_.get(), backend_.get()}) {
+        if (b != nullptr) {
+            bufferevent_setwatermark(b, EV_WRITE, kWriteResume, 0);
+        }
+    }
     relay(Peer::Backend);
     relay(Peer::Client);
 }
@@ -384,7 +392,9 @@ void Session::on_backend_read() {
 
 void Session::on_client_write() {
     if (state_ == State::Closing) {
-        finish();
+        if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
+            finish();
+        }
         return;
     }
     if (upgrading_) {
@@ -533,6 +543,8 @@ void Session::close(CloseReason reason) {
         return;
     }
     bufferevent_disable(client_.get(), EV_READ);
+    // finish() only once everything has left: the write callback at an empty buffer.
+    bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
     bufferevent_set_timeouts(client_.get(), nullptr, &kCloseFlushTimeout);
 }
 
