@@ -1,6 +1,7 @@
 #include "proxy/endpoint.hpp"
 
 #include <arpa/inet.h>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <netdb.h>
@@ -28,23 +29,25 @@ bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& er
 }
 
 std::string to_string(const sockaddr* address) {
-    char host[INET6_ADDRSTRLEN] = {};
+    std::array<char, INET6_ADDRSTRLEN> buffer{};
+    char* host = buffer.data();
     if (address->sa_family == AF_INET) {
         const auto* in = reinterpret_cast<const sockaddr_in*>(address);
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        inet_ntop(AF_INET, &in->sin_addr, host, buffer.size());
         return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
     }
     if (address->sa_family == AF_INET6) {
         const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, buffer.size());
         return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
     }
     return "unknown";
 }
 
 std::string machine_fqdn() {
-    char host[256] = {};
-    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+    std::array<char, 256> buffer{};
+    char* host = buffer.data();
+    if (gethostname(host, buffer.size() - 1) != 0 || host[0] == '\0') {
         return "localhost";
     }
     addrinfo hints{};

@@ -2,6 +2,9 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <array>
+#include <cstring>
+
 namespace postern::proxy {
 
 bool setup_logging(std::string_view level) {
@@ -17,8 +20,14 @@ bool setup_logging(std::string_view level) {
     return true;
 }
 
+std::string errno_text(int error) {
+    std::array<char, 128> buffer{};
+    // GNU strerror_r: returns the message, in `buffer` or in static storage.
+    return strerror_r(error, buffer.data(), buffer.size());
+}
+
 std::string sanitize(std::string_view text, std::size_t max, bool quoted) {
-    static constexpr char kHex[] = "0123456789abcdef";
+    static constexpr std::string_view kHex = "0123456789abcdef";
     std::string out;
     out.reserve(std::min(text.size(), max) + 8);
     for (char c : text.substr(0, max)) {

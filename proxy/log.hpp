@@ -15,6 +15,9 @@ namespace postern::proxy {
 // Bytes outside printable ASCII, quotes and backslashes escaped as \xNN, capped at `max` bytes
 // (then "..."). Unquoted (a key=value token) also escapes spaces and '='; `quoted` keeps spaces
 // for text that the log line puts between double quotes.
+// strerror() for any thread (strerror itself shares one buffer between threads).
+[[nodiscard]] std::string errno_text(int error);
+
 [[nodiscard]] std::string sanitize(std::string_view text, std::size_t max = 160,
                                    bool quoted = false);
 

@@ -1,6 +1,7 @@
 #include "proxy/reloader.hpp"
 
 #include "conf/load.hpp"
+#include "proxy/log.hpp"
 #include "tls/cert_checks.hpp"
 
 #include <spdlog/spdlog.h>
@@ -16,7 +17,7 @@ namespace {
 
 // certbot writes several files and swaps several links per renewal: wait for quiet.
 constexpr timeval kDebounce{1, 0};
-constexpr timeval kDaily{24 * 3600, 0};
+constexpr timeval kDaily{time_t{24} * 3600, 0};
 constexpr std::uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
                                      IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
@@ -89,8 +90,7 @@ bool Reloader::start() {
     evtimer_add(daily_.get(), &kDaily);
     inotify_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (inotify_.get() < 0) {
-        spdlog::warn("cannot watch certificate files ({}); reload with SIGHUP",
-                     std::strerror(errno));
+        spdlog::warn("cannot watch certificate files ({}); reload with SIGHUP", errno_text(errno));
         return false;
     }
     inotify_event_.reset(event_new(base_, inotify_.get(), EV_READ | EV_PERSIST,
@@ -122,7 +122,7 @@ void Reloader::rewatch() {
         const int wd = inotify_add_watch(inotify_.get(), folder.c_str(), kWatchMask);
         if (wd < 0) {
             spdlog::warn("cannot watch {} for certificate changes: {}", folder.string(),
-                         std::strerror(errno));
+                         errno_text(errno));
             continue;
         }
         watches_.emplace(folder, wd);

@@ -19,7 +19,7 @@ namespace postern::proxy {
 namespace {
 
 struct StopContext {
-    std::vector<std::unique_ptr<Worker>>* workers;
+    std::vector<std::unique_ptr<Worker>>* workers = nullptr;
     int signal = 0;
 };
 
@@ -69,7 +69,10 @@ int run(const conf::Config& loaded) {
     }
 
     // A client vanishing mid-write must not kill the process.
-    std::signal(SIGPIPE, SIG_IGN);
+    if (std::signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        spdlog::error("cannot ignore SIGPIPE");
+        return 1;
+    }
 
     const unsigned count = worker_count(config.server.workers);
     // Reloads build off the loop and wake it from their thread; workers are threads too.

@@ -26,8 +26,8 @@ using protocols::Peer;
 
 // A read stops when this much is waiting to be consumed; a source stops being read while its
 // destination holds more than kWriteHighWater unsent. Together they bound a session's buffers.
-constexpr std::size_t kReadHighWater = 64 * 1024;
-constexpr std::size_t kWriteHighWater = 128 * 1024;
+constexpr std::size_t kReadHighWater = std::size_t{64} * 1024;
+constexpr std::size_t kWriteHighWater = std::size_t{128} * 1024;
 // While relaying, a paused source resumes once its destination drained to this, so the pipe
 // never runs dry between the two (resuming only at empty halves bulk throughput).
 constexpr std::size_t kWriteResume = kWriteHighWater / 2;
@@ -208,7 +208,7 @@ void Session::connect_backend() {
     backend_connecting_ = true;
     const auto& address = listener_.backend_address;
     if (bufferevent_socket_connect(b, address.get(), static_cast<int>(address.length)) != 0) {
-        end_detail_ = std::string("connect: ") + std::strerror(errno);
+        end_detail_ = std::string("connect: ") + errno_text(errno);
         backend_connecting_ = false;
         backend_.reset();
         feed_event(protocols::Event::BackendFailed);
@@ -448,7 +448,7 @@ void Session::on_client_event(short what) {
             const std::string reasons = openssl_reasons(client_.get());
             end_detail_ = !reasons.empty()              ? reasons
                           : (what & BEV_EVENT_EOF) != 0 ? "client closed during the handshake"
-                                                        : std::strerror(errno);
+                                                        : errno_text(errno);
             end_ = CloseReason::TlsFailed;
         }
         finish();
@@ -470,7 +470,7 @@ void Session::on_client_event(short what) {
     // EOF or error: what the client sent before it went is still delivered.
     if ((what & BEV_EVENT_ERROR) != 0) {
         const std::string reasons = openssl_reasons(client_.get());
-        end_detail_ = !reasons.empty() ? reasons : std::strerror(errno);
+        end_detail_ = !reasons.empty() ? reasons : errno_text(errno);
     }
     client_eof_ = true;
     pump();
@@ -507,14 +507,14 @@ void Session::on_backend_event(short what) {
         backend_connecting_ = false;
         end_detail_ = (what & BEV_EVENT_TIMEOUT) != 0
                           ? "backend connect timed out"
-                          : std::string("backend connect: ") + std::strerror(EVUTIL_SOCKET_ERROR());
+                          : std::string("backend connect: ") + errno_text(EVUTIL_SOCKET_ERROR());
         backend_.reset();
         feed_event(protocols::Event::BackendFailed);
         return;
     }
     backend_eof_ = true;
     if ((what & BEV_EVENT_ERROR) != 0) {
-        end_detail_ = std::string("backend: ") + std::strerror(EVUTIL_SOCKET_ERROR());
+        end_detail_ = std::string("backend: ") + errno_text(EVUTIL_SOCKET_ERROR());
     }
     pump();
     const bool said_goodbye = state_ == State::Relaying &&

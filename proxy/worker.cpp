@@ -1,5 +1,6 @@
 #include "proxy/worker.hpp"
 
+#include "proxy/log.hpp"
 #include "proxy/session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -77,19 +78,20 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         ctx->name = spec.listen.to_string();
         const conf::BackendSpec* backend = config.find_backend(spec.backend);
         if (backend == nullptr) {
-            error = ctx->name + ": no backend named " + spec.backend;
+            error = ctx->name;
+            error.append(": no backend named ").append(spec.backend);
             return nullptr;
         }
         ctx->backend_name = backend->name;
         ctx->connect_timeout = backend->connect_timeout;
         if (!resolve(backend->address, ctx->backend_address, error)) {
-            error = "backend " + backend->name + ": " + error;
+            error.insert(0, "backend " + backend->name + ": ");
             return nullptr;
         }
         ctx->strict_sni = config.tls.strict_sni;
         ctx->front = tls::FrontContext::create(config.tls, error);
         if (!ctx->front) {
-            error = ctx->name + ": " + error;
+            error.insert(0, ctx->name + ": ");
             return nullptr;
         }
         ctx->machine.protocol = machine_protocol(spec.protocol);
@@ -110,7 +112,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
 
         SocketAddress address;
         if (!resolve(spec.listen, address, error)) {
-            error = "listener " + ctx->name + ": " + error;
+            error.insert(0, "listener " + ctx->name + ": ");
             return nullptr;
         }
         ctx->listener.reset(evconnlistener_new_bind(
@@ -119,7 +121,8 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
                 (shared_port ? LEV_OPT_REUSEABLE_PORT : 0U),
             -1, address.get(), static_cast<int>(address.length)));
         if (!ctx->listener) {
-            error = "cannot listen on " + ctx->name + ": " + std::strerror(errno);
+            error = "cannot listen on " + ctx->name;
+            error.append(": ").append(errno_text(errno));
             return nullptr;
         }
         evconnlistener_set_error_cb(ctx->listener.get(), &accept_error_cb);
