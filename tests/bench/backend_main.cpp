@@ -15,29 +15,29 @@
 //
 //   postern-bench-backend --imap 127.0.0.1:11143 --pop3 127.0.0.1:11110 --smtp 127.0.0.1:11025
 
+#include "tests/bench/handles.hpp"
+
+#include <CLI/CLI.hpp>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <signal.h>
-#include <sys/resource.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <string>
 #include <string_view>
+#include <sys/resource.h>
 #include <unordered_map>
 #include <vector>
-
-#include "tests/bench/handles.hpp"
 
 namespace {
 
@@ -52,7 +52,7 @@ enum class Protocol : std::uint8_t { Imap, Pop3, Smtp };
 constexpr std::size_t kLineBytes = 80;  // 78 x's and CRLF
 constexpr std::size_t kBlockLines = 13'107;
 constexpr std::size_t kBlockBytes = kLineBytes * kBlockLines;  // just under 1 MiB
-constexpr std::size_t kOutputHigh = 1 << 20;  // top the output up to this much
+constexpr std::size_t kOutputHigh = 1 << 20;                   // top the output up to this much
 constexpr std::size_t kOutputLow = 256 * 1024;
 constexpr std::size_t kMaxCommand = 64 * 1024;
 

@@ -7,20 +7,20 @@
 //   postern-bench latency    --connect 127.0.0.1:10993
 //   postern-bench idle       --connect 127.0.0.1:10993 --sessions 8000 [--login]
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/resource.h>
+#include "tests/bench/scenarios.hpp"
+#include "tests/bench/tls_client.hpp"
 
 #include <CLI/CLI.hpp>
+
+#include <arpa/inet.h>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <netinet/in.h>
 #include <optional>
+#include <signal.h>
 #include <string>
-
-#include "tests/bench/scenarios.hpp"
-#include "tests/bench/tls_client.hpp"
+#include <sys/resource.h>
 
 namespace {
 
@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
         return 1;
     }
-    const bool needs_login = throughput->parsed() || latency->parsed() || (idler->parsed() && login);
+    const bool needs_login =
+        throughput->parsed() || latency->parsed() || (idler->parsed() && login);
     target->login = needs_login;
 
     SessionStore sessions;
@@ -186,8 +187,8 @@ int main(int argc, char** argv) {
         tls.ciphersuites = common.ciphersuites;
         tls.groups = common.groups;
         tls.release_buffers = idler->parsed();
-        ctx = make_client_context(tls, handshake->parsed() && hs.resume ? &sessions : nullptr,
-                                  error);
+        ctx =
+            make_client_context(tls, handshake->parsed() && hs.resume ? &sessions : nullptr, error);
         if (!ctx) {
             std::fprintf(stderr, "postern-bench: TLS client context: %s\n", error.c_str());
             return 1;

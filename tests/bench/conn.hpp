@@ -5,16 +5,15 @@
 // destroys itself: after close() or a failure it is inert, and the owner frees it later, never
 // inside one of its callbacks.
 
-#include <sys/socket.h>
+#include "tests/bench/dialogue.hpp"
+#include "tests/bench/handles.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
 #include <string_view>
-
-#include "tests/bench/dialogue.hpp"
-#include "tests/bench/handles.hpp"
+#include <sys/socket.h>
 
 namespace postern::bench {
 
@@ -26,9 +25,9 @@ class Conn;
 // must not free the one they are called for.
 class ConnOwner {
 public:
-    virtual void on_ready(Conn& conn) = 0;                           // its script finished
-    virtual void on_reply(Conn& conn, std::uint64_t payload) = 0;    // a request was answered
-    virtual void on_failed(Conn& conn, std::string_view why) = 0;    // error or peer closed
+    virtual void on_ready(Conn& conn) = 0;                         // its script finished
+    virtual void on_reply(Conn& conn, std::uint64_t payload) = 0;  // a request was answered
+    virtual void on_failed(Conn& conn, std::string_view why) = 0;  // error or peer closed
 
 protected:
     ConnOwner() = default;

@@ -194,8 +194,8 @@ ReplyReader::Result ReplyReader::feed(std::string_view data) {
     std::size_t pos = 0;
     while (pos < data.size()) {
         if (literal_left_ > 0) {
-            const std::size_t n = static_cast<std::size_t>(
-                std::min<std::uint64_t>(literal_left_, data.size() - pos));
+            const std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(literal_left_, data.size() - pos));
             literal_left_ -= n;
             payload_ += n;
             pos += n;
@@ -240,7 +240,7 @@ ReplyReader::Status ReplyReader::on_line(std::string_view line) {
     switch (expect_.shape) {
         case ReplyShape::ImapGreeting:
             return text.starts_with("* OK") || text.starts_with("* PREAUTH") ? Status::Done
-                                                                              : fail(line);
+                                                                             : fail(line);
         case ReplyShape::ImapTagged: {
             if (!continuing_) {
                 tagged_ = text.size() > expect_.tag.size() && text.starts_with(expect_.tag) &&

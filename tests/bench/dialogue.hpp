@@ -85,12 +85,12 @@ private:
     Status fail(std::string_view line);
 
     Expectation expect_;
-    std::string partial_;            // an incomplete line carried between feeds
+    std::string partial_;             // an incomplete line carried between feeds
     std::uint64_t literal_left_ = 0;  // IMAP literal bytes still to skip
     bool continuing_ = false;         // IMAP: the logical line goes on after a literal
     bool tagged_ = false;             // IMAP: the current logical line is the tagged one
     bool tagged_ok_ = false;
-    bool body_ = false;               // POP3 multi-line: past the +OK line
+    bool body_ = false;  // POP3 multi-line: past the +OK line
     std::uint64_t payload_ = 0;
     std::string error_;
 };

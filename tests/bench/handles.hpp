@@ -7,9 +7,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
-#include <unistd.h>
 
 #include <memory>
+#include <unistd.h>
 #include <utility>
 
 namespace postern::bench {

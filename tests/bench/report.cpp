@@ -83,8 +83,8 @@ Percentiles percentiles(std::vector<double> samples) {
     p.p50 = rank(0.50);
     p.p99 = rank(0.99);
     p.p999 = rank(0.999);
-    p.mean = std::accumulate(samples.begin(), samples.end(), 0.0) /
-             static_cast<double>(samples.size());
+    p.mean =
+        std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
     p.max = samples.back();
     return p;
 }

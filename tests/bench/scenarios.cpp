@@ -1,15 +1,15 @@
 #include "tests/bench/scenarios.hpp"
 
-#include <unistd.h>
+#include "tests/bench/report.hpp"
 
 #include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <vector>
-
-#include "tests/bench/report.hpp"
 
 namespace postern::bench {
 namespace {
@@ -206,8 +206,8 @@ private:
     }
 
     void launch() {
-        while (live() < options_.concurrency && started_ < options_.count &&
-               errors_ < kMaxErrors && Clock::now() < deadline_) {
+        while (live() < options_.concurrency && started_ < options_.count && errors_ < kMaxErrors &&
+               Clock::now() < deadline_) {
             ++started_;
             SSL_SESSION* resume =
                 options_.resume && sessions_ != nullptr ? sessions_->latest() : nullptr;
@@ -523,8 +523,14 @@ private:
             .add("setup_seconds", setup_seconds_)
             .add("last_error", last_error_);
         line.print();
-        stdin_event_.reset(event_new(base(), STDIN_FILENO, EV_READ | EV_PERSIST, &stdin_cb, this));
-        event_add(stdin_event_.get(), nullptr);
+        // Closing stdin ends the hold; epoll cannot watch a regular file or /dev/null, so then
+        // only the hold timer does.
+        struct stat st {};
+        if (::fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+            stdin_event_.reset(
+                event_new(base(), STDIN_FILENO, EV_READ | EV_PERSIST, &stdin_cb, this));
+            event_add(stdin_event_.get(), nullptr);
+        }
         const auto hold = duration_cast<microseconds>(duration<double>(options_.hold_seconds));
         const timeval tv{static_cast<time_t>(hold.count() / 1'000'000),
                          static_cast<suseconds_t>(hold.count() % 1'000'000)};

@@ -7,13 +7,13 @@
 //   latency     NOOP round trips through logged-in sessions, percentiles in microseconds
 //   idle        N sessions opened and then held silent, for the caller to measure the proxy
 
+#include "tests/bench/conn.hpp"
+#include "tests/bench/tls_client.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-
-#include "tests/bench/conn.hpp"
-#include "tests/bench/tls_client.hpp"
 
 namespace postern::bench {
 
@@ -42,7 +42,7 @@ struct LatencyOptions {
 struct IdleOptions {
     std::size_t sessions = 8000;
     std::size_t concurrency = 64;  // sessions being opened at once
-    double hold_seconds = 120;      // at most; closing stdin ends the hold earlier
+    double hold_seconds = 120;     // at most; closing stdin ends the hold earlier
 };
 
 // Each prints its JSON line(s) and returns the exit status: 0 when the run produced numbers,

@@ -143,8 +143,9 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
     out = [
         "# postern benchmark: latest results",
         "",
-        f"Run: {when}, {mode}, {elapsed / 60:.1f} minutes. **Figures vary between runs (10 % "
-        "and more on a shared VM); compare the ratios, not the absolute numbers.** "
+        f"Run: {when}, {mode}, {elapsed / 60:.1f} minutes; each figure except the idle ones "
+        f"is the best of {bench.scale.rounds} run(s) made minutes apart. **Figures vary between "
+        "runs (10 % and more on a shared VM); compare the ratios, not the absolute numbers.** "
         "How to read this table: [tests/bench/README.md](../README.md).",
         "",
         "| machine | |",
@@ -152,7 +153,8 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         f"| CPU | {m['cpu']}, {m['cores']} cores |",
         f"| kernel, OpenSSL | Linux {m['kernel']}, {m['openssl']} |",
         f"| load average before the run | {load} (other work on the machine skews figures) |",
-        f"| postern | {m.get('postern', '?')} (commit {m['commit']}) |",
+        f"| postern | {m.get('postern', '?')}, binary built {m['postern_built']} "
+        f"(tree at commit {m['commit']}) |",
         f"| HAProxy | {m.get('haproxy', '?')} |",
         f"| stunnel | {m.get('stunnel', '?')} |",
         f"| nginx | {m.get('nginx', '?')} |",

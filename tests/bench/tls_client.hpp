@@ -5,10 +5,10 @@
 // benchmark measures the server, and verifying would only add client CPU), and, when asked,
 // capture of the session tickets the server sends, for resumed handshakes.
 
+#include "tests/bench/handles.hpp"
+
 #include <cstdint>
 #include <string>
-
-#include "tests/bench/handles.hpp"
 
 namespace postern::bench {
 
