@@ -20,10 +20,14 @@ using postern::tls::ClientCaps;
 using postern::tls::Finding;
 using postern::tls::KeyType;
 using postern::tls::Severity;
+using postern::tls::testing::base_config;
 using postern::tls::testing::Issuer;
+using postern::tls::testing::kEcdsa;
+using postern::tls::testing::kRsaOnly;
 using postern::tls::testing::make_ca;
 using postern::tls::testing::make_cert;
 using postern::tls::testing::make_key;
+using postern::tls::testing::served;
 using postern::tls::testing::TempDir;
 using postern::tls::testing::write_cert;
 using postern::tls::testing::write_key;
@@ -33,21 +37,6 @@ using postern::tls::testing::write_pkcs12;
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr ClientCaps kEcdsa{.ecdsa = true};
-constexpr ClientCaps kRsaOnly{.ecdsa = false};
-
-Config base_config(const TempDir& dir) {
-    Config config;
-    config.file = dir.path() / "postern.toml";
-    config.tls.default_certificate = "mail.default.test";
-    return config;
-}
-
-std::string served(const CertStore& store, std::string_view host, ClientCaps caps = kEcdsa) {
-    const auto* cert = store.find(host, caps);
-    return cert == nullptr ? "-" : cert->cert_file.stem().string();
-}
 
 struct Inspected {
     std::shared_ptr<const CertStore> store;

@@ -4,6 +4,7 @@
 // on real files without shelling out to openssl.
 
 #include "conf/config.hpp"
+#include "tls/cert_store.hpp"
 #include "tls/ossl.hpp"
 
 #include <openssl/ec.h>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -184,6 +186,23 @@ inline bool write_pkcs12(const std::filesystem::path& file, EVP_PKEY* key, X509*
     std::unique_ptr<FILE, CFree<&fclose>> f{std::fopen(file.c_str(), "wb")};
     i2d_PKCS12_fp(f.get(), p12.get());
     return true;
+}
+
+// Shared by the tls test files: client capabilities, a config that only names its file and
+// default, and which certificate (by file stem, "-" for none) a store serves for a name.
+inline constexpr ClientCaps kEcdsa{.ecdsa = true};
+inline constexpr ClientCaps kRsaOnly{.ecdsa = false};
+
+inline conf::Config base_config(const TempDir& dir) {
+    conf::Config config;
+    config.file = dir.path() / "postern.toml";
+    config.tls.default_certificate = "mail.default.test";
+    return config;
+}
+
+inline std::string served(const CertStore& store, std::string_view host, ClientCaps caps = kEcdsa) {
+    const auto* cert = store.find(host, caps);
+    return cert == nullptr ? "-" : cert->cert_file.stem().string();
 }
 
 }  // namespace postern::tls::testing

@@ -15,7 +15,9 @@ using postern::conf::Config;
 using postern::tls::Certificate;
 using postern::tls::CertStore;
 using postern::tls::ClientCaps;
+using postern::tls::testing::base_config;
 using postern::tls::testing::Issuer;
+using postern::tls::testing::kEcdsa;
 using postern::tls::testing::make_ca;
 using postern::tls::testing::make_cert;
 using postern::tls::testing::make_key;
@@ -28,15 +30,6 @@ using postern::tls::testing::write_pkcs12;
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr ClientCaps kEcdsa{.ecdsa = true};
-
-Config base_config(const TempDir& dir) {
-    Config config;
-    config.file = dir.path() / "postern.toml";
-    config.tls.default_certificate = "mail.default.test";
-    return config;
-}
 
 void write_text(const fs::path& file, const std::string& text) {
     fs::create_directories(file.parent_path());

@@ -12,28 +12,15 @@ using postern::conf::Config;
 using postern::tls::CertStore;
 using postern::tls::ClientCaps;
 using postern::tls::KeyType;
+using postern::tls::testing::base_config;
+using postern::tls::testing::kEcdsa;
+using postern::tls::testing::kRsaOnly;
 using postern::tls::testing::make_key;
+using postern::tls::testing::served;
 using postern::tls::testing::TempDir;
 using postern::tls::testing::write_cert;
 
-namespace {
-
-constexpr ClientCaps kEcdsa{.ecdsa = true};
-constexpr ClientCaps kRsaOnly{.ecdsa = false};
-
-Config base_config(const TempDir& dir) {
-    Config config;
-    config.file = dir.path() / "postern.toml";
-    config.tls.default_certificate = "mail.default.test";
-    return config;
-}
-
-std::string served(const CertStore& store, std::string_view host, ClientCaps caps = kEcdsa) {
-    const auto* cert = store.find(host, caps);
-    return cert == nullptr ? "-" : cert->cert_file.stem().string();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("cert_store: exact names beat wildcards; wildcards cover exactly one label") {
     TempDir dir;
