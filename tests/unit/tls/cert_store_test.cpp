@@ -20,7 +20,6 @@ using postern::tls::testing::served;
 using postern::tls::testing::TempDir;
 using postern::tls::testing::write_cert;
 
-namespace {}  // namespace
 
 TEST_CASE("cert_store: exact names beat wildcards; wildcards cover exactly one label") {
     TempDir dir;
