@@ -6,14 +6,10 @@
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -24,20 +20,16 @@ namespace {
 using protocols::CloseReason;
 using protocols::Peer;
 
-// A read stops when this much is waiting to be consumed; a source stops being read while its
-// destination holds more than kWriteHighWater unsent. Together they bound a session's buffers.
-constexpr std::size_t kReadHighWater = std::size_t{64} * 1024;
-constexpr std::size_t kWriteHighWater = std::size_t{128} * 1024;
-// While relaying, a paused source resumes once its destination drained to this, so the pipe
-// never runs dry between the two (resuming only at empty halves bulk throughput).
-constexpr std::size_t kWriteResume = kWriteHighWater / 2;
+// Back-pressure: a source is not read while its destination holds kHighWater unsent bytes
+// (while relaying, the source is read straight into that destination's buffer). During the
+// dialogue the machine's unconsumed input is capped at kDialogueIn as well.
+constexpr std::size_t kHighWater = BufferPool::kChunk * 2;
+constexpr std::size_t kDialogueIn = BufferPool::kChunk;
+// One event moves at most this many rounds of reads and writes before the session yields to
+// the others on the loop (and continues on its next turn).
+constexpr int kRounds = 8;
 // What is owed to a client when the session ends gets this long to leave.
-constexpr timeval kCloseFlushTimeout{5, 0};
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{.tv_sec = static_cast<time_t>(ms.count() / 1000),
-                   .tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+constexpr std::chrono::seconds kCloseFlushTimeout{5};
 
 Peer other(Peer peer) {
     return peer == Peer::Client ? Peer::Backend : Peer::Client;
@@ -49,59 +41,45 @@ void set_nodelay(int fd) {
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-std::string openssl_reasons(bufferevent* bev) {
-    std::string out;
-    while (const unsigned long code = bufferevent_get_openssl_error(bev)) {
-        const char* reason = ERR_reason_error_string(code);
-        if (!out.empty()) {
-            out += "; ";
-        }
-        out += reason != nullptr ? reason : "unknown TLS error";
-    }
-    return out;
-}
-
 }  // namespace
 
 Session::Session(ListenerContext& listener, int fd, std::string client_address)
-    : listener_(listener), client_address_(std::move(client_address)), fd_(fd) {}
-
-Session::~Session() = default;
-
-bufferevent* Session::bev(Peer peer) const noexcept {
-    return peer == Peer::Client ? client_.get() : backend_.get();
-}
-
-void Session::start() {
-    set_nodelay(fd_.get());
-    handshake_.store = listener_.worker->certs();
-    handshake_.strict_sni = listener_.strict_sni;
-    if (listener_.spec.tls == conf::TlsMode::Implicit) {
-        start_tls();
-    } else {
-        start_plaintext();
+    : listener_(listener),
+      client_address_(std::move(client_address)),
+      client_(listener.worker->buffers()),
+      backend_(listener.worker->buffers()) {
+    if (!client_.open(listener_.worker->base(), fd, &event_cb<Session, &Session::on_client_io>,
+                      this)) {
+        end_detail_ = client_.error();
     }
 }
 
-void Session::start_plaintext() {
-    // No BEV_OPT_CLOSE_ON_FREE: the fd outlives this bufferevent when STARTTLS upgrades it.
-    bufferevent* b =
-        bufferevent_socket_new(listener_.worker->base(), fd_.get(), BEV_OPT_DEFER_CALLBACKS);
-    if (b == nullptr) {
-        end_detail_ = "bufferevent_socket_new failed";
+Session::~Session() = default;
+
+void Session::start() {
+    if (!end_detail_.empty()) {
         end_ = CloseReason::Internal;
         finish();
         return;
     }
-    client_.reset(b);
-    bufferevent_setcb(b, &bev_data_cb<Session, &Session::on_client_read>,
-                      &bev_data_cb<Session, &Session::on_client_write>,
-                      &bev_event_cb<Session, &Session::on_client_event>, this);
-    bufferevent_setwatermark(b, EV_READ, 0, kReadHighWater);
-    const timeval quiet = to_timeval(listener_.spec.plaintext_timeout);
-    bufferevent_set_timeouts(b, &quiet, &quiet);
-    bufferevent_enable(b, EV_READ | EV_WRITE);
+    event_callback_fn on_time = &event_cb<Session, &Session::on_timer>;
+    timer_.reset(evtimer_new(listener_.worker->base(), on_time, this));
+    if (!timer_) {
+        end_detail_ = "cannot create a timer";
+        end_ = CloseReason::Internal;
+        finish();
+        return;
+    }
+    set_nodelay(client_.fd());
+    handshake_.store = listener_.worker->certs();
+    handshake_.strict_sni = listener_.strict_sni;
+    if (listener_.spec.tls == conf::TlsMode::Implicit) {
+        complete_upgrade();  // straight to the handshake
+        progress();
+        return;
+    }
     state_ = State::Dialogue;
+    arm_timer();
     if (listener_.smtp_probe != nullptr) {
         protocols::MachineSettings settings = listener_.machine;
         settings.smtp_extensions = listener_.smtp_probe->extensions();
@@ -110,39 +88,269 @@ void Session::start_plaintext() {
         machine_ = protocols::make_machine(listener_.machine);
     }
     feed_event(protocols::Event::ClientConnected);
+    progress();
 }
+
+// --- the event entry points ----------------------------------------------------------------
+
+void Session::on_client_io(short what) {
+    client_.on_ready(what);
+    progress();
+}
+
+void Session::on_backend_io(short what) {
+    backend_.on_ready(what);
+    if (backend_connecting_) {
+        if (const int err = backend_.connect_error(); err != 0) {
+            backend_failed(std::string("backend connect: ") + errno_text(err));
+        } else if ((what & EV_WRITE) != 0) {
+            on_backend_connected();
+        }
+    }
+    progress();
+}
+
+void Session::on_timer(short /*what*/) {
+    if (state_ == State::Closed) {
+        return;
+    }
+    const auto now = Clock::now();
+    if (state_ == State::Closing) {
+        if (now >= close_deadline_) {
+            finish();  // the client stopped reading what it was owed
+            return;
+        }
+    } else if (state_ == State::Handshaking) {
+        if (now - handshake_started_ >= listener_.spec.handshake_timeout) {
+            end_detail_ = "no complete TLS handshake in time";
+            end_ = CloseReason::Timeout;
+            finish();
+            return;
+        }
+    } else {
+        if (backend_connecting_ && now - connect_started_ >= listener_.connect_timeout) {
+            backend_failed("backend connect timed out");
+            progress();
+            return;
+        }
+        // Idle means no bytes either way: an IMAP IDLE client is silent while its backend talks.
+        const auto limit = quiet_limit();
+        const bool idle = now - std::max(client_seen_, backend_seen_) >= limit;
+        const bool stuck = !client_.out.empty() && now - client_flushed_ >= limit;
+        if (idle || stuck) {
+            end_detail_ = stuck ? "client not reading" : "idle";
+            close_with(CloseReason::Timeout,
+                       protocols::replies::timeout_reply(listener_.machine.protocol,
+                                                         listener_.machine.hostname));
+            progress();
+            return;
+        }
+    }
+    arm_timer();
+}
+
+// --- moving bytes ---------------------------------------------------------------------------
+
+void Session::progress() {
+    for (int round = 0; round < kRounds; ++round) {
+        if (state_ == State::Closed) {
+            return;
+        }
+        if (state_ == State::Handshaking) {
+            if (!step_handshake()) {
+                return;
+            }
+            continue;
+        }
+        if (state_ == State::Closing) {
+            flush(Peer::Client);
+            if (state_ == State::Closing && (client_.out.empty() || client_broken_)) {
+                finish();
+            }
+            return;
+        }
+        bool moved = flush(Peer::Client);
+        moved = flush(Peer::Backend) || moved;
+        moved = read(Peer::Backend) || moved;
+        moved = read(Peer::Client) || moved;
+        if (state_ == State::Dialogue) {
+            moved = pump_machine() || moved;
+        }
+        moved = after_io() || moved;
+        if (!moved) {
+            return;
+        }
+    }
+    // The budget is spent and there may be more: continue on the loop's next turn.
+    client_.reschedule();
+}
+
+bool Session::step_handshake() {
+    const Io result = client_.handshake();
+    if (result == Io::Ok) {
+        on_tls_ready();
+        return state_ == State::Dialogue;
+    }
+    if (result == Io::Again) {
+        return false;
+    }
+    end_ = CloseReason::TlsFailed;
+    end_detail_ = handshake_.refused_name ? "unknown server name refused (strict_sni)"
+                  : result == Io::Eof     ? "client closed during the handshake"
+                                          : client_.error();
+    finish();
+    return false;
+}
+
+bool Session::flush(Peer to) {
+    Stream& s = stream(to);
+    if (!s.is_open() || s.out.empty() || !s.can_write() ||
+        (to == Peer::Backend && backend_connecting_)) {
+        return false;
+    }
+    switch (s.flush()) {
+        case Io::Ok:
+            if (to == Peer::Client) {
+                client_flushed_ = Clock::now();
+            }
+            return true;
+        case Io::Again:
+        case Io::Eof:
+            return false;
+        case Io::Error:
+            if (to == Peer::Client) {
+                client_broken_ = true;
+                end_detail_ = client_.error();
+                close(CloseReason::ClientClosed);
+            } else {
+                end_detail_ = "backend: " + backend_.error();
+                backend_.eof = true;
+            }
+            return true;
+    }
+    return false;
+}
+
+bool Session::read(Peer from) {
+    Stream& src = stream(from);
+    Stream& dst = stream(other(from));
+    if (!src.is_open() || src.eof || !src.can_read() ||
+        (from == Peer::Backend && backend_connecting_) || (from == Peer::Client && upgrading_)) {
+        return false;
+    }
+    const bool relaying = state_ == State::Relaying;
+    if (relaying && !dst.is_open()) {
+        return false;
+    }
+    ByteBuffer& into = relaying ? dst.out : src.in;
+    std::size_t limit = 0;
+    if (relaying) {
+        limit = kHighWater - std::min(kHighWater, dst.out.size());
+    } else if (dst.out.size() < kHighWater) {
+        limit = kDialogueIn - std::min(kDialogueIn, src.in.size());
+    }
+    const std::size_t before = into.size();
+    switch (src.read_into(into, limit)) {
+        case Io::Ok: {
+            const std::size_t n = into.size() - before;
+            (from == Peer::Client ? client_seen_ : backend_seen_) = Clock::now();
+            if (relaying) {
+                if (from == Peer::Client) {
+                    bytes_in_ += n;
+                    remember_tail(into, n);
+                } else {
+                    bytes_out_ += n;
+                    if (before == 0) {
+                        client_flushed_ = backend_seen_;  // the client's turn to read starts now
+                    }
+                }
+            }
+            return true;
+        }
+        case Io::Again:
+            return false;
+        case Io::Eof:
+            src.eof = true;
+            return true;
+        case Io::Error:
+            src.eof = true;
+            if (from == Peer::Client) {
+                client_broken_ = true;
+                end_detail_ = client_.error();
+            } else {
+                end_detail_ = "backend: " + backend_.error();
+            }
+            return true;
+    }
+    return false;
+}
+
+// The machine may leave complete backend lines unread while it holds client bytes (so its
+// output does not depend on how bytes were cut): offer both sides again until neither moves.
+bool Session::pump_machine() {
+    bool moved = false;
+    bool progressed = true;
+    while (progressed && state_ == State::Dialogue && machine_ && !upgrading_) {
+        progressed = feed_once(Peer::Backend) > 0;
+        progressed = feed_once(Peer::Client) > 0 || progressed;
+        moved = moved || progressed;
+    }
+    return moved;
+}
+
+// What the ends of the two byte streams mean for the session; true when its state changed.
+bool Session::after_io() {
+    if (state_ != State::Dialogue && state_ != State::Relaying) {
+        return false;
+    }
+    if (upgrading_ && client_.out.empty()) {
+        complete_upgrade();
+        return true;
+    }
+    if (backend_.eof) {
+        const bool said_goodbye = state_ == State::Relaying &&
+                                  protocols::ends_with_goodbye(listener_.machine.protocol, tail_);
+        close(said_goodbye  ? CloseReason::ClientQuit
+              : client_.eof ? CloseReason::ClientClosed
+                            : CloseReason::BackendClosed);
+        return true;
+    }
+    if (!client_.eof) {
+        return false;
+    }
+    // The client finished sending; what it sent before it went is still delivered.
+    if (client_broken_ || !backend_.is_open() || backend_connecting_) {
+        close(CloseReason::ClientClosed);
+        return true;
+    }
+    if (!backend_write_shut_ && backend_.out.empty()) {
+        backend_write_shut_ = true;
+        (void)::shutdown(backend_.fd(), SHUT_WR);  // half-close: the backend answers, then ends
+    }
+    return false;
+}
+
+// --- TLS ------------------------------------------------------------------------------------
 
 // RFC 3207 §4.2 and the 2011 Postfix/2021 "NO STARTTLS" findings: nothing the client sent after
 // its STARTTLS line may be acted on. Reading stops now; what was already read is dropped; the
 // reply is flushed; only then does OpenSSL get the socket, so bytes still in the kernel reach
 // the handshake and fail it (fail closed).
 void Session::begin_upgrade() {
-    bufferevent_disable(client_.get(), EV_READ);
-    evbuffer* in = bufferevent_get_input(client_.get());
-    const std::size_t pipelined = evbuffer_get_length(in);
+    const std::size_t pipelined = client_.in.size();
     if (pipelined > 0) {
         discarded_ += pipelined;
-        evbuffer_drain(in, pipelined);
+        client_.in.clear();
         spdlog::warn(
             "client {} on {} sent {} byte(s) after STARTTLS before the handshake; "
             "discarded (command injection attempt?)",
             client_address_, listener_.name, pipelined);
     }
     upgrading_ = true;
-    if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
-        complete_upgrade();
-    }
 }
 
 void Session::complete_upgrade() {
     upgrading_ = false;
-    bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
-    client_.reset();  // the plaintext bufferevent; the fd stays open (no CLOSE_ON_FREE)
-    state_ = State::Handshaking;
-    start_tls();
-}
-
-void Session::start_tls() {
     tls::SslPtr ssl = listener_.front->new_ssl(handshake_);
     if (!ssl) {
         end_detail_ = "SSL_new: " + tls::ossl_errors();
@@ -150,70 +358,74 @@ void Session::start_tls() {
         finish();
         return;
     }
-    bufferevent* b = bufferevent_openssl_socket_new(
-        listener_.worker->base(), fd_.get(), ssl.get(), BUFFEREVENT_SSL_ACCEPTING,
-        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (b == nullptr) {
-        end_detail_ = "bufferevent_openssl_socket_new failed";
-        end_ = CloseReason::Internal;
-        finish();
-        return;
-    }
-    // From here the bufferevent owns both: CLOSE_ON_FREE frees the SSL and closes the fd.
-    (void)ssl.release();
-    (void)fd_.release();
-    client_.reset(b);
-    bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
-    bufferevent_setcb(b, &bev_data_cb<Session, &Session::on_client_read>,
-                      &bev_data_cb<Session, &Session::on_client_write>,
-                      &bev_event_cb<Session, &Session::on_client_event>, this);
-    bufferevent_setwatermark(b, EV_READ, 0, kReadHighWater);
-    const timeval handshake = to_timeval(listener_.spec.handshake_timeout);
-    bufferevent_set_timeouts(b, &handshake, &handshake);
-    bufferevent_enable(b, EV_READ | EV_WRITE);
+    client_.start_tls(std::move(ssl));
+    state_ = State::Handshaking;
+    handshake_started_ = Clock::now();
+    arm_timer();
 }
 
 void Session::on_tls_ready() {
     state_ = State::Dialogue;
     tls_established_ = true;
-    SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
-    tls_version_ = SSL_get_version(ssl);
-    cipher_ = SSL_get_cipher_name(ssl);
-    const timeval idle = to_timeval(listener_.spec.idle_timeout);
-    bufferevent_set_timeouts(client_.get(), &idle, &idle);
+    tls_version_ = SSL_get_version(client_.ssl());
+    cipher_ = SSL_get_cipher_name(client_.ssl());
+    client_seen_ = Clock::now();
+    arm_timer();
     if (!machine_) {  // implicit TLS; a STARTTLS session keeps the machine it had
         machine_ = protocols::make_machine(listener_.machine);
     }
     feed_event(protocols::Event::TlsReady);
 }
 
+// --- the backend ----------------------------------------------------------------------------
+
 void Session::connect_backend() {
-    if (backend_ || state_ != State::Dialogue) {
+    if (backend_.is_open() || state_ != State::Dialogue) {
         return;
     }
-    bufferevent* b = bufferevent_socket_new(listener_.worker->base(), -1,
-                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (b == nullptr) {
-        end_detail_ = "bufferevent_socket_new failed";
-        feed_event(protocols::Event::BackendFailed);
-        return;
-    }
-    backend_.reset(b);
-    bufferevent_setcb(b, &bev_data_cb<Session, &Session::on_backend_read>,
-                      &bev_data_cb<Session, &Session::on_backend_write>,
-                      &bev_event_cb<Session, &Session::on_backend_event>, this);
-    bufferevent_setwatermark(b, EV_READ, 0, kReadHighWater);
-    const timeval connect = to_timeval(listener_.connect_timeout);
-    bufferevent_set_timeouts(b, &connect, &connect);
-    backend_connecting_ = true;
     const auto& address = listener_.backend_address;
-    if (bufferevent_socket_connect(b, address.get(), static_cast<int>(address.length)) != 0) {
-        end_detail_ = std::string("connect: ") + errno_text(errno);
-        backend_connecting_ = false;
-        backend_.reset();
+    const int fd =
+        ::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        end_detail_ = std::string("socket: ") + errno_text(errno);
         feed_event(protocols::Event::BackendFailed);
+        return;
     }
+    if (!backend_.open(listener_.worker->base(), fd, &event_cb<Session, &Session::on_backend_io>,
+                       this)) {
+        end_detail_ = backend_.error();
+        backend_.close();
+        feed_event(protocols::Event::BackendFailed);
+        return;
+    }
+    if (::connect(fd, address.get(), static_cast<socklen_t>(address.length)) != 0 &&
+        errno != EINPROGRESS) {
+        end_detail_ = std::string("connect: ") + errno_text(errno);
+        backend_.close();
+        feed_event(protocols::Event::BackendFailed);
+        return;
+    }
+    backend_connecting_ = true;
+    connect_started_ = Clock::now();
+    arm_timer();
 }
+
+void Session::on_backend_connected() {
+    backend_connecting_ = false;
+    backend_connected_ = true;
+    set_nodelay(backend_.fd());
+    arm_timer();  // a plaintext client past postern's own dialogue now idles like any other
+    feed_event(protocols::Event::BackendReady);
+}
+
+void Session::backend_failed(std::string detail) {
+    backend_connecting_ = false;
+    end_detail_ = std::move(detail);
+    backend_.close();
+    feed_event(protocols::Event::BackendFailed);
+}
+
+// --- the protocol machine -------------------------------------------------------------------
 
 void Session::feed_event(protocols::Event event) {
     if (state_ != State::Dialogue || !machine_) {
@@ -222,42 +434,20 @@ void Session::feed_event(protocols::Event event) {
     actions_.clear();
     machine_->on_event(event, actions_);
     apply_actions();
-    pump();
-}
-
-// The machine may leave complete backend lines unread while it holds client bytes (so its
-// output does not depend on how bytes were cut): offer both sides again until neither moves.
-void Session::pump() {
-    bool progressed = true;
-    while (progressed && state_ == State::Dialogue && machine_ && !upgrading_) {
-        progressed = feed_once(Peer::Backend) > 0;
-        progressed = feed_once(Peer::Client) > 0 || progressed;
-    }
-    if (state_ == State::Relaying) {
-        relay(Peer::Backend);
-        relay(Peer::Client);
-    }
 }
 
 std::size_t Session::feed_once(Peer from) {
-    // bev(from) is looked up every time: an action (STARTTLS) may have replaced the bufferevent.
-    bufferevent* src = bev(from);
-    if (src == nullptr || state_ != State::Dialogue || !machine_ || upgrading_) {
+    Stream& src = stream(from);
+    if (src.in.empty() || state_ != State::Dialogue || !machine_ || upgrading_) {
         return 0;
     }
-    evbuffer* in = bufferevent_get_input(src);
-    const std::size_t length = evbuffer_get_length(in);
-    if (length == 0) {
-        return 0;
-    }
-    const auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
     actions_.clear();
     const std::size_t used =
-        std::min(length, machine_->on_bytes(from, std::string_view{data, length}, actions_));
+        std::min(src.in.size(), machine_->on_bytes(from, src.in.view(), actions_));
     if (from == Peer::Client) {
         bytes_in_ += used;
     }
-    evbuffer_drain(in, used);
+    src.in.consume(used);
     apply_actions();
     return used;
 }
@@ -307,222 +497,92 @@ void Session::start_relay() {
     }
     state_ = State::Relaying;
     machine_.reset();
-    for (bufferevent* b : {client_.get(), backend_.get()}) {
-        if (b != nullptr) {
-            bufferevent_setwatermark(b, EV_WRITE, kWriteResume, 0);
-        }
+    actions_ = {};  // a relaying session keeps nothing of the dialogue
+    // What the machine left unread belongs to the other side now.
+    if (!client_.in.empty()) {
+        const std::size_t n = client_.in.size();
+        bytes_in_ += n;
+        client_.in.move_to(backend_.out);
+        remember_tail(backend_.out, n);
     }
-    relay(Peer::Backend);
-    relay(Peer::Client);
+    if (!backend_.in.empty()) {
+        bytes_out_ += backend_.in.size();
+        if (client_.out.empty()) {
+            client_flushed_ = Clock::now();
+        }
+        backend_.in.move_to(client_.out);
+    }
 }
 
 void Session::write_to(Peer to, std::string_view bytes) {
-    bufferevent* dst = bev(to);
-    if (dst == nullptr || bytes.empty()) {
+    Stream& dst = stream(to);
+    if (bytes.empty() || (to == Peer::Backend && !dst.is_open())) {
         return;
     }
-    bufferevent_write(dst, bytes.data(), bytes.size());
     if (to == Peer::Client) {
+        if (dst.out.empty()) {
+            client_flushed_ = Clock::now();
+        }
         bytes_out_ += bytes.size();
     }
-    throttle(other(to));
+    dst.out.append(bytes);
 }
 
-void Session::relay(Peer from) {
-    bufferevent* src = bev(from);
-    bufferevent* dst = bev(other(from));
-    if (src == nullptr || dst == nullptr || state_ != State::Relaying) {
-        return;
-    }
-    evbuffer* in = bufferevent_get_input(src);
-    const std::size_t length = evbuffer_get_length(in);
-    if (length == 0) {
-        return;
-    }
-    (from == Peer::Client ? bytes_in_ : bytes_out_) += length;
-    if (from == Peer::Client) {
-        remember_tail(in, length);
-    }
-    evbuffer_add_buffer(bufferevent_get_output(dst), in);
-    throttle(from);
-}
-
-void Session::remember_tail(evbuffer* in, std::size_t length) {
+void Session::remember_tail(const ByteBuffer& sent, std::size_t length) {
     const std::size_t keep = std::min(length, protocols::kGoodbyeTail);
-    evbuffer_ptr at{};
-    evbuffer_ptr_set(in, &at, length - keep, EVBUFFER_PTR_SET);
+    const std::string_view last = sent.view().substr(sent.size() - keep);
     if (keep == protocols::kGoodbyeTail) {
         tail_.clear();
     } else if (tail_.size() + keep > protocols::kGoodbyeTail) {
         tail_.erase(0, tail_.size() + keep - protocols::kGoodbyeTail);
     }
-    const std::size_t old_size = tail_.size();
-    tail_.resize(old_size + keep);
-    evbuffer_copyout_from(in, &at, tail_.data() + old_size, keep);
+    tail_.append(last);
 }
 
-// Stops reading `from` while what it sent still waits to leave the other side.
-void Session::throttle(Peer from) {
-    bufferevent* src = bev(from);
-    bufferevent* dst = bev(other(from));
-    if (src == nullptr || dst == nullptr || paused_[static_cast<int>(from)]) {
+// --- time -----------------------------------------------------------------------------------
+
+std::chrono::milliseconds Session::quiet_limit() const {
+    // A STARTTLS listener's plaintext dialogue gets its own (short) limit until TLS is up or,
+    // for a plaintext client allowed through (require_tls = false), the backend took over.
+    return tls_established_ || backend_connected_ ? listener_.spec.idle_timeout
+                                                  : listener_.spec.plaintext_timeout;
+}
+
+// Arms the timer for the earliest deadline the current state has. Traffic only moves
+// timestamps; when the timer fires early it re-arms for what is left.
+void Session::arm_timer() {
+    if (!timer_ || state_ == State::Closed) {
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_output(dst)) > kWriteHighWater) {
-        paused_[static_cast<int>(from)] = true;
-        bufferevent_disable(src, EV_READ);
-    }
-}
-
-void Session::on_client_read() {
-    if (state_ == State::Closing || state_ == State::Closed || upgrading_) {
-        evbuffer_drain(bufferevent_get_input(client_.get()), SIZE_MAX);
-        return;
-    }
-    pump();
-}
-
-void Session::on_backend_read() {
-    if (state_ == State::Closing || state_ == State::Closed) {
-        return;
-    }
-    backend_active_ = std::chrono::steady_clock::now();
-    pump();
-}
-
-void Session::on_client_write() {
-    if (state_ == State::Closing) {
-        if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
-            finish();
+    const auto now = Clock::now();
+    Clock::time_point due{};
+    switch (state_) {
+        case State::Handshaking:
+            due = handshake_started_ + listener_.spec.handshake_timeout;
+            break;
+        case State::Closing:
+            due = close_deadline_;
+            break;
+        default: {
+            const auto limit = quiet_limit();
+            due = std::max(client_seen_, backend_seen_) + limit;
+            if (!client_.out.empty()) {
+                due = std::min(due, client_flushed_ + limit);
+            }
+            if (backend_connecting_) {
+                due = std::min(due, connect_started_ + listener_.connect_timeout);
+            }
+            break;
         }
-        return;
     }
-    if (upgrading_) {
-        complete_upgrade();
-        return;
-    }
-    if (paused_[static_cast<int>(Peer::Backend)] && backend_) {
-        paused_[static_cast<int>(Peer::Backend)] = false;
-        bufferevent_enable(backend_.get(), EV_READ);
-        pump();
-    }
+    const auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::max(due - now, Clock::duration{std::chrono::milliseconds{1}}));
+    const timeval tv{.tv_sec = static_cast<time_t>(wait.count() / 1000000),
+                     .tv_usec = static_cast<suseconds_t>(wait.count() % 1000000)};
+    evtimer_add(timer_.get(), &tv);
 }
 
-void Session::on_backend_write() {
-    if (state_ == State::Closing || state_ == State::Closed || backend_connecting_) {
-        return;
-    }
-    if (paused_[static_cast<int>(Peer::Client)] && client_ && !client_eof_) {
-        paused_[static_cast<int>(Peer::Client)] = false;
-        bufferevent_enable(client_.get(), EV_READ);
-        pump();
-    }
-    // Half-close: the client finished sending, and everything it sent has reached the backend.
-    if (client_eof_ && !backend_write_shut_ &&
-        evbuffer_get_length(bufferevent_get_output(backend_.get())) == 0) {
-        backend_write_shut_ = true;
-        (void)::shutdown(bufferevent_getfd(backend_.get()), SHUT_WR);
-    }
-}
-
-void Session::on_client_event(short what) {
-    if (state_ == State::Closed) {
-        return;
-    }
-    if ((what & BEV_EVENT_CONNECTED) != 0) {
-        on_tls_ready();
-        return;
-    }
-    if (state_ == State::Closing) {
-        finish();  // the client went away or stopped reading: nothing more can be delivered
-        return;
-    }
-    if (state_ == State::Handshaking) {
-        if ((what & BEV_EVENT_TIMEOUT) != 0) {
-            end_detail_ = "no complete TLS handshake in time";
-            end_ = CloseReason::Timeout;
-        } else if (handshake_.refused_name) {
-            end_detail_ = "unknown server name refused (strict_sni)";
-            end_ = CloseReason::TlsFailed;
-        } else {
-            const std::string reasons = openssl_reasons(client_.get());
-            end_detail_ = !reasons.empty()              ? reasons
-                          : (what & BEV_EVENT_EOF) != 0 ? "client closed during the handshake"
-                                                        : errno_text(errno);
-            end_ = CloseReason::TlsFailed;
-        }
-        finish();
-        return;
-    }
-    if ((what & BEV_EVENT_TIMEOUT) != 0) {
-        // Idle means no bytes either way: an IMAP IDLE client is silent while its backend talks.
-        const auto quiet = std::chrono::steady_clock::now() - backend_active_;
-        if ((what & BEV_EVENT_READING) != 0 && quiet < listener_.spec.idle_timeout) {
-            bufferevent_enable(client_.get(), EV_READ);  // re-arms the read timeout
-            return;
-        }
-        end_detail_ = (what & BEV_EVENT_READING) != 0 ? "idle" : "client not reading";
-        close_with(CloseReason::Timeout,
-                   protocols::replies::timeout_reply(listener_.machine.protocol,
-                                                     listener_.machine.hostname));
-        return;
-    }
-    // EOF or error: what the client sent before it went is still delivered.
-    if ((what & BEV_EVENT_ERROR) != 0) {
-        const std::string reasons = openssl_reasons(client_.get());
-        end_detail_ = !reasons.empty() ? reasons : errno_text(errno);
-    }
-    client_eof_ = true;
-    pump();
-    if (state_ == State::Closing || state_ == State::Closed) {
-        return;
-    }
-    if (!backend_ || backend_connecting_ || (what & BEV_EVENT_ERROR) != 0) {
-        close(CloseReason::ClientClosed);
-        return;
-    }
-    bufferevent_disable(client_.get(), EV_READ);
-    on_backend_write();  // shuts the backend's write side once it has everything
-}
-
-void Session::on_backend_event(short what) {
-    if (state_ == State::Closing || state_ == State::Closed) {
-        return;
-    }
-    if ((what & BEV_EVENT_CONNECTED) != 0) {
-        backend_connecting_ = false;
-        bufferevent_set_timeouts(backend_.get(), nullptr, nullptr);
-        if (!tls_established_) {
-            // A plaintext client (require_tls = false) past postern's own dialogue: from now on
-            // the session idles like any other.
-            const timeval idle = to_timeval(listener_.spec.idle_timeout);
-            bufferevent_set_timeouts(client_.get(), &idle, &idle);
-        }
-        set_nodelay(bufferevent_getfd(backend_.get()));
-        bufferevent_enable(backend_.get(), EV_READ | EV_WRITE);
-        feed_event(protocols::Event::BackendReady);
-        return;
-    }
-    if (backend_connecting_) {
-        backend_connecting_ = false;
-        end_detail_ = (what & BEV_EVENT_TIMEOUT) != 0
-                          ? "backend connect timed out"
-                          : std::string("backend connect: ") + errno_text(EVUTIL_SOCKET_ERROR());
-        backend_.reset();
-        feed_event(protocols::Event::BackendFailed);
-        return;
-    }
-    backend_eof_ = true;
-    if ((what & BEV_EVENT_ERROR) != 0) {
-        end_detail_ = std::string("backend: ") + errno_text(EVUTIL_SOCKET_ERROR());
-    }
-    pump();
-    const bool said_goodbye = state_ == State::Relaying &&
-                              protocols::ends_with_goodbye(listener_.machine.protocol, tail_);
-    close(said_goodbye  ? CloseReason::ClientQuit
-          : client_eof_ ? CloseReason::ClientClosed
-                        : CloseReason::BackendClosed);
-}
+// --- the end --------------------------------------------------------------------------------
 
 void Session::close_with(CloseReason reason, std::string_view reply) {
     write_to(Peer::Client, reply);
@@ -534,18 +594,18 @@ void Session::close(CloseReason reason) {
         return;
     }
     end_ = reason;
-    const bool tls_up = state_ != State::Handshaking;
+    const bool can_send = state_ != State::Handshaking && !client_broken_;
     state_ = State::Closing;
     machine_.reset();
-    backend_.reset();
-    if (!client_ || !tls_up || evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
+    backend_.close();
+    backend_connecting_ = false;
+    if (!can_send || !client_.is_open() || client_.out.empty()) {
         finish();
         return;
     }
-    bufferevent_disable(client_.get(), EV_READ);
-    // finish() only once everything has left: the write callback at an empty buffer.
-    bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
-    bufferevent_set_timeouts(client_.get(), nullptr, &kCloseFlushTimeout);
+    // finish() once everything has left (progress), or when the deadline passes.
+    close_deadline_ = Clock::now() + kCloseFlushTimeout;
+    arm_timer();
 }
 
 void Session::abort(CloseReason reason) {
@@ -572,24 +632,21 @@ void Session::finish() {
     }
     state_ = State::Closed;
     machine_.reset();
-    backend_.reset();
-    if (client_) {
-        bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
-        bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
-        if (tls_established_) {
-            // close_notify, best effort: the socket is non-blocking and we do not wait.
-            (void)SSL_shutdown(bufferevent_openssl_get_ssl(client_.get()));
-            ERR_clear_error();
-        }
+    backend_.close();
+    if (tls_established_ && !client_broken_) {
+        client_.shutdown_tls();  // close_notify, best effort: the socket is non-blocking
+    }
+    client_.close();
+    if (timer_) {
+        evtimer_del(timer_.get());
     }
     log_end();
     listener_.worker->retire(this);
 }
 
 void Session::log_end() const {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - started_)
-                        .count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
     const char* cert = handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
     const std::string sni = handshake_.sni.empty() ? "-" : sanitize(handshake_.sni);
     // The admin must act on internal errors and should notice a backend that refuses us.

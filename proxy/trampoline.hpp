@@ -4,6 +4,7 @@
 // hand the failure to the object's fail_internal().
 
 #include <event2/bufferevent.h>
+#include <event2/util.h>
 
 #include <exception>
 
@@ -23,6 +24,19 @@ void bev_data_cb(bufferevent* /*bev*/, void* self) noexcept {
 
 template <class T, void (T::*Method)(short)>
 void bev_event_cb(bufferevent* /*bev*/, short what, void* self) noexcept {
+    auto* object = static_cast<T*>(self);
+    try {
+        (object->*Method)(what);
+    } catch (const std::exception& e) {
+        object->fail_internal(e.what());
+    } catch (...) {
+        object->fail_internal("unknown exception");
+    }
+}
+
+// For event_new(): a socket or timer event's callback.
+template <class T, void (T::*Method)(short)>
+void event_cb(evutil_socket_t /*fd*/, short what, void* self) noexcept {
     auto* object = static_cast<T*>(self);
     try {
         (object->*Method)(what);

@@ -5,6 +5,7 @@
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
+#include "proxy/byte_buffer.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/smtp_probe.hpp"
@@ -57,6 +58,8 @@ public:
     // The store new handshakes use (reloads swap it).
     [[nodiscard]] std::shared_ptr<const tls::CertStore> certs() const { return certs_->current(); }
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
+    // Relay buffers, shared by this loop's sessions (no locking: one loop, one thread).
+    [[nodiscard]] BufferPool& buffers() noexcept { return buffers_; }
 
     // Asks for `session` to be destroyed once the current callback has returned.
     void retire(Session* session);
@@ -72,6 +75,7 @@ public:
 private:
     EventBasePtr base_;
     std::shared_ptr<tls::CertSource> certs_;
+    BufferPool buffers_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
     std::unordered_map<std::string, std::unique_ptr<SmtpProbe>> smtp_probes_;  // by backend
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

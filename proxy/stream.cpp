@@ -1,0 +1,205 @@
+#include "proxy/stream.hpp"
+
+#include "proxy/log.hpp"
+
+#include <openssl/err.h>
+
+#include <cerrno>
+#include <climits>
+#include <sys/socket.h>
+
+namespace postern::proxy {
+
+bool Stream::open(event_base* base, int fd, event_callback_fn callback, void* arg) {
+    fd_.reset(fd);
+    event_.reset(event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, callback, arg));
+    if (!event_ || event_add(event_.get(), nullptr) != 0) {
+        error_ = "cannot register the socket with the event loop";
+        return false;
+    }
+    return true;
+}
+
+void Stream::close() noexcept {
+    // Deleted, not freed: this may run inside the event's own callback. The destructor frees it.
+    if (event_) {
+        event_del(event_.get());
+    }
+    ssl_.reset();
+    fd_.reset();
+    in.clear();
+    out.clear();
+}
+
+void Stream::start_tls(tls::SslPtr ssl) {
+    ssl_ = std::move(ssl);
+    // A socket BIO that does not own the fd (BIO_NOCLOSE): the stream closes it.
+    SSL_set_fd(ssl_.get(), fd_.get());
+    SSL_set_accept_state(ssl_.get());
+    // Partial writes let a full socket take what it can; the buffer may move between retries
+    // (ByteBuffer compacts). Read-ahead reads whole bursts of records in one recv.
+    SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_set_read_ahead(ssl_.get(), 1);
+}
+
+Io Stream::handshake() {
+    ERR_clear_error();
+    const int ret = SSL_do_handshake(ssl_.get());
+    if (ret == 1) {
+        return Io::Ok;
+    }
+    return tls_result(ret, true);
+}
+
+Io Stream::tls_result(int ret, bool reading) {
+    switch (SSL_get_error(ssl_.get(), ret)) {
+        case SSL_ERROR_WANT_READ:
+            if (reading) {
+                can_read_ = false;
+            } else {
+                can_write_ = false;
+                write_wants_read_ = true;
+            }
+            return Io::Again;
+        case SSL_ERROR_WANT_WRITE:
+            if (reading) {
+                can_read_ = false;
+                read_wants_write_ = true;
+            } else {
+                can_write_ = false;
+            }
+            return Io::Again;
+        case SSL_ERROR_ZERO_RETURN:
+            return Io::Eof;
+        case SSL_ERROR_SYSCALL: {
+            const int err = errno;
+            error_ = tls::ossl_errors("");
+            if (error_.empty()) {
+                if (ret == 0 || err == 0) {
+                    return Io::Eof;  // EOF without close_notify
+                }
+                error_ = errno_text(err);
+            }
+            tls_failed_ = true;
+            return Io::Error;
+        }
+        default:
+            error_ = tls::ossl_errors("TLS error");
+            tls_failed_ = true;
+            return Io::Error;
+    }
+}
+
+Io Stream::read_into(ByteBuffer& into, std::size_t limit) {
+    if (limit == 0) {
+        return Io::Again;
+    }
+    const std::size_t want = std::min({limit, into.spare(), std::size_t{INT_MAX}});
+    if (want == 0) {
+        return Io::Again;
+    }
+    char* at = into.reserve(want);
+    if (ssl_) {
+        ERR_clear_error();
+        const int ret = SSL_read(ssl_.get(), at, static_cast<int>(want));
+        if (ret > 0) {
+            into.commit(static_cast<std::size_t>(ret));
+            return Io::Ok;
+        }
+        into.consume(0);  // hands an unused chunk back to the pool
+        return tls_result(ret, true);
+    }
+    for (;;) {
+        const ssize_t n = ::recv(fd_.get(), at, want, 0);
+        if (n > 0) {
+            into.commit(static_cast<std::size_t>(n));
+            return Io::Ok;
+        }
+        into.consume(0);
+        if (n == 0) {
+            return Io::Eof;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            can_read_ = false;
+            return Io::Again;
+        }
+        error_ = errno_text(errno);
+        return Io::Error;
+    }
+}
+
+Io Stream::flush() {
+    bool moved = false;
+    while (!out.empty()) {
+        const std::size_t size = std::min(out.size(), std::size_t{INT_MAX});
+        if (ssl_) {
+            ERR_clear_error();
+            const int ret = SSL_write(ssl_.get(), out.data(), static_cast<int>(size));
+            if (ret <= 0) {
+                const Io result = tls_result(ret, false);
+                return result == Io::Again && moved ? Io::Ok : result;
+            }
+            out.consume(static_cast<std::size_t>(ret));
+        } else {
+            const ssize_t n = ::send(fd_.get(), out.data(), size, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    can_write_ = false;
+                    return moved ? Io::Ok : Io::Again;
+                }
+                error_ = errno_text(errno);
+                return Io::Error;
+            }
+            out.consume(static_cast<std::size_t>(n));
+        }
+        moved = true;
+    }
+    return Io::Ok;
+}
+
+void Stream::on_ready(short what) noexcept {
+    if ((what & EV_READ) != 0) {
+        can_read_ = true;
+        if (write_wants_read_) {
+            write_wants_read_ = false;
+            can_write_ = true;
+        }
+    }
+    if ((what & EV_WRITE) != 0) {
+        can_write_ = true;
+        if (read_wants_write_) {
+            read_wants_write_ = false;
+            can_read_ = true;
+        }
+    }
+}
+
+void Stream::shutdown_tls() noexcept {
+    if (ssl_ && !tls_failed_ && SSL_is_init_finished(ssl_.get()) == 1) {
+        (void)SSL_shutdown(ssl_.get());
+    }
+    ERR_clear_error();
+}
+
+void Stream::reschedule() noexcept {
+    if (event_) {
+        event_active(event_.get(), EV_READ, 1);
+    }
+}
+
+int Stream::connect_error() const noexcept {
+    int err = 0;
+    socklen_t length = sizeof(err);
+    if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
+        return errno;
+    }
+    return err;
+}
+
+}  // namespace postern::proxy
