@@ -5,18 +5,24 @@
 #include <utility>
 
 namespace postern::proxy {
+namespace {
 
-std::unique_ptr<char[]> BufferPool::take() {
+Chunk new_chunk(std::size_t size) {
+    return std::make_unique_for_overwrite<char[]>(size);  // NOLINT(*-avoid-c-arrays)
+}
+
+}  // namespace
+
+Chunk BufferPool::take() {
     if (free_.empty()) {
-        // NOLINTNEXTLINE(cppcoreguidelines-avoid-c-arrays,modernize-avoid-c-arrays)
-        return std::make_unique_for_overwrite<char[]>(kChunk);
+        return new_chunk(kChunk);
     }
     auto chunk = std::move(free_.back());
     free_.pop_back();
     return chunk;
 }
 
-void BufferPool::give(std::unique_ptr<char[]> chunk) {
+void BufferPool::give(Chunk chunk) {
     if (free_.size() < max_free_) {
         free_.push_back(std::move(chunk));
     }
@@ -28,7 +34,7 @@ char* ByteBuffer::reserve(std::size_t wanted) {
             data_ = pool_->take();
             capacity_ = BufferPool::kChunk;
         } else {
-            data_ = std::make_unique_for_overwrite<char[]>(wanted);
+            data_ = new_chunk(wanted);
             capacity_ = wanted;
         }
         begin_ = end_ = 0;
@@ -39,7 +45,7 @@ char* ByteBuffer::reserve(std::size_t wanted) {
         } else {
             // Rare: a dialogue reply larger than a chunk. The bigger array is not pooled.
             const std::size_t capacity = std::max(capacity_ * 2, used + wanted);
-            auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
+            auto bigger = new_chunk(capacity);
             std::memcpy(bigger.get(), data_.get() + begin_, used);
             release();
             data_ = std::move(bigger);

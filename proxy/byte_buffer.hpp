@@ -10,6 +10,9 @@
 
 namespace postern::proxy {
 
+// A heap byte array whose size is known only at run time.
+using Chunk = std::unique_ptr<char[]>;  // NOLINT(*-avoid-c-arrays)
+
 class BufferPool {
 public:
     // The size of every pooled chunk: two full TLS records, so one read from the backend
@@ -18,13 +21,13 @@ public:
 
     explicit BufferPool(std::size_t max_free = 256) : max_free_(max_free) {}
 
-    [[nodiscard]] std::unique_ptr<char[]> take();
-    void give(std::unique_ptr<char[]> chunk);
+    [[nodiscard]] Chunk take();
+    void give(Chunk chunk);
     [[nodiscard]] std::size_t free_chunks() const noexcept { return free_.size(); }
 
 private:
     std::size_t max_free_;
-    std::vector<std::unique_ptr<char[]>> free_;
+    std::vector<Chunk> free_;
 };
 
 class ByteBuffer {
@@ -61,7 +64,7 @@ private:
     void release() noexcept;
 
     BufferPool* pool_;
-    std::unique_ptr<char[]> data_;
+    Chunk data_;
     std::size_t capacity_ = 0;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;

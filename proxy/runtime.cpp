@@ -81,12 +81,14 @@ int run(const conf::Config& loaded) {
         return 1;
     }
     auto source = std::make_shared<tls::CertSource>(built.store);
+    // One set of ticket keys for every listener and worker, so any of them resumes a session.
+    const auto ticket_keys = std::make_shared<tls::TicketKeys>();
     // Every worker binds every listener; with more than one, SO_REUSEPORT lets the kernel
     // spread new connections across them.
     std::vector<std::unique_ptr<Worker>> workers;
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
-        auto worker = Worker::create(config, source, count > 1, error);
+        auto worker = Worker::create(config, source, ticket_keys, count > 1, error);
         if (!worker) {
             spdlog::error("{}", error);
             return 1;

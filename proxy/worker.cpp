@@ -63,8 +63,9 @@ Worker::~Worker() {
 }
 
 std::unique_ptr<Worker> Worker::create(const conf::Config& config,
-                                       std::shared_ptr<tls::CertSource> certs, bool shared_port,
-                                       std::string& error) {
+                                       std::shared_ptr<tls::CertSource> certs,
+                                       const std::shared_ptr<tls::TicketKeys>& ticket_keys,
+                                       bool shared_port, std::string& error) {
     EventBasePtr base{event_base_new()};
     if (!base) {
         error = "cannot create an event loop";
@@ -89,7 +90,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
             return nullptr;
         }
         ctx->strict_sni = config.tls.strict_sni;
-        ctx->front = tls::FrontContext::create(config.tls, error);
+        ctx->front = tls::FrontContext::create(config.tls, ticket_keys, error);
         if (!ctx->front) {
             error.insert(0, ctx->name + ": ");
             return nullptr;

@@ -43,9 +43,9 @@ class Worker {
 public:
     // Binds every listener; null with `error` naming the address when one cannot be bound.
     // `shared_port`: SO_REUSEPORT, so that several workers accept on one address.
-    [[nodiscard]] static std::unique_ptr<Worker> create(const conf::Config& config,
-                                                        std::shared_ptr<tls::CertSource> certs,
-                                                        bool shared_port, std::string& error);
+    [[nodiscard]] static std::unique_ptr<Worker> create(
+        const conf::Config& config, std::shared_ptr<tls::CertSource> certs,
+        const std::shared_ptr<tls::TicketKeys>& ticket_keys, bool shared_port, std::string& error);
 
     Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs);
     Worker(const Worker&) = delete;

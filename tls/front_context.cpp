@@ -75,13 +75,14 @@ int on_servername(SSL* /*ssl*/, int* /*alert*/, void* /*arg*/) noexcept {
 }  // namespace
 
 std::unique_ptr<FrontContext> FrontContext::create(const conf::TlsSettings& settings,
+                                                   const std::shared_ptr<TicketKeys>& keys,
                                                    std::string& error) {
     SslCtxPtr ctx{SSL_CTX_new(TLS_server_method())};
     if (!ctx) {
         error = ossl_errors();
         return nullptr;
     }
-    if (!apply_policy(ctx.get(), settings, error)) {
+    if (!apply_policy(ctx.get(), settings, error) || !TicketKeys::attach(keys, ctx.get(), error)) {
         return nullptr;
     }
     SSL_CTX_set_client_hello_cb(ctx.get(), &on_client_hello, nullptr);

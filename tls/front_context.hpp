@@ -8,6 +8,7 @@
 #include "conf/config.hpp"
 #include "tls/cert_store.hpp"
 #include "tls/ossl.hpp"
+#include "tls/ticket_keys.hpp"
 
 #include <memory>
 #include <string>
@@ -25,9 +26,12 @@ struct Handshake {
 
 class FrontContext {
 public:
-    // Null with `error` set when OpenSSL refuses the policy.
-    [[nodiscard]] static std::unique_ptr<FrontContext> create(const conf::TlsSettings& settings,
-                                                              std::string& error);
+    // Null with `error` set when OpenSSL refuses the policy. Tickets are sealed with `keys`,
+    // which every front context of the process shares (a ticket from one worker resumes on
+    // another).
+    [[nodiscard]] static std::unique_ptr<FrontContext> create(
+        const conf::TlsSettings& settings, const std::shared_ptr<TicketKeys>& keys,
+        std::string& error);
 
     // A new server-side SSL whose ClientHello callback consults `handshake`, which must outlive
     // the SSL's handshake.
