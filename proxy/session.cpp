@@ -645,14 +645,17 @@ void Session::finish() {
 }
 
 void Session::log_end() const {
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
-    const char* cert = handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
-    const std::string sni = handshake_.sni.empty() ? "-" : sanitize(handshake_.sni);
     // The admin must act on internal errors and should notice a backend that refuses us.
     const auto level = end_ == CloseReason::Internal             ? spdlog::level::err
                        : end_ == CloseReason::BackendUnreachable ? spdlog::level::warn
                                                                  : spdlog::level::info;
+    if (!spdlog::should_log(level)) {
+        return;  // at log_level = "warn" a session that ends normally costs no formatting
+    }
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
+    const char* cert = handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
+    const std::string sni = handshake_.sni.empty() ? "-" : sanitize(handshake_.sni);
     spdlog::log(level,
                 "session end client={} listener={} protocol={} sni={} cert={} tls={} cipher={} "
                 "backend={} bytes_in={} bytes_out={} duration_ms={} end={}{}{}{}",

@@ -50,15 +50,16 @@ class Scale:
     idle_settle: float
     idle_hold: float
     speed_seconds: int
+    floor_sessions: int  # connections postern-bench-floor establishes and holds
     rounds: int  # each non-idle figure is the best of this many runs, minutes apart
 
 
 FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
              chunk=1 << 20, latency_count=20_000, latency_seconds=3, idle_sessions=8000,
-             idle_settle=1.0, idle_hold=10, speed_seconds=2, rounds=2)
+             idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000, rounds=2)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
               chunk=64 << 10, latency_count=200, latency_seconds=1, idle_sessions=40,
-              idle_settle=0.1, idle_hold=0.5, speed_seconds=1, rounds=1)
+              idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200, rounds=1)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class Bench:
         args.postern = str(Path(args.postern).resolve())
         self.generator = str(self.tools / "postern-bench")
         self.backend_bin = str(self.tools / "postern-bench-backend")
+        self.floor_bin = self.tools / "postern-bench-floor"
         self.tmp = Path(tempfile.mkdtemp(prefix="postern-bench-"))
         self.backend_proc: subprocess.Popen | None = None
         self.peers: list[P.Peer] = []
@@ -185,6 +187,8 @@ class Bench:
         self.notes: list[str] = []
         self.direct: dict = {}
         self.speed: dict[str, float] = {}
+        self.floor: dict = {}  # postern-bench-floor's result line
+        self.floor_error = ""
         self.started = time.monotonic()
         self.load_before = os.getloadavg()
 
@@ -403,6 +407,26 @@ class Bench:
         if m := re.search(r"^AES-128-GCM\s+([\d.]+)k", out, re.M):
             self.speed["aes_mb_s"] = float(m.group(1)) / 1000.0  # openssl's k = 1000 bytes
 
+    def tls_floor(self) -> None:
+        """The heap OpenSSL alone needs per idle TLS 1.3 server connection (tls_floor.cpp), on
+        core 0 like `openssl speed`: the floor under the idle rows' KiB per session."""
+        if not self.floor_bin.exists():
+            self.floor_error = f"{self.floor_bin} not found (build target postern-bench-floor)"
+            return
+        cmd = ["taskset", "-c", "0", str(self.floor_bin),
+               "--sessions", str(self.scale.floor_sessions)]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            result = last_json(out.stdout) if "{" in out.stdout else {}
+        except (subprocess.TimeoutExpired, GeneratorError, ValueError) as e:
+            self.floor_error = f"postern-bench-floor: {e}"
+            return
+        if out.returncode != 0 or not result.get("bytes_per_session"):
+            self.floor_error = ("postern-bench-floor: " + (out.stderr.strip()[-200:]
+                                                          or f"exit {out.returncode}"))
+            return
+        self.floor = result
+
     # ---------------------------------------------------------------------------- main
 
     def machine(self) -> dict[str, str]:
@@ -442,6 +466,7 @@ class Bench:
                     self.cells[(sc.key, 1, peer.name)] = cell
                     self.progress(sc, 1, peer, cell)
             self.openssl_speed()
+            self.tls_floor()
         finally:
             for peer in self.peers:
                 peer.stop()
@@ -461,6 +486,8 @@ class Bench:
         missing = table.missing_speed(self)
         if missing:
             failures.append(f"openssl speed gave no figure for {', '.join(missing)}")
+        if not self.floor:
+            failures.append(f"TLS memory floor gave no figure: {self.floor_error}")
         if not self.direct.get("samples"):
             failures.append("direct latency baseline gave no samples")
         for f in failures:
@@ -478,7 +505,8 @@ def main() -> int:
     ap.add_argument("--postern", default=str(root / "build-release" / "postern"),
                     help="postern binary")
     ap.add_argument("--tools", required=True,
-                    help="folder with postern-bench and postern-bench-backend")
+                    help="folder with postern-bench, postern-bench-backend and "
+                         "postern-bench-floor")
     ap.add_argument("--out", default=str(root / "tests" / "bench" / "results" / "latest.md"),
                     help="where to write the table (a .json with raw figures goes beside it)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (configs, logs)")

@@ -91,15 +91,28 @@ def phase_table(bench: Bench, scs: list[Scenario], workers: int, notes: list[str
 
 def limits(bench: Bench) -> list[str]:
     s = bench.speed
-    if missing_speed(bench):
-        return ["`openssl speed` gave no figures."]
-    lines = [
-        "| OpenSSL alone on core 0 (`openssl speed`) | per second |",
-        "|---|---:|",
-        f"| ECDSA P-256 sign | {fmt(s['ecdsa_sign'])} |",
-        f"| X25519 key agreement (derive) | {fmt(s['x25519'])} |",
-        f"| RSA-2048 sign | {fmt(s['rsa_sign'])} |",
-        f"| AES-128-GCM, 16 KiB blocks | {fmt(s['aes_mb_s'])} MB |",
+    speed = not missing_speed(bench)
+    floor = bench.floor.get("bytes_per_session", 0.0) / 1024  # KiB per connection
+    if not speed and not floor:
+        return ["`openssl speed` and `postern-bench-floor` gave no figures."]
+    lines = ["| OpenSSL alone on core 0, no proxy | figure |", "|---|---:|"]
+    if speed:
+        lines += [
+            f"| ECDSA P-256 sign (`openssl speed`) | {fmt(s['ecdsa_sign'])} /s |",
+            f"| X25519 key agreement, derive (`openssl speed`) | {fmt(s['x25519'])} /s |",
+            f"| RSA-2048 sign (`openssl speed`) | {fmt(s['rsa_sign'])} /s |",
+            f"| AES-128-GCM, 16 KiB blocks (`openssl speed`) | {fmt(s['aes_mb_s'])} MB/s |",
+        ]
+    else:
+        lines.append("| `openssl speed` | no figures |")
+    if floor:
+        lines.append(
+            f"| heap per idle TLS 1.3 connection (OpenSSL alone, no proxy; "
+            f"`postern-bench-floor`, {bench.floor['sessions']:,} connections) "
+            f"| {fmt(floor)} KiB |")
+    else:
+        lines.append("| heap per idle TLS 1.3 connection (`postern-bench-floor`) | no figure |")
+    lines += [
         "",
         "| ceiling on one core | figure | postern | postern / ceiling |",
         "|---|---:|---|---:|",
@@ -109,8 +122,9 @@ def limits(bench: Bench) -> list[str]:
         c = bench.cells.get((key, 1, "postern"))
         return c.values if c is not None and c.status == "ok" else None
 
-    for key, name, sign in (("hs-imap-ecdsa", "ECDSA P-256", s["ecdsa_sign"]),
-                            ("hs-imap-rsa", "RSA-2048", s["rsa_sign"])):
+    handshakes = (("hs-imap-ecdsa", "ECDSA P-256", s["ecdsa_sign"]),
+                  ("hs-imap-rsa", "RSA-2048", s["rsa_sign"])) if speed else ()
+    for key, name, sign in handshakes:
         ceiling = 1.0 / (1.0 / sign + 1.0 / s["x25519"])
         v = cell(key)
         if v and v.get("cpu_us"):
@@ -123,13 +137,24 @@ def limits(bench: Bench) -> list[str]:
         else:
             lines.append(f"| full handshake, {name} | {fmt(ceiling)} /s | no figure | — |")
     v1, v64 = cell("tp-imap-1"), cell("tp-imap-64")
-    if v1 and v64:
+    if speed and v1 and v64:
         per_cpu = 1e6 / v1["cpu_us_mb"] if v1.get("cpu_us_mb") else 0.0
         lines.append(
             f"| bulk encryption, AES-128-GCM | {fmt(s['aes_mb_s'])} MB/s | 1 session "
             f"{fmt(v1['mb_s'])} MB/s, 64 sessions {fmt(v64['mb_s'])} MB/s; {fmt(per_cpu)} MB "
             f"per CPU-second | {100 * v1['mb_s'] / s['aes_mb_s']:.1f} % (1 session); "
             f"{100 * per_cpu / s['aes_mb_s']:.1f} % per CPU-second |")
+    if floor:
+        idle = cell("idle-imap")
+        if idle is not None and "rss_kib" in idle:
+            lines.append(
+                f"| idle memory per session; the floor: OpenSSL's heap for one idle TLS 1.3 "
+                f"connection | {fmt(floor)} KiB | {fmt(idle['rss_kib'])} KiB RSS per idle IMAP "
+                f"session (greeting read; client TLS plus backend connection) | "
+                f"{idle['rss_kib'] / floor:.2f} × the floor |")
+        else:
+            lines.append(f"| idle memory per session; the floor: OpenSSL's heap for one idle "
+                         f"TLS 1.3 connection | {fmt(floor)} KiB | no figure | — |")
     return lines
 
 
@@ -207,6 +232,7 @@ def raw(bench: Bench, scs: list[Scenario], elapsed: float) -> dict:
         "load_before": bench.load_before,
         "direct_latency": bench.direct,
         "openssl_speed": bench.speed,
+        "tls_floor": bench.floor,
         "notes": bench.notes,
         "cells": [{"scenario": k[0], "workers": k[1], "peer": k[2], "status": c.status,
                    "values": c.values, "note": c.note, "generator": c.raw}
