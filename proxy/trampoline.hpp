@@ -10,11 +10,11 @@
 
 namespace postern::proxy {
 
-template <class T, void (T::*Method)()>
-void bev_data_cb(bufferevent* /*bev*/, void* self) noexcept {
-    auto* object = static_cast<T*>(self);
+// Runs `call` on `object`; an exception becomes object->fail_internal(reason).
+template <class T, class Call>
+void guarded(T* object, Call&& call) noexcept {
     try {
-        (object->*Method)();
+        call();
     } catch (const std::exception& e) {
         object->fail_internal(e.what());
     } catch (...) {
@@ -22,29 +22,23 @@ void bev_data_cb(bufferevent* /*bev*/, void* self) noexcept {
     }
 }
 
+template <class T, void (T::*Method)()>
+void bev_data_cb(bufferevent* /*bev*/, void* self) noexcept {
+    auto* object = static_cast<T*>(self);
+    guarded(object, [object] { (object->*Method)(); });
+}
+
 template <class T, void (T::*Method)(short)>
 void bev_event_cb(bufferevent* /*bev*/, short what, void* self) noexcept {
     auto* object = static_cast<T*>(self);
-    try {
-        (object->*Method)(what);
-    } catch (const std::exception& e) {
-        object->fail_internal(e.what());
-    } catch (...) {
-        object->fail_internal("unknown exception");
-    }
+    guarded(object, [object, what] { (object->*Method)(what); });
 }
 
 // For event_new(): a socket or timer event's callback.
 template <class T, void (T::*Method)(short)>
 void event_cb(evutil_socket_t /*fd*/, short what, void* self) noexcept {
     auto* object = static_cast<T*>(self);
-    try {
-        (object->*Method)(what);
-    } catch (const std::exception& e) {
-        object->fail_internal(e.what());
-    } catch (...) {
-        object->fail_internal("unknown exception");
-    }
+    guarded(object, [object, what] { (object->*Method)(what); });
 }
 
 }  // namespace postern::proxy

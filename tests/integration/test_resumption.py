@@ -31,6 +31,16 @@ class Resumption(IntegrationCase):
         greeting = tls.makefile("rb").readline().decode()
         return tls, greeting
 
+    def resumed(self, context: ssl.SSLContext, session) -> int:
+        """How many of RECONNECTS new connections offering `session` resumed it."""
+        count = 0
+        for _ in range(RECONNECTS):
+            tls, greeting = self.connect(context, session)
+            self.assertTrue(greeting.startswith("* OK"), greeting)
+            count += tls.session_reused
+            tls.close()
+        return count
+
     def test_a_ticket_resumes_on_every_worker(self):
         context = self.pki.context()
         context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -40,13 +50,8 @@ class Resumption(IntegrationCase):
         session = first.session
         first.close()
         self.assertTrue(session.has_ticket, "postern sent no session ticket")
-        resumed = 0
-        for _ in range(RECONNECTS):
-            tls, greeting = self.connect(context, session)
-            self.assertTrue(greeting.startswith("* OK"), greeting)
-            resumed += tls.session_reused
-            tls.close()
-        self.assertEqual(resumed, RECONNECTS, "connections that had to do a full handshake")
+        self.assertEqual(self.resumed(context, session), RECONNECTS,
+                         "connections that had to do a full handshake")
 
     def test_tls12_session_resumes_too(self):
         context = self.pki.context()
@@ -54,13 +59,8 @@ class Resumption(IntegrationCase):
         first, _ = self.connect(context)
         session = first.session
         first.close()
-        resumed = 0
-        for _ in range(RECONNECTS):
-            tls, greeting = self.connect(context, session)
-            self.assertTrue(greeting.startswith("* OK"), greeting)
-            resumed += tls.session_reused
-            tls.close()
-        self.assertEqual(resumed, RECONNECTS, "connections that had to do a full handshake")
+        self.assertEqual(self.resumed(context, session), RECONNECTS,
+                         "connections that had to do a full handshake")
 
 
 if __name__ == "__main__":
