@@ -12,7 +12,11 @@ namespace postern::proxy {
 
 bool Stream::open(event_base* base, int fd, event_callback_fn callback, void* arg) {
     fd_.reset(fd);
-    event_.reset(event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, callback, arg));
+    // EV_CLOSED (EPOLLRDHUP) reports a FIN that came with the last data, which lets a short
+    // plaintext read count as "drained" (no extra recv that only says EAGAIN).
+    early_close_ = (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) != 0;
+    const short what = EV_READ | EV_WRITE | EV_PERSIST | EV_ET | (early_close_ ? EV_CLOSED : 0);
+    event_.reset(event_new(base, fd, what, callback, arg));
     if (!event_ || event_add(event_.get(), nullptr) != 0) {
         error_ = "cannot register the socket with the event loop";
         return false;
@@ -114,6 +118,11 @@ Io Stream::read_into(ByteBuffer& into, std::size_t limit) {
         const ssize_t n = ::recv(fd_.get(), at, want, 0);
         if (n > 0) {
             into.commit(static_cast<std::size_t>(n));
+            // Less than asked for: the socket is empty now, and any later byte or FIN raises
+            // a new edge. A FIN already queued was reported as EV_CLOSED: read on to see it.
+            if (static_cast<std::size_t>(n) < want && early_close_ && !peer_closed_) {
+                can_read_ = false;
+            }
             return Io::Ok;
         }
         into.consume(0);
@@ -165,6 +174,10 @@ Io Stream::flush() {
 }
 
 void Stream::on_ready(short what) noexcept {
+    if ((what & EV_CLOSED) != 0) {
+        peer_closed_ = true;
+        can_read_ = true;
+    }
     if ((what & EV_READ) != 0) {
         can_read_ = true;
         if (write_wants_read_) {

@@ -65,7 +65,9 @@ private:
     tls::SslPtr ssl_;
     EventPtr event_;
     std::string error_;
-    bool tls_failed_ = false;  // a fatal TLS error: no close_notify may follow
+    bool tls_failed_ = false;   // a fatal TLS error: no close_notify may follow
+    bool early_close_ = false;  // the loop reports EV_CLOSED (epoll: EPOLLRDHUP)
+    bool peer_closed_ = false;  // EV_CLOSED seen: read until recv says 0
     bool can_read_ = true;
     bool can_write_ = true;
     bool read_wants_write_ = false;  // TLS: a read stopped on WANT_WRITE
