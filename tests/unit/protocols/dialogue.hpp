@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,25 @@ inline Script connected(Script rest) {
     Script script{event(Event::TlsReady), event(Event::BackendReady)};
     script.insert(script.end(), rest.begin(), rest.end());
     return script;
+}
+
+// A STARTTLS session through the upgrade: `before` in plaintext, then TLS done, the backend
+// connected and its greeting (`backend_greeting`, which postern reads and drops), then `after`.
+inline Script upgraded(std::string_view backend_greeting, Script before, const Script& after) {
+    Script script = accepted(std::move(before));
+    script.push_back(event(Event::TlsReady));
+    script.push_back(event(Event::BackendReady));
+    script.push_back(backend(backend_greeting));
+    script.insert(script.end(), after.begin(), after.end());
+    return script;
+}
+
+inline std::string cat(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (const auto p : parts) {
+        out.append(p);
+    }
+    return out;
 }
 
 // One action per entry; consecutive sends of the same direction are merged, since how the

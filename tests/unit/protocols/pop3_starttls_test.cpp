@@ -18,6 +18,7 @@ namespace {
 using test::accepted;
 using test::AtStartTls;
 using test::backend;
+using test::cat;
 using test::check_splits;
 using test::client;
 using test::event;
@@ -38,21 +39,9 @@ MachineSettings pop3() {
     return test::starttls_settings_for(Protocol::Pop3, true);
 }
 
-std::string cat(std::initializer_list<std::string_view> parts) {
-    std::string out;
-    for (const auto p : parts) {
-        out.append(p);
-    }
-    return out;
-}
-
-test::Script upgraded(test::Script before, test::Script after) {
-    test::Script script = accepted(std::move(before));
-    script.push_back(event(Event::TlsReady));
-    script.push_back(event(Event::BackendReady));
-    script.push_back(backend(kDovecotGreeting));
-    script.insert(script.end(), after.begin(), after.end());
-    return script;
+// The upgrade and the backend connection after it: TLS done, backend up, greeting dropped.
+test::Script upgraded(test::Script before, const test::Script& after) {
+    return test::upgraded(kDovecotGreeting, std::move(before), after);
 }
 
 TEST_CASE("pop3 starttls: own CAPA, STLS, then Dovecot's dialogue filtered, Passthrough") {

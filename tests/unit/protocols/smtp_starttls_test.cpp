@@ -19,6 +19,7 @@ namespace {
 using test::accepted;
 using test::AtStartTls;
 using test::backend;
+using test::cat;
 using test::check_splits;
 using test::client;
 using test::event;
@@ -55,22 +56,9 @@ MachineSettings mx() {  // port 25: plaintext allowed (RFC 3207 §4)
     return s;
 }
 
-std::string cat(std::initializer_list<std::string_view> parts) {
-    std::string out;
-    for (const auto p : parts) {
-        out.append(p);
-    }
-    return out;
-}
-
 // The upgrade and the backend connection after it: TLS done, backend up, greeting dropped.
-test::Script upgraded(test::Script before, test::Script after) {
-    test::Script script = accepted(std::move(before));
-    script.push_back(event(Event::TlsReady));
-    script.push_back(event(Event::BackendReady));
-    script.push_back(backend(kBackendGreeting));
-    script.insert(script.end(), after.begin(), after.end());
-    return script;
+test::Script upgraded(test::Script before, const test::Script& after) {
+    return test::upgraded(kBackendGreeting, std::move(before), after);
 }
 
 TEST_CASE("smtp starttls: own greeting and EHLO, upgrade, then the backend's dialogue") {
