@@ -293,6 +293,10 @@ class Bench:
             for p in ("p50", "p99", "p999"):
                 values[p] = r[f"{p}_us"] - self.direct.get(f"{p}_us", 0.0)
                 values[f"raw_{p}"] = r[f"{p}_us"]
+            # What a round trip costs the proxy, whatever the scheduler did to its timing:
+            # login and warm-up included (a few hundred of 20,000).
+            trips = r.get("samples", 0) + r.get("warmup", 0)
+            values["cpu_us_rt"] = cpu * 1e6 / trips if trips else 0.0
         if r.get("errors"):
             note = (note + "; " if note else "") + f"{r['errors']} errors ({r.get('last_error')})"
         return Cell("ok", values, note, r)

@@ -426,6 +426,7 @@ private:
         JsonLine line;
         line.add("scenario", "latency")
             .add("samples", n)
+            .add("warmup", options_.warmup - warmup_left_)
             .add("errors", errors_)
             .add("p50_us", p.p50)
             .add("p99_us", p.p99)

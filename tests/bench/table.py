@@ -16,7 +16,8 @@ METRICS = {
     "handshake": [("rate", "conn/s", True), ("cpu_us", "proxy CPU µs per conn", False)],
     "throughput": [("mb_s", "MB/s", True), ("cpu_us_mb", "proxy CPU µs per MB", False)],
     "latency": [("p50", "µs added, p50", False), ("p99", "µs added, p99", False),
-                ("p999", "µs added, p99.9", False)],
+                ("p999", "µs added, p99.9", False),
+                ("cpu_us_rt", "proxy CPU µs per round trip", False)],
     "idle": [("rss_kib", "KiB RSS per session", False), ("cpu_pct", "% of a core while idle",
                                                          False)],
 }
