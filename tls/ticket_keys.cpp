@@ -172,10 +172,11 @@ int TicketKeys::decrypt(const unsigned char* name, const unsigned char* iv, EVP_
         EVP_DecryptInit_ex(cipher, cipher_.get(), nullptr, key->aes.data(), iv) != 1) {
         return -1;
     }
-    // 2 makes OpenSSL send a replacement ticket under the current key; on 1 a resumed TLS 1.3
-    // handshake sends none, and the client keeps its ticket.
-    const bool fresh = current_ && key == &*current_ && now - key->since < rotation_;
-    return fresh ? 1 : 2;
+    // 2: every resumption ends with a fresh ticket (under the current key), as OpenSSL's own
+    // keys do. On 1 a resumed TLS 1.3 handshake sends none, and clients that use a ticket once
+    // (RFC 8446 C.4; NSS, Apple) would make every other connection a full handshake, while the
+    // rest would show the same ticket, linkable, until its key expires.
+    return 2;
 }
 
 bool TicketKeys::rotate(std::chrono::steady_clock::time_point now) {

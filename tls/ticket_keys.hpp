@@ -26,8 +26,9 @@ class TicketKeys {
 public:
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
-    // A new key every `rotation`; tickets made with the previous key are still accepted (and
-    // re-issued under the current key) for one more `rotation`, so a ticket lives at most 2x.
+    // A new key every `rotation`; tickets made with the previous key are still accepted for one
+    // more `rotation`, so a ticket lives at most 2x. Every resumption re-issues its ticket
+    // under the current key.
     // `clock` is for tests; empty means steady_clock::now. OpenSSL failures here (or a
     // rotation that is not positive) are reported by attach().
     explicit TicketKeys(std::chrono::seconds rotation = std::chrono::hours(12), Clock clock = {});

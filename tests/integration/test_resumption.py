@@ -53,6 +53,24 @@ class Resumption(IntegrationCase):
         self.assertEqual(self.resumed(context, session), RECONNECTS,
                          "connections that had to do a full handshake")
 
+    def test_each_resumption_hands_out_a_fresh_ticket(self):
+        # Clients that use a ticket once (RFC 8446 C.4) resume every time only if each
+        # resumption brings a new ticket. Each connection here offers the previous one's.
+        context = self.pki.context()
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        tls, _ = self.connect(context)
+        session = tls.session
+        tls.close()
+        seen = {session.id}
+        for _ in range(RECONNECTS):
+            tls, greeting = self.connect(context, session)
+            self.assertTrue(greeting.startswith("* OK"), greeting)
+            self.assertTrue(tls.session_reused, "a full handshake")
+            session = tls.session
+            tls.close()
+            self.assertNotIn(session.id, seen, "the ticket offered came back, not a new one")
+            seen.add(session.id)
+
     def test_tls12_session_resumes_too(self):
         context = self.pki.context()
         context.maximum_version = ssl.TLSVersion.TLSv1_2

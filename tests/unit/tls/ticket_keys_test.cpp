@@ -148,6 +148,14 @@ KeyName key_name(const SSL_SESSION* session) {
     return name;
 }
 
+// A ticket's bytes, to tell a fresh ticket from the one offered.
+std::string ticket_bytes(const SSL_SESSION* session) {
+    const unsigned char* ticket = nullptr;
+    std::size_t len = 0;
+    SSL_SESSION_get0_ticket(session, &ticket, &len);
+    return {reinterpret_cast<const char*>(ticket), len};
+}
+
 }  // namespace
 
 TEST_CASE("ticket_keys: a ticket resumes on the context that issued it") {
@@ -173,6 +181,23 @@ TEST_CASE("ticket_keys: a ticket from one context resumes on another sharing the
     CHECK(second.reused);
     // And the ticket worker 2 issued resumes on worker 1.
     CHECK(dial(client.get(), worker1, second.session.get()).reused);
+}
+
+TEST_CASE("ticket_keys: every resumption ends with a fresh ticket, itself good for the next") {
+    // Clients that use a ticket once (RFC 8446 C.4) resume every time only if each resumption
+    // hands them a new one; the others stop showing one linkable ticket.
+    const Identity id;
+    const auto keys = std::make_shared<TicketKeys>();
+    const Server server = make_server(id, keys);
+    const SslCtxPtr client = client_ctx();
+
+    const Outcome first = dial(client.get(), server);
+    const Outcome second = dial(client.get(), server, first.session.get());
+    REQUIRE(second.reused);
+    CHECK(ticket_bytes(second.session.get()) != ticket_bytes(first.session.get()));
+    const Outcome third = dial(client.get(), server, second.session.get());
+    CHECK(third.reused);
+    CHECK(ticket_bytes(third.session.get()) != ticket_bytes(second.session.get()));
 }
 
 TEST_CASE("ticket_keys: contexts with separate keys do not resume each other's tickets") {
