@@ -43,6 +43,17 @@ std::string served_note(const tls::CertStore& store, const tls::Certificate& cer
 
 }  // namespace
 
+bool has_something_to_serve(const conf::Config& config, const std::filesystem::path& config_file,
+                            std::ostream& err) {
+    if (!config.listeners.empty()) {
+        return true;
+    }
+    err << config_file.string()
+        << ": listener: no [[listener]] is defined, so there is nothing to serve; add one "
+           "(listen, protocol, backend) for each port postern should accept\n";
+    return false;
+}
+
 int check(const std::filesystem::path& config_file, std::ostream& out, std::ostream& err) {
     auto loaded = conf::load_config(config_file);
     if (!loaded.config) {
@@ -50,6 +61,9 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         return 1;
     }
     const conf::Config& config = *loaded.config;
+    if (!has_something_to_serve(config, config_file, err)) {
+        return 1;
+    }
     const std::time_t now = std::time(nullptr);
     auto built = tls::CertStore::build(config, now);
     if (!built.store) {

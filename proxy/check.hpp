@@ -4,10 +4,19 @@
 // expiry ("[not served]" when another certificate wins the name), then tls::inspect's findings
 // as "warning: FILE: message" lines. Nothing is bound or started.
 
+#include "conf/config.hpp"
+
 #include <filesystem>
 #include <iosfwd>
 
 namespace postern::proxy {
+
+// A file that loads but defines no [[listener]] would run and serve nothing: `run` and `check`
+// refuse it (as HAProxy refuses a config without a listener). False, with the error written to
+// `err`, for such a file.
+[[nodiscard]] bool has_something_to_serve(const conf::Config& config,
+                                          const std::filesystem::path& config_file,
+                                          std::ostream& err);
 
 // Returns the exit code: 0 when the config is valid, warnings or not; 1 with the errors
 // written to `err`.

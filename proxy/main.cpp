@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
         std::cerr << postern::conf::format_errors(loaded.errors);
         return 1;
     }
+    if (!postern::proxy::has_something_to_serve(*loaded.config, config_file, std::cerr)) {
+        return 1;
+    }
     if (!postern::proxy::setup_logging(loaded.config->server.log_level)) {
         std::cerr << "unknown log level " << loaded.config->server.log_level << '\n';
         return 1;

@@ -69,6 +69,17 @@ class Lifecycle(IntegrationCase):
         self.assertIn("listener[1].backend", out.stderr)
         self.assertNotIn(port, listening_ports())
 
+    def test_run_and_check_refuse_a_config_without_listeners(self):
+        # It would load, start, and accept nothing: an admin finds out from clients instead.
+        require_postern()
+        d = self.workdir_for_test()
+        path = d / "nothing.toml"
+        path.write_text('[server]\nlog_level = "info"\n')
+        for command in ("run", "check"):
+            out = run([POSTERN_BIN, command, "--config", path], timeout=10)
+            self.assertEqual(out.returncode, 1, f"{command}: {out.stdout}{out.stderr}")
+            self.assertIn(f"{path}: listener: no [[listener]] is defined", out.stderr, command)
+
 
 if __name__ == "__main__":
     unittest.main()
