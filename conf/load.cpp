@@ -6,6 +6,7 @@
 
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -148,6 +149,35 @@ void read_starttls_keys(TableReader& table, ListenerSpec& spec, bool protocol_kn
     spec.require_tls = spec.tls == TlsMode::Implicit || require_tls.value_or(by_default);
 }
 
+// Which clients a listen address takes, to find two listeners that would fight over a port:
+// a wildcard takes every address of its family, and [::] (dual-stack) IPv4 clients as well.
+// Host names are resolved only at startup, so they are not judged here.
+enum class Reach : std::uint8_t { Unknown, One4, One6, Any4, Any6 };
+
+Reach reach_of(const std::string& host) {
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+        return v4.s_addr == htonl(INADDR_ANY) ? Reach::Any4 : Reach::One4;
+    }
+    if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+        return IN6_IS_ADDR_UNSPECIFIED(&v6) ? Reach::Any6 : Reach::One6;
+    }
+    return Reach::Unknown;
+}
+
+// Two different addresses on one port that one bind would refuse (and SO_REUSEPORT, with
+// several workers, would let through to split the clients).
+bool overlap(Reach a, Reach b) {
+    if (a == Reach::Unknown || b == Reach::Unknown) {
+        return false;
+    }
+    if (a == Reach::Any6 || b == Reach::Any6) {
+        return true;
+    }
+    return (a == Reach::Any4 && b == Reach::One4) || (a == Reach::One4 && b == Reach::Any4);
+}
+
 class Loader {
 public:
     explicit Loader(fs::path file) : errors_(file.string()), base_(file.parent_path()) {
@@ -163,6 +193,7 @@ private:
     void read_backend(TableReader& table);
     void read_listener(TableReader& table);
     void check_listener_needs(std::size_t listeners, std::size_t certificates);
+    void check_overlap(TableReader& table, const Endpoint& listen, const Source& at);
     std::optional<fs::path> existing_file(TableReader& table, std::string_view key);
     [[nodiscard]] fs::path resolve(const std::string& text) const {
         return (base_ / fs::path{text}).lexically_normal();  // absolute stays absolute
@@ -180,6 +211,12 @@ private:
     std::map<std::string, std::pair<std::string, Source>, std::less<>> backend_names_;
     // Lower-cased "host:port" -> key of the listen value that claimed it, and its position.
     std::map<std::string, std::pair<std::string, Source>> listen_owners_;
+    struct Claim {
+        Endpoint listen;
+        std::string key;
+        Source at;
+    };
+    std::vector<Claim> listens_;  // every listen address so far, in order
 };
 
 LoadResult Loader::run(std::string_view text) {
@@ -361,6 +398,8 @@ void Loader::read_listener(TableReader& table) {
                         "listen address " + listen->to_string() + " is already used by " +
                             it->second.first + " on line " +
                             std::to_string(it->second.second.line));
+        } else {
+            check_overlap(table, *listen, listen_at);
         }
         spec.listen = std::move(*listen);
     }
@@ -400,6 +439,26 @@ void Loader::read_listener(TableReader& table) {
     }
     read_starttls_keys(table, spec, protocol.has_value(), !table.has("tls") || mode.has_value());
     config_.listeners.push_back(std::move(spec));
+}
+
+void Loader::check_overlap(TableReader& table, const Endpoint& listen, const Source& at) {
+    const Reach reach = reach_of(listen.host);
+    for (const Claim& earlier : listens_) {
+        if (earlier.listen.port != listen.port || !overlap(reach, reach_of(earlier.listen.host))) {
+            continue;
+        }
+        const bool dual = reach == Reach::Any6 || reach_of(earlier.listen.host) == Reach::Any6;
+        table.error("listen", at,
+                    "listen address " + listen.to_string() + " overlaps " +
+                        earlier.listen.to_string() + " of " + earlier.key + " on line " +
+                        std::to_string(earlier.at.line) + ": " +
+                        (dual ? "[::] takes IPv4 clients too, so "
+                              : "0.0.0.0 takes every IPv4 address, so ") +
+                        "both would accept the same clients on port " +
+                        std::to_string(listen.port) + "; use one, or another port");
+        break;
+    }
+    listens_.push_back(Claim{listen, table.key_path("listen"), at});
 }
 
 void Loader::check_listener_needs(std::size_t listeners, std::size_t certificates) {

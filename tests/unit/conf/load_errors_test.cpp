@@ -249,6 +249,55 @@ backend = "imap"
               std::to_string(line_of(text, "127.0.0.1:993")));
 }
 
+TEST_CASE("conf: listen addresses that would take the same clients on a port are refused") {
+    // One bind refuses the second; with several workers SO_REUSEPORT would let it through.
+    const ConfDir dir;
+    const std::string text = std::string{kValidHead} + std::string{kValidListener} + R"(
+[[listener]]
+listen = "[::]:993"  # dual-stack: IPv4 clients too
+protocol = "imap"
+backend = "imap"
+
+[[listener]]
+listen = "0.0.0.0:995"
+protocol = "pop3"
+backend = "imap"
+
+[[listener]]
+listen = "192.0.2.7:995"  # inside 0.0.0.0
+protocol = "pop3"
+backend = "imap"
+
+[[listener]]
+listen = "[::1]:995"  # IPv6 only: beside 0.0.0.0, fine
+protocol = "pop3"
+backend = "imap"
+
+[[listener]]
+listen = "[2001:db8::1]:110"
+protocol = "pop3"
+backend = "imap"
+
+[[listener]]
+listen = "192.0.2.7:110"  # other family, specific: fine
+protocol = "pop3"
+backend = "imap"
+)";
+    const LoadResult result = dir.load(text);
+    REQUIRE_FALSE(result.config);
+    REQUIRE(result.errors.size() == 2);
+    CHECK(result.errors[0].key == "listener[2].listen");
+    CHECK(result.errors[0].line == line_of(text, "# dual-stack"));
+    CHECK(result.errors[0].message ==
+          "listen address [::]:993 overlaps 127.0.0.1:993 of listener[1].listen on line " +
+              std::to_string(line_of(text, "127.0.0.1:993")) +
+              ": [::] takes IPv4 clients too, so both would accept the same clients on port "
+              "993; use one, or another port");
+    CHECK(result.errors[1].key == "listener[4].listen");
+    CHECK(contains(result.errors[1].message, "overlaps 0.0.0.0:995 of listener[3].listen"));
+    CHECK(contains(result.errors[1].message, "0.0.0.0 takes every IPv4 address"));
+}
+
 TEST_CASE("conf: a duplicate backend name names the first definition and its line") {
     const ConfDir dir;
     const std::string text =

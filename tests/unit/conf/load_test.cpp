@@ -154,15 +154,15 @@ protocol = "imap"
 backend = "v6"
 
 [[listener]]
-listen = "[::]:993"
-protocol = "imap"
+listen = "[::]:995"
+protocol = "pop3"
 backend = "v6"
 )";
     const Config config = require_config(dir.load(text));
     REQUIRE(config.listeners.size() == 2);
     CHECK(config.listeners[0].listen.host == "2001:db8::1");
     CHECK(config.listeners[0].listen.port == 993);
-    CHECK(config.listeners[1].listen.to_string() == "[::]:993");
+    CHECK(config.listeners[1].listen.to_string() == "[::]:995");
     CHECK(config.find_backend("v6")->address.host == "::1");
     CHECK(config.find_backend("v6")->address.to_string() == "[::1]:1143");
 }
