@@ -23,6 +23,12 @@ enum class Io : std::uint8_t {
 class Stream {
 public:
     explicit Stream(BufferPool& pool) : in(pool), out(pool) {}
+    // The event and the TLS BIO callback hold pointers to the stream's owner and to the stream.
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+    Stream(Stream&&) = delete;
+    Stream& operator=(Stream&&) = delete;
+    ~Stream() = default;
 
     // Takes `fd` (non-blocking) and registers it with `base`; `callback` gets EV_READ/EV_WRITE.
     [[nodiscard]] bool open(event_base* base, int fd, event_callback_fn callback, void* arg);

@@ -170,7 +170,9 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         "# postern benchmark: latest results",
         "",
         f"Run: {when}, {mode}, {elapsed / 60:.1f} minutes; each figure except the idle ones "
-        f"is the best of {bench.scale.rounds} run(s) made minutes apart. **Figures vary between "
+        f"is the best of {bench.scale.rounds} run(s) made minutes apart, and each latency "
+        f"figure the median of {bench.scale.latency_rounds} round(s), each against the "
+        "backend measured just before. **Figures vary between "
         "runs (10 % and more on a shared VM); compare the ratios, not the absolute numbers.** "
         "How to read this table: [tests/bench/README.md](../README.md).",
         "",
@@ -194,7 +196,8 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         "same). Proxy CPU is user + system time from /proc over the run, divided by the work "
         "done; memory is VmRSS from /proc, after minus before, divided by the sessions held.",
         "",
-        f"Backend fixture directly (plaintext, no proxy), NOOP round trip: p50 "
+        f"Backend fixture directly (plaintext, no proxy), NOOP round trip (median of "
+        f"{len(bench.directs)} run(s)): p50 "
         f"{fmt(d.get('p50_us', 0))} µs, p99 {fmt(d.get('p99_us', 0))} µs, p99.9 "
         f"{fmt(d.get('p999_us', 0))} µs. The latency rows show what each proxy adds to these.",
         "",
