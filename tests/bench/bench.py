@@ -173,15 +173,26 @@ def median_of(cells: list[Cell]) -> Cell:
     return Cell("ok", values, "; ".join(notes), {"runs": [c.raw for c in cells]})
 
 
+# Every port handed out so far: every proxy runs at once, so no two may get the same one, and
+# the kernel may offer a port again once its probing socket is closed.
+_HANDED_OUT: set[int] = set()
+
+
 def free_ports(n: int) -> list[int]:
     socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    try:
+        while len(ports) < n and len(socks) < n + 1000:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)  # held, so the kernel offers a different port next
+            if s.getsockname()[1] not in _HANDED_OUT:
+                ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    if len(ports) < n:
+        raise RuntimeError(f"no {n} fresh free ports on 127.0.0.1")
+    _HANDED_OUT.update(ports)
     return ports
 
 

@@ -97,16 +97,31 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str,
         time.sleep(interval)
 
 
+# Every port this process has handed out: the kernel may offer a port again once the probing
+# socket is closed, and two fixtures (or two listeners of one config) must never share one.
+_HANDED_OUT: set[int] = set()
+
+
 def free_ports(count: int, host: str = LOCALHOST) -> list[int]:
-    """Ports the OS considers free right now (all bound at once, so they are distinct)."""
+    """Ports the OS considers free right now (all bound at once, so they are distinct), none
+    handed out before by this process."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks = []
+    ports: list[int] = []
     try:
-        for _ in range(count):
+        for _ in range(count + 1000):
+            if len(ports) == count:
+                break
             s = socket.socket(family, socket.SOCK_STREAM)
             s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            socks.append(s)  # held until the end, so the kernel offers a different one next
+            port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                ports.append(port)
+        if len(ports) < count:
+            raise RuntimeError(f"no {count} fresh free port(s) on {host}")
+        _HANDED_OUT.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
