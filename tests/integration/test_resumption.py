@@ -31,6 +31,15 @@ class Resumption(IntegrationCase):
         greeting = tls.makefile("rb").readline().decode()
         return tls, greeting
 
+    def first_session(self, context: ssl.SSLContext):
+        """The session (and ticket) of one full handshake; its connection is closed."""
+        tls, greeting = self.connect(context)
+        self.assertTrue(greeting.startswith("* OK"), greeting)
+        self.assertFalse(tls.session_reused)
+        session = tls.session
+        tls.close()
+        return session
+
     def resumed(self, context: ssl.SSLContext, session) -> int:
         """How many of RECONNECTS new connections offering `session` resumed it."""
         count = 0
@@ -44,11 +53,7 @@ class Resumption(IntegrationCase):
     def test_a_ticket_resumes_on_every_worker(self):
         context = self.pki.context()
         context.minimum_version = ssl.TLSVersion.TLSv1_3
-        first, greeting = self.connect(context)
-        self.assertTrue(greeting.startswith("* OK"), greeting)
-        self.assertFalse(first.session_reused)
-        session = first.session
-        first.close()
+        session = self.first_session(context)
         self.assertTrue(session.has_ticket, "postern sent no session ticket")
         self.assertEqual(self.resumed(context, session), RECONNECTS,
                          "connections that had to do a full handshake")
@@ -58,9 +63,7 @@ class Resumption(IntegrationCase):
         # resumption brings a new ticket. Each connection here offers the previous one's.
         context = self.pki.context()
         context.minimum_version = ssl.TLSVersion.TLSv1_3
-        tls, _ = self.connect(context)
-        session = tls.session
-        tls.close()
+        session = self.first_session(context)
         seen = {session.id}
         for _ in range(RECONNECTS):
             tls, greeting = self.connect(context, session)
@@ -74,9 +77,7 @@ class Resumption(IntegrationCase):
     def test_tls12_session_resumes_too(self):
         context = self.pki.context()
         context.maximum_version = ssl.TLSVersion.TLSv1_2
-        first, _ = self.connect(context)
-        session = first.session
-        first.close()
+        session = self.first_session(context)
         self.assertEqual(self.resumed(context, session), RECONNECTS,
                          "connections that had to do a full handshake")
 
