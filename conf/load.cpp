@@ -213,6 +213,7 @@ private:
     std::map<std::string, std::pair<std::string, Source>> listen_owners_;
     struct Claim {
         Endpoint listen;
+        Reach reach = Reach::Unknown;
         std::string key;
         Source at;
     };
@@ -444,10 +445,10 @@ void Loader::read_listener(TableReader& table) {
 void Loader::check_overlap(TableReader& table, const Endpoint& listen, const Source& at) {
     const Reach reach = reach_of(listen.host);
     for (const Claim& earlier : listens_) {
-        if (earlier.listen.port != listen.port || !overlap(reach, reach_of(earlier.listen.host))) {
+        if (earlier.listen.port != listen.port || !overlap(reach, earlier.reach)) {
             continue;
         }
-        const bool dual = reach == Reach::Any6 || reach_of(earlier.listen.host) == Reach::Any6;
+        const bool dual = reach == Reach::Any6 || earlier.reach == Reach::Any6;
         table.error("listen", at,
                     "listen address " + listen.to_string() + " overlaps " +
                         earlier.listen.to_string() + " of " + earlier.key + " on line " +
@@ -458,7 +459,7 @@ void Loader::check_overlap(TableReader& table, const Endpoint& listen, const Sou
                         std::to_string(listen.port) + "; use one, or another port");
         break;
     }
-    listens_.push_back(Claim{listen, table.key_path("listen"), at});
+    listens_.push_back(Claim{listen, reach, table.key_path("listen"), at});
 }
 
 void Loader::check_listener_needs(std::size_t listeners, std::size_t certificates) {

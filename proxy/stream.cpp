@@ -48,6 +48,7 @@ void Stream::start_tls(tls::SslPtr ssl) {
     // records the socket no longer reports, so "drained" is SSL_has_pending() == 0 plus a
     // short last recv, which the BIO callback remembers.
     SSL_set_read_ahead(ssl_.get(), 1);
+    last_recv_short_ = false;  // the plaintext reads before STARTTLS say nothing about TLS
     BIO* rbio = SSL_get_rbio(ssl_.get());
     BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
     BIO_set_callback_ex(rbio, &Stream::on_bio);
@@ -132,9 +133,8 @@ Io Stream::read_into(ByteBuffer& into, std::size_t limit) {
         const ssize_t n = ::recv(fd_.get(), at, want, 0);
         if (n > 0) {
             into.commit(static_cast<std::size_t>(n));
-            // Less than asked for: the socket is empty now, and any later byte or FIN raises
-            // a new edge. A FIN already queued was reported as EV_CLOSED: read on to see it.
-            if (static_cast<std::size_t>(n) < want && early_close_ && !peer_closed_) {
+            last_recv_short_ = static_cast<std::size_t>(n) < want;
+            if (drained()) {
                 can_read_ = false;
             }
             return Io::Ok;
@@ -188,9 +188,11 @@ Io Stream::flush() {
 }
 
 bool Stream::drained() const noexcept {
-    // As for plaintext: the last recv came up short, so the socket was empty then and any
-    // later byte raises a new edge; a FIN already reported (EV_CLOSED) is read on to.
-    return last_recv_short_ && early_close_ && !peer_closed_ && SSL_has_pending(ssl_.get()) == 0;
+    // The last recv came up short, so the socket was empty then and any later byte or FIN
+    // raises a new edge; a FIN already queued was reported as EV_CLOSED, so read on to see it.
+    // Under TLS, OpenSSL must also hold no record of its own (read-ahead).
+    return last_recv_short_ && early_close_ && !peer_closed_ &&
+           (!ssl_ || SSL_has_pending(ssl_.get()) == 0);
 }
 
 long Stream::on_bio(BIO* bio, int oper, const char* /*argp*/, std::size_t len, int /*argi*/,

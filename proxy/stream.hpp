@@ -66,7 +66,7 @@ public:
 
 private:
     Io tls_result(int ret, bool reading);
-    // TLS: OpenSSL holds no unread record and its last recv emptied the socket.
+    // The last recv emptied the socket and (TLS) OpenSSL holds no unread record.
     [[nodiscard]] bool drained() const noexcept;
     // The socket BIO's callback: records whether OpenSSL's last recv got less than it asked.
     static long on_bio(BIO* bio, int oper, const char* argp, std::size_t len, int argi, long argl,
@@ -79,7 +79,7 @@ private:
     bool tls_failed_ = false;       // a fatal TLS error: no close_notify may follow
     bool early_close_ = false;      // the loop reports EV_CLOSED (epoll: EPOLLRDHUP)
     bool peer_closed_ = false;      // EV_CLOSED seen: read until recv says 0
-    bool last_recv_short_ = false;  // TLS: OpenSSL's last recv emptied the socket
+    bool last_recv_short_ = false;  // the last recv (ours, or OpenSSL's) got less than asked
     bool can_read_ = true;
     bool can_write_ = true;
     bool read_wants_write_ = false;  // TLS: a read stopped on WANT_WRITE

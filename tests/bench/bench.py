@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -138,10 +137,11 @@ class GeneratorError(Exception):
     pass
 
 
-def best_of(kind: str, cells: list[Cell]) -> Cell:
-    """Merges repeated runs of one scenario against one proxy: each figure is the best run's
-    (highest for higher-is-better figures, lowest otherwise), so that a burst of other work on
-    the machine during one run does not decide the figure."""
+def merge_runs(kind: str, cells: list[Cell]) -> Cell:
+    """Merges repeated runs of one scenario against one proxy. Latency figures are the median
+    over the rounds that ran; every other figure is the best run's (highest for
+    higher-is-better figures, lowest otherwise), so that a burst of other work on the machine
+    during one run does not decide the figure."""
     ok = [c for c in cells if c.status == "ok"]
     if not ok:
         return cells[-1]
@@ -150,22 +150,10 @@ def best_of(kind: str, cells: list[Cell]) -> Cell:
     values: dict[str, float] = {}
     for key in ok[0].values:
         runs = [c.values[key] for c in ok if key in c.values]
-        values[key] = max(runs) if higher.get(key, False) else min(runs)
-    notes = []
-    for c in cells:
-        if c.note and c.note not in notes:
-            notes.append(c.note if c.status == "ok" else f"one run failed: {c.note}")
-    return Cell("ok", values, "; ".join(notes), {"runs": [c.raw for c in cells]})
-
-
-def median_of(cells: list[Cell]) -> Cell:
-    """Merges the latency rounds of one scenario against one proxy: each figure is the median
-    over the rounds that ran."""
-    ok = [c for c in cells if c.status == "ok"]
-    if not ok:
-        return cells[-1]
-    values = {key: statistics.median(c.values[key] for c in ok if key in c.values)
-              for key in ok[0].values}
+        if kind == "latency":
+            values[key] = statistics.median(runs)
+        else:
+            values[key] = max(runs) if higher.get(key, False) else min(runs)
     notes = []
     for c in cells:
         if c.note and c.note not in notes:
@@ -443,8 +431,7 @@ class Bench:
                         self.progress(sc, workers, peer, cell)
             kinds = {sc.key: sc.kind for sc in scs}
             for (key, name), cells in runs.items():
-                merge = median_of if kinds[key] == "latency" else partial(best_of, kinds[key])
-                self.cells[(key, workers, name)] = merge(cells)
+                self.cells[(key, workers, name)] = merge_runs(kinds[key], cells)
         finally:
             for peer in live:
                 peer.stop()

@@ -1199,6 +1199,16 @@ class IntegrationCase(unittest.TestCase):
         starting, so a service that fails half-way is still stopped)."""
 
     @classmethod
+    def start_mail_servers(cls) -> "Postern":
+        """The usual stack: cls.pki, a started Dovecot (cls.dovecot) and Postfix (cls.postfix),
+        and cls.postern, returned not yet started, for the test to add backends and listeners."""
+        cls.pki = Pki(cls.tmp / "pki")
+        cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
+        cls.postfix = cls.own(Postfix(cls.tmp / "postfix")).start()
+        cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        return cls.postern
+
+    @classmethod
     def own(cls, service):
         """Registers a service: stopped in the class cleanup, logs dumped on failure."""
         cls._owned.append(service)

@@ -62,10 +62,7 @@ class ProbePostern(ProbeCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pki = Pki(cls.tmp / "pki")
-        cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
-        cls.postfix = cls.own(Postfix(cls.tmp / "postfix")).start()
-        p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        p = cls.start_mail_servers()
         p.backend("imap", cls.dovecot.imap_address)
         p.backend("pop3", cls.dovecot.pop3_address)
         p.backend("smtp", cls.postfix.address)
@@ -343,10 +340,7 @@ class ProbePosternStartTls(ProbeCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pki = Pki(cls.tmp / "pki")
-        cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
-        cls.postfix = cls.own(Postfix(cls.tmp / "postfix")).start()
-        p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        p = cls.start_mail_servers()
         p.backend("imap", cls.dovecot.imap_address)
         p.backend("pop3", cls.dovecot.pop3_address)
         p.backend("smtp", cls.postfix.address)

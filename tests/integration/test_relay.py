@@ -9,8 +9,7 @@ import socket
 import time
 import unittest
 
-from harness import (LOCALHOST, PASSWORD, USER, Dovecot, ImapSni, IntegrationCase, Pki, Postern,
-                     Postfix, SmtpSni, message, unique)
+from harness import LOCALHOST, PASSWORD, USER, ImapSni, IntegrationCase, SmtpSni, message, unique
 
 # A read stops once this much is unread on the client side: postern's buffers plus the kernel's
 # socket buffers on both legs are all that may fill meanwhile.
@@ -41,10 +40,7 @@ def rss_kib(pid: int) -> int:
 class BulkRelay(IntegrationCase):
     @classmethod
     def start_fixtures(cls):
-        cls.pki = Pki(cls.tmp / "pki")
-        cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
-        cls.postfix = cls.own(Postfix(cls.tmp / "postfix")).start()
-        p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        p = cls.start_mail_servers()
         p.backend("imap", cls.dovecot.imap_address)
         p.backend("smtp", cls.postfix.address)
         p.listener("imap", "imap", "imap")

@@ -14,7 +14,7 @@ import re
 import shutil
 import unittest
 
-from harness import LOCALHOST, Dovecot, IntegrationCase, Pki, Postern, Postfix, run
+from harness import LOCALHOST, IntegrationCase, run
 
 NOT_OFFERED = ["SSLv2", "SSLv3", "TLS1", "TLS1_1", "cipherlist_NULL", "cipherlist_aNULL",
                "cipherlist_EXPORT", "cipherlist_LOW", "cipherlist_3DES_IDEA", "cipherlist_AVERAGE"]
@@ -25,10 +25,7 @@ OFFERED = ["TLS1_2", "TLS1_3", "cipherlist_STRONG"]
 class TestsslStartTls(IntegrationCase):
     @classmethod
     def start_fixtures(cls):
-        cls.pki = Pki(cls.tmp / "pki")
-        cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
-        cls.postfix = cls.own(Postfix(cls.tmp / "postfix")).start()
-        p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        p = cls.start_mail_servers()
         p.server["hostname"] = "mx.postern.test"
         p.backend("imap", cls.dovecot.imap_address)
         p.backend("pop3", cls.dovecot.pop3_address)
