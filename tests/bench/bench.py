@@ -53,14 +53,15 @@ class Scale:
     speed_seconds: int
     floor_sessions: int  # connections postern-bench-floor establishes and holds
     rounds: int  # each non-idle figure is the best of this many runs, minutes apart
-    # The latency rows instead take the median of this many rounds, each round measuring the
-    # backend directly and then every proxy in turn: the tail of one 3 s run moves threefold
-    # on a shared VM, so a best-of-two ranks the proxies by luck.
+    # The latency rows instead take the median of this many rounds. Each round is one run
+    # against every proxy and the backend directly at once, round trip by round trip in a
+    # shuffled order (postern-bench latency --also/--direct): measured one after another, the
+    # tail of one proxy's 3 s run moved threefold on a shared VM and ranked the proxies by luck.
     latency_rounds: int
 
 
 FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
-             chunk=1 << 20, latency_count=20_000, latency_seconds=3, idle_sessions=8000,
+             chunk=1 << 20, latency_count=20_000, latency_seconds=12, idle_sessions=8000,
              idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000, rounds=2,
              latency_rounds=5)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
@@ -192,6 +193,10 @@ def last_json(text: str) -> dict:
     raise GeneratorError(f"no result line in generator output: {text.strip()[-300:]!r}")
 
 
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -219,18 +224,26 @@ class Bench:
     # ---------------------------------------------------------------------------- generator
 
     def gen(self, mode: str, port: int, protocol: str, tls: str, extra: tuple[str, ...],
-            timeout: float, key_default: bool = True) -> dict:
+            timeout: float) -> dict:
+        lines = self.gen_lines(mode, port, protocol, tls, extra, timeout)
+        if not lines:
+            raise GeneratorError("no result line in generator output")
+        return lines[-1]
+
+    def gen_lines(self, mode: str, port: int, protocol: str, tls: str, extra: tuple[str, ...],
+                  timeout: float) -> list[dict]:
         cmd = ["taskset", "-c", CLIENT_CPUS, self.generator, mode,
                "--connect", f"127.0.0.1:{port}", "--protocol", protocol, "--tls", tls, *extra]
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             raise GeneratorError(f"generator timed out after {timeout:.0f} s") from e
-        result = last_json(out.stdout) if "{" in out.stdout else {}
+        lines = json_lines(out.stdout)
         if out.returncode != 0:
-            why = result.get("last_error") or out.stderr.strip()[-200:] or f"exit {out.returncode}"
+            why = ((lines[-1].get("last_error") if lines else "") or out.stderr.strip()[-200:]
+                   or f"exit {out.returncode}")
             raise GeneratorError(why)
-        return result
+        return lines
 
     # ---------------------------------------------------------------------------- setup
 
@@ -284,16 +297,20 @@ class Bench:
 
     # ---------------------------------------------------------------------------- scenarios
 
-    def run_one(self, sc: Scenario, peer: P.Peer, workers: int,
-                baseline: dict | None = None) -> Cell:
-        if not peer.supports(sc.protocol, sc.tls):
-            if isinstance(peer, P.Postern) and sc.tls == "starttls":
-                return Cell("skipped", note="postern STARTTLS not yet available")
-            return Cell("n/a")
+    @staticmethod
+    def unsupported(sc: Scenario, peer: P.Peer) -> Cell | None:
+        if peer.supports(sc.protocol, sc.tls):
+            return None
+        if isinstance(peer, P.Postern) and sc.tls == "starttls":
+            return Cell("skipped", note="postern STARTTLS not yet available")
+        return Cell("n/a")
+
+    def run_one(self, sc: Scenario, peer: P.Peer, workers: int) -> Cell:
+        if (cell := self.unsupported(sc, peer)) is not None:
+            return cell
         port = peer.ports[(sc.protocol, sc.tls)]
         pids = peer.pids()
-        timeout = 120 + 2 * max(self.scale.handshake_seconds, self.scale.throughput_seconds,
-                                self.scale.latency_seconds)
+        timeout = 120 + 2 * max(self.scale.handshake_seconds, self.scale.throughput_seconds)
         cpu0 = P.cpu_seconds(pids)
         try:
             r = self.gen(sc.kind, port, sc.protocol, sc.tls, sc.args, timeout)
@@ -314,15 +331,6 @@ class Bench:
             mb = r["bytes"] / 1e6
             values["mb_s"] = r["mb_per_s"]
             values["cpu_us_mb"] = cpu * 1e6 / mb if mb else 0.0
-        elif sc.kind == "latency":
-            direct = baseline if baseline is not None else self.direct
-            for p in ("p50", "p99", "p999"):
-                values[p] = r[f"{p}_us"] - direct.get(f"{p}_us", 0.0)
-                values[f"raw_{p}"] = r[f"{p}_us"]
-            # What a round trip costs the proxy, whatever the scheduler did to its timing:
-            # login and warm-up included (a few hundred of 20,000).
-            trips = r.get("samples", 0) + r.get("warmup", 0)
-            values["cpu_us_rt"] = cpu * 1e6 / trips if trips else 0.0
         if r.get("errors"):
             note = (note + "; " if note else "") + f"{r['errors']} errors ({r.get('last_error')})"
         return Cell("ok", values, note, r)
@@ -385,16 +393,54 @@ class Bench:
                 proc.wait()
             peer.stop()
 
-    def direct_latency(self) -> dict:
-        """NOOP round trips against the backend fixture itself, in plaintext: the baseline a
-        latency round subtracts. Every baseline is kept; the table shows their median."""
-        r = self.gen("latency", self.backend["imap"], "imap", "none",
-                     ("--count", str(self.scale.latency_count),
-                      "--duration", str(self.scale.latency_seconds)), timeout=120)
-        self.directs.append(r)
+    def run_latency_round(self, sc: Scenario, live: list[P.Peer]) -> dict[str, Cell]:
+        """One latency round: a single generator run against every live proxy that supports
+        the scenario and against the backend fixture directly (plaintext), interleaved round
+        trip by round trip in a shuffled order. Each proxy's figures are its percentiles minus
+        the direct ones from the same run, so every figure is taken over the same moments."""
+        cells: dict[str, Cell] = {}
+        measured = []
+        for peer in live:
+            if (cell := self.unsupported(sc, peer)) is not None:
+                cells[peer.name] = cell
+            else:
+                measured.append(peer)
+        if not measured:
+            return cells
+        address = {p.name: f"127.0.0.1:{p.ports[(sc.protocol, sc.tls)]}" for p in measured}
+        direct_address = f"127.0.0.1:{self.backend[sc.protocol]}"
+        extra = [*sc.args, "--direct", direct_address]
+        for peer in measured[1:]:
+            extra += ["--also", address[peer.name]]
+        cpu0 = {p.name: P.cpu_seconds(p.pids()) for p in measured}
+        try:
+            lines = self.gen_lines(sc.kind, measured[0].ports[(sc.protocol, sc.tls)],
+                                   sc.protocol, sc.tls, tuple(extra),
+                                   timeout=120 + 2 * self.scale.latency_seconds)
+        except GeneratorError as e:
+            return cells | {p.name: Cell("failed", note=str(e)) for p in measured}
+        by_address = {line.get("connect"): line for line in lines}
+        direct = by_address.get(direct_address, {})
+        self.directs.append(direct)
         keys = ("samples", "p50_us", "p99_us", "p999_us")
         self.direct = {k: statistics.median(d.get(k, 0.0) for d in self.directs) for k in keys}
-        return r
+        for peer in measured:
+            r = by_address.get(address[peer.name])
+            if r is None or not r.get("samples"):
+                cells[peer.name] = Cell("failed", note="no round trips measured")
+                continue
+            values = {}
+            for p in ("p50", "p99", "p999"):
+                values[p] = r[f"{p}_us"] - direct.get(f"{p}_us", 0.0)
+                values[f"raw_{p}"] = r[f"{p}_us"]
+            # What a round trip costs the proxy, whatever the scheduler did to its timing:
+            # login and warm-up included (a few hundred of thousands).
+            trips = r.get("samples", 0) + r.get("warmup", 0)
+            cpu = P.cpu_seconds(peer.pids()) - cpu0[peer.name]
+            values["cpu_us_rt"] = cpu * 1e6 / trips if trips else 0.0
+            note = f"{r['errors']} errors ({r.get('last_error')})" if r.get("errors") else ""
+            cells[peer.name] = Cell("ok", values, note, r)
+        return cells
 
     def run_phase(self, workers: int, scs: list[Scenario]) -> None:
         live = []
@@ -420,15 +466,12 @@ class Bench:
                         runs.setdefault((sc.key, peer.name), []).append(cell)
                         self.progress(sc, workers, peer, cell)
             latency = [sc for sc in scs if sc.kind == "latency" and workers in sc.workers]
-            for round_ in range(self.scale.latency_rounds if latency else 0):
-                # Each round starts with a different proxy, so none always runs first.
-                order = live[round_ % len(live):] + live[:round_ % len(live)] if live else []
+            for _round in range(self.scale.latency_rounds if latency else 0):
                 for sc in latency:
-                    baseline = self.direct_latency()
-                    for peer in order:
-                        cell = self.run_one(sc, peer, workers, baseline)
-                        runs.setdefault((sc.key, peer.name), []).append(cell)
-                        self.progress(sc, workers, peer, cell)
+                    cells = self.run_latency_round(sc, live)
+                    for peer in live:
+                        runs.setdefault((sc.key, peer.name), []).append(cells[peer.name])
+                        self.progress(sc, workers, peer, cells[peer.name])
             kinds = {sc.key: sc.kind for sc in scs}
             for (key, name), cells in runs.items():
                 self.cells[(key, workers, name)] = merge_runs(kinds[key], cells)
@@ -502,7 +545,6 @@ class Bench:
             print(f"postern bench ({'quick' if self.quick else 'full'}) in {self.tmp}", flush=True)
             pki = P.make_pki(self.tmp / "pki")
             backend = self.backend = self.start_backend()
-            self.direct_latency()
             self.make_peers(pki, backend)
             self.probe_postern()
             self.run_phase(1, scs)
@@ -537,7 +579,7 @@ class Bench:
             failures.append(f"openssl speed gave no figure for {', '.join(missing)}")
         if not self.floor:
             failures.append(f"TLS memory floor gave no figure: {self.floor_error}")
-        if not self.direct.get("samples"):
+        if any(sc.kind == "latency" for sc in scs) and not self.direct.get("samples"):
             failures.append("direct latency baseline gave no samples")
         for f in failures:
             print(f"FAILED: {f}", file=sys.stderr)

@@ -1,10 +1,10 @@
-// postern-bench: the benchmark's load generator. One scenario per run, against one address,
-// speaking IMAP, POP3 or SMTP in plaintext, implicit TLS or STARTTLS; prints JSON lines
-// (scenarios.hpp). scripts/bench drives it; tests/bench/README.md explains the figures.
+// postern-bench: the benchmark's load generator. One scenario per run, against one address
+// (latency: several, interleaved round trip by round trip), speaking IMAP, POP3 or SMTP in
+// plaintext, implicit TLS or STARTTLS; prints JSON lines (scenarios.hpp). scripts/bench drives it; tests/bench/README.md explains the figures.
 //
 //   postern-bench handshake  --connect 127.0.0.1:10993 --key ecdsa [--resume]
 //   postern-bench throughput --connect 127.0.0.1:10993 --sessions 64
-//   postern-bench latency    --connect 127.0.0.1:10993
+//   postern-bench latency    --connect 127.0.0.1:10993 [--also 127.0.0.1:11993 --direct ...]
 //   postern-bench idle       --connect 127.0.0.1:10993 --sessions 8000 [--login]
 
 #include "tests/bench/scenarios.hpp"
@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <string>
 #include <sys/resource.h>
+#include <vector>
 
 namespace {
 
@@ -61,40 +62,34 @@ KeyPreference key_preference(const std::string& key) {
     return key == "rsa" ? KeyPreference::Rsa : KeyPreference::Any;
 }
 
-std::optional<Target> make_target(const Common& c, std::string& error) {
-    Target t;
-    t.protocol = c.protocol == "pop3"   ? Protocol::Pop3
-                 : c.protocol == "smtp" ? Protocol::Smtp
-                                        : Protocol::Imap;
-    t.tls = c.tls == "none"       ? TlsMode::None
-            : c.tls == "starttls" ? TlsMode::StartTls
-                                  : TlsMode::Implicit;
-    t.sni = c.sni;
+// Fills t.address from HOST:PORT or [V6]:PORT; `option` names the flag in errors.
+bool parse_address(const std::string& text, const char* option, Target& t, std::string& error) {
     std::string host;
     std::string port;
-    if (!c.connect.empty() && c.connect.front() == '[') {
-        const auto close = c.connect.find("]:");
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find("]:");
         if (close == std::string::npos) {
-            error = "--connect: expected [V6]:PORT";
-            return std::nullopt;
+            error = std::string(option) + ": expected [V6]:PORT";
+            return false;
         }
-        host = c.connect.substr(1, close - 1);
-        port = c.connect.substr(close + 2);
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
     } else {
-        const auto colon = c.connect.rfind(':');
+        const auto colon = text.rfind(':');
         if (colon == std::string::npos) {
-            error = "--connect: expected HOST:PORT";
-            return std::nullopt;
+            error = std::string(option) + ": expected HOST:PORT";
+            return false;
         }
-        host = c.connect.substr(0, colon);
-        port = c.connect.substr(colon + 1);
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
     }
     std::uint16_t p = 0;
     const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
     if (ec != std::errc{} || end != port.data() + port.size() || p == 0) {
-        error = "--connect: bad port " + port;
-        return std::nullopt;
+        error = std::string(option) + ": bad port " + port;
+        return false;
     }
+    t.address = {};
     auto* v4 = reinterpret_cast<sockaddr_in*>(&t.address);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&t.address);
     if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
@@ -106,7 +101,23 @@ std::optional<Target> make_target(const Common& c, std::string& error) {
         v6->sin6_port = htons(p);
         t.address_length = sizeof(sockaddr_in6);
     } else {
-        error = "--connect: not an IP address: " + host;
+        error = std::string(option) + ": not an IP address: " + host;
+        return false;
+    }
+    t.name = text;
+    return true;
+}
+
+std::optional<Target> make_target(const Common& c, std::string& error) {
+    Target t;
+    t.protocol = c.protocol == "pop3"   ? Protocol::Pop3
+                 : c.protocol == "smtp" ? Protocol::Smtp
+                                        : Protocol::Imap;
+    t.tls = c.tls == "none"       ? TlsMode::None
+            : c.tls == "starttls" ? TlsMode::StartTls
+                                  : TlsMode::Implicit;
+    t.sni = c.sni;
+    if (!parse_address(c.connect, "--connect", t, error)) {
         return std::nullopt;
     }
     return t;
@@ -155,6 +166,13 @@ int main(int argc, char** argv) {
     latency->add_option("--count", lat.count, "round trips measured");
     latency->add_option("--warmup", lat.warmup, "round trips first, not measured");
     latency->add_option("--duration", lat.seconds, "stop after this (s)");
+    std::vector<std::string> also;
+    std::string direct;
+    latency->add_option("--also", also,
+                        "another proxy, same protocol and TLS: measured interleaved with "
+                        "--connect (repeatable)");
+    latency->add_option("--direct", direct,
+                        "the backend itself, in plaintext: measured interleaved as well");
 
     auto* idler = app.add_subcommand("idle", "open sessions, then hold them silent");
     add_common(*idler, common);
@@ -203,7 +221,28 @@ int main(int argc, char** argv) {
         return run_throughput(*target, tp);
     }
     if (latency->parsed()) {
-        return run_latency(*target, lat);
+        const auto bad_target = [&error] {
+            (void)std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
+            return 1;
+        };
+        std::vector<Target> targets{*target};
+        for (const std::string& address : also) {
+            Target t = *target;
+            if (!parse_address(address, "--also", t, error)) {
+                return bad_target();
+            }
+            targets.push_back(t);
+        }
+        if (!direct.empty()) {
+            Target t = *target;
+            t.tls = TlsMode::None;
+            t.tls_context = nullptr;
+            if (!parse_address(direct, "--direct", t, error)) {
+                return bad_target();
+            }
+            targets.push_back(t);
+        }
+        return run_latency(targets, lat);
     }
     return run_idle(*target, idle);
 }

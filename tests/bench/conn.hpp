@@ -45,6 +45,7 @@ struct Target {
     SSL_CTX* tls_context = nullptr;  // client context (tls_client.hpp); unused for TlsMode::None
     std::string sni;                 // empty: no server_name extension
     bool login = false;              // run append_login() after connecting
+    std::string name;                // as given on the command line, for reports
 };
 
 class Conn {

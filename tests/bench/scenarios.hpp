@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 namespace postern::bench {
 
@@ -33,9 +34,9 @@ struct ThroughputOptions {
 };
 
 struct LatencyOptions {
-    std::size_t sessions = 1;  // each with one NOOP in flight
-    std::uint64_t count = 20'000;
-    std::uint64_t warmup = 200;  // round trips not counted
+    std::size_t sessions = 1;      // each with one NOOP in flight (one target only)
+    std::uint64_t count = 20'000;  // round trips measured, per target
+    std::uint64_t warmup = 200;    // round trips not counted, per target
     double seconds = 5;
 };
 
@@ -49,7 +50,9 @@ struct IdleOptions {
 // 1 when it did not, 2 when it hit its time limit. `sessions` is needed for resumption only.
 int run_handshake(const Target& target, SessionStore* sessions, const HandshakeOptions& options);
 int run_throughput(const Target& target, const ThroughputOptions& options);
-int run_latency(const Target& target, const LatencyOptions& options);
+// The first target is --connect; with more than one, they are measured interleaved and each
+// gets its own JSON line (with "connect").
+int run_latency(const std::vector<Target>& targets, const LatencyOptions& options);
 int run_idle(const Target& target, const IdleOptions& options);
 
 }  // namespace postern::bench

@@ -171,8 +171,8 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         "",
         f"Run: {when}, {mode}, {elapsed / 60:.1f} minutes; each figure except the idle ones "
         f"is the best of {bench.scale.rounds} run(s) made minutes apart, and each latency "
-        f"figure the median of {bench.scale.latency_rounds} round(s), each against the "
-        "backend measured just before. **Figures vary between "
+        f"figure the median of {bench.scale.latency_rounds} round(s), each measuring every "
+        "proxy and the backend interleaved, round trip by round trip. **Figures vary between "
         "runs (10 % and more on a shared VM); compare the ratios, not the absolute numbers.** "
         "How to read this table: [tests/bench/README.md](../README.md).",
         "",
@@ -196,12 +196,16 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         "same). Proxy CPU is user + system time from /proc over the run, divided by the work "
         "done; memory is VmRSS from /proc, after minus before, divided by the sessions held.",
         "",
-        f"Backend fixture directly (plaintext, no proxy), NOOP round trip (median of "
-        f"{len(bench.directs)} run(s)): p50 "
-        f"{fmt(d.get('p50_us', 0))} µs, p99 {fmt(d.get('p99_us', 0))} µs, p99.9 "
-        f"{fmt(d.get('p999_us', 0))} µs. The latency rows show what each proxy adds to these.",
-        "",
     ]
+    if bench.directs:
+        out += [
+            f"Backend fixture directly (plaintext, no proxy), NOOP round trip, measured "
+            f"interleaved with the proxies (median of {len(bench.directs)} round(s)): p50 "
+            f"{fmt(d.get('p50_us', 0))} µs, p99 {fmt(d.get('p99_us', 0))} µs, p99.9 "
+            f"{fmt(d.get('p999_us', 0))} µs. The latency rows show what each proxy adds to "
+            "these.",
+            "",
+        ]
     notes: list[str] = []
     for workers in (1, 2):
         out += [f"## {workers} worker{'s' if workers > 1 else ''}", ""]
