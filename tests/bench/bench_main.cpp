@@ -1,6 +1,7 @@
 // postern-bench: the benchmark's load generator. One scenario per run, against one address
 // (latency: several, interleaved round trip by round trip), speaking IMAP, POP3 or SMTP in
-// plaintext, implicit TLS or STARTTLS; prints JSON lines (scenarios.hpp). scripts/bench drives it; tests/bench/README.md explains the figures.
+// plaintext, implicit TLS or STARTTLS; prints JSON lines (scenarios.hpp). scripts/bench drives
+// it; tests/bench/README.md explains the figures.
 //
 //   postern-bench handshake  --connect 127.0.0.1:10993 --key ecdsa [--resume]
 //   postern-bench throughput --connect 127.0.0.1:10993 --sessions 64
