@@ -85,6 +85,9 @@ int run(const conf::Config& loaded) {
     const auto ticket_keys = std::make_shared<tls::TicketKeys>();
     // Every worker binds every listener; with more than one, SO_REUSEPORT lets the kernel
     // spread new connections across them.
+    // The kernel's spread is a hash, so the workers then even out their session counts
+    // (proxy/balancer.hpp). Declared first: workers point at it until they are gone.
+    Balancer balancer{count};
     std::vector<std::unique_ptr<Worker>> workers;
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
@@ -92,6 +95,10 @@ int run(const conf::Config& loaded) {
         if (!worker) {
             spdlog::error("{}", error);
             return 1;
+        }
+        if (count > 1) {
+            balancer.attach(i, *worker);
+            worker->balance_with(balancer, i);
         }
         workers.push_back(std::move(worker));
     }
@@ -121,10 +128,18 @@ int run(const conf::Config& loaded) {
         }
     }  // joins the other workers' threads; from here every loop is stopped
     std::size_t open = 0;
+    std::string per_worker;
     for (auto& worker : workers) {
         open += worker->session_count();
+        per_worker.append(per_worker.empty() ? " (per worker: " : ", ")
+            .append(std::to_string(worker->session_count()));
     }
-    spdlog::info("stopping on signal {}: closing {} session(s)", stop.signal, open);
+    if (workers.size() > 1) {
+        per_worker.append(")");
+    } else {
+        per_worker.clear();
+    }
+    spdlog::info("stopping on signal {}: closing {} session(s){}", stop.signal, open, per_worker);
     for (auto& worker : workers) {
         worker->stop_accepting();
         worker->close_all_sessions();

@@ -49,11 +49,22 @@ void retry_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
 
 void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept;
 
+void inbox_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
+    try {
+        static_cast<Worker*>(arg)->on_inbox();
+    } catch (const std::exception& e) {
+        spdlog::error("taking over a connection: {}", e.what());
+    } catch (...) {
+        spdlog::error("taking over a connection: unknown exception");
+    }
+}
+
 }  // namespace
 
 Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
     : base_(std::move(base)), certs_(std::move(certs)) {
     reaper_.reset(event_new(base_.get(), -1, 0, &reap_cb, this));
+    inbox_event_.reset(event_new(base_.get(), -1, 0, &inbox_cb, this));
 }
 
 Worker::~Worker() {
@@ -75,6 +86,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
     for (const auto& spec : config.listeners) {
         auto ctx = std::make_unique<ListenerContext>();
         ctx->worker = worker.get();
+        ctx->index = worker->listeners_.size();
         ctx->spec = spec;
         ctx->name = spec.listen.to_string();
         const conf::BackendSpec* backend = config.find_backend(spec.backend);
@@ -137,9 +149,50 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
 }
 
 void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) {
-    auto session = std::make_unique<Session>(listener, fd, to_string(peer));
-    Session* raw = session.get();
-    sessions_.emplace(raw, std::move(session));
+    std::string address = to_string(peer);
+    if (balancer_ != nullptr) {
+        const std::size_t to = balancer_->place(index_);
+        if (to != index_) {
+            spdlog::debug("{}: connection from {} handed over from worker {} to worker {}",
+                          listener.name, address, index_ + 1, to + 1);
+            balancer_->worker(to).deliver(UniqueFd{fd}, listener.index, std::move(address));
+            return;
+        }
+    }
+    adopt(listener, fd, std::move(address));
+}
+
+void Worker::deliver(UniqueFd fd, std::size_t listener, std::string client_address) {
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        inbox_.push_back({std::move(fd), listener, std::move(client_address)});
+    }
+    event_active(inbox_event_.get(), 0, 0);  // wakes this worker's loop (libevent threads)
+}
+
+void Worker::on_inbox() {
+    std::vector<Delivered> arrived;
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        arrived.swap(inbox_);
+    }
+    for (Delivered& d : arrived) {
+        adopt(*listeners_[d.listener], d.fd.release(), std::move(d.client_address));
+    }
+}
+
+void Worker::adopt(ListenerContext& listener, int fd, std::string client_address) {
+    Session* raw = nullptr;
+    try {
+        auto session = std::make_unique<Session>(listener, fd, std::move(client_address));
+        raw = session.get();
+        sessions_.emplace(raw, std::move(session));
+    } catch (...) {
+        if (balancer_ != nullptr) {
+            balancer_->release(index_);  // counted by place(), never to be reaped
+        }
+        throw;
+    }
     raw->start();
 }
 
@@ -160,7 +213,9 @@ void Worker::reap() {
     std::vector<Session*> dead;
     dead.swap(retired_);
     for (Session* s : dead) {
-        sessions_.erase(s);
+        if (sessions_.erase(s) == 1 && balancer_ != nullptr) {
+            balancer_->release(index_);
+        }
     }
 }
 

@@ -1,10 +1,13 @@
 #pragma once
 // A Worker is one event loop with its listening sockets and the sessions they accepted. It
 // owns every Session and destroys them only from its reaper event, never inside a session's
-// own callback. Workers share nothing mutable but the certificate-store pointer.
+// own callback. Workers share nothing mutable but the certificate-store pointer and, with
+// several workers, the Balancer's session counts and each worker's inbox of handed-over
+// sockets (proxy/balancer.hpp).
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
+#include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
@@ -14,6 +17,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +30,7 @@ class Worker;
 // Everything a session needs to know about the listener that accepted it; read-only.
 struct ListenerContext {
     Worker* worker = nullptr;
+    std::size_t index = 0;  // the same listener has the same index in every worker
     conf::ListenerSpec spec;
     std::string name;  // the listen address as configured: "127.0.0.1:993"
     std::string backend_name;
@@ -61,6 +66,16 @@ public:
     // Relay buffers, shared by this loop's sessions (no locking: one loop, one thread).
     [[nodiscard]] BufferPool& buffers() noexcept { return buffers_; }
 
+    // From now on, connections this worker accepts may go to a worker holding fewer sessions.
+    void balance_with(Balancer& balancer, std::size_t index) noexcept {
+        balancer_ = &balancer;
+        index_ = index;
+    }
+    // Takes over a socket another worker accepted on listener `listener` (any thread).
+    void deliver(UniqueFd fd, std::size_t listener, std::string client_address);
+    // Starts the sockets delivered so far (from the inbox event, on this worker's thread).
+    void on_inbox();
+
     // Asks for `session` to be destroyed once the current callback has returned.
     void retire(Session* session);
     void stop_accepting();
@@ -73,6 +88,14 @@ public:
     void reap();
 
 private:
+    struct Delivered {
+        UniqueFd fd;
+        std::size_t listener = 0;
+        std::string client_address;
+    };
+
+    void adopt(ListenerContext& listener, int fd, std::string client_address);
+
     EventBasePtr base_;
     std::shared_ptr<tls::CertSource> certs_;
     BufferPool buffers_;
@@ -81,6 +104,11 @@ private:
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
     std::vector<Session*> retired_;
     EventPtr reaper_;
+    Balancer* balancer_ = nullptr;
+    std::size_t index_ = 0;
+    std::mutex inbox_mutex_;
+    std::vector<Delivered> inbox_;  // guarded by inbox_mutex_
+    EventPtr inbox_event_;
 };
 
 }  // namespace postern::proxy

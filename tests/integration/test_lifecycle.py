@@ -1,5 +1,6 @@
 """Process lifecycle: SIGTERM stops postern promptly with exit code 0 (idle, and with a session
-open), and `postern run` refuses a broken config without listening."""
+open), `postern run` refuses a broken config without listening, and several workers share the
+sessions evenly."""
 
 import signal
 import socket
@@ -56,6 +57,38 @@ class Lifecycle(IntegrationCase):
         finally:
             silent.close()
             m.sock.close()
+
+    def test_two_workers_even_out_their_sessions(self):
+        """The kernel hashes connections onto the workers' SO_REUSEPORT sockets: 400 of them
+        split within 1 of even about one time in eight. postern hands a new connection to the
+        worker holding fewer sessions, so the split is even and every session is served."""
+        p = self.own_for_test(Postern(self.workdir_for_test() / "postern", self.pki,
+                                      log_level="debug"))
+        p.server["workers"] = 2
+        p.backend("imap", self.dovecot.imap_address)
+        # A STARTTLS listener greets by itself: no backend connection before TLS.
+        p.listener("imap", "imap", "imap", tls="starttls")
+        p.start()
+        count = 400
+        clients = []
+        try:
+            for _ in range(count):
+                c = LineClient(socket.create_connection((LOCALHOST, p.port("imap")), 5))
+                clients.append(c)
+                self.assertTrue(c.readline().startswith("* OK"), c.transcript)
+            for i, c in enumerate(clients[-8:]):  # a few answer a command too
+                self.assertEqual(c.imap(f"a{i}", "NOOP")[-1].split()[1], "OK", c.transcript)
+            handed = p.text().count("handed over from worker")
+            code, _ = self.sigterm(p, 10)
+            self.assertEqual(code, 0)
+            m = p.wait_log(r"closing (\d+) session\(s\) \(per worker: (\d+), (\d+)\)")
+            total, first, second = map(int, m.groups())
+            self.assertEqual(total, count, m.group(0))
+            self.assertLessEqual(abs(first - second), 2, m.group(0))
+            self.assertGreater(handed, 0, "no connection was handed to the other worker")
+        finally:
+            for c in clients:
+                c.sock.close()
 
     def test_run_with_broken_config_exits_1(self):
         require_postern()
