@@ -43,7 +43,8 @@ class Scale:
 
     handshake_seconds: float
     handshake_concurrency: int
-    throughput_seconds: float
+    throughput_seconds: float  # per proxy, in slices of throughput_slice
+    throughput_slice: float
     chunk: int
     latency_count: int
     latency_seconds: float
@@ -61,10 +62,12 @@ class Scale:
 
 
 FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
+             throughput_slice=0.5,
              chunk=1 << 20, latency_count=20_000, latency_seconds=12, idle_sessions=8000,
              idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000, rounds=2,
              latency_rounds=5)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
+              throughput_slice=0.1,
               chunk=64 << 10, latency_count=200, latency_seconds=1, idle_sessions=40,
               idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200, rounds=1,
               latency_rounds=1)
@@ -84,7 +87,8 @@ class Scenario:
 def scenarios(scale: Scale) -> list[Scenario]:
     hs = ("--concurrency", str(scale.handshake_concurrency),
           "--duration", str(scale.handshake_seconds))
-    tp = ("--chunk", str(scale.chunk), "--duration", str(scale.throughput_seconds))
+    tp = ("--chunk", str(scale.chunk), "--duration", str(scale.throughput_seconds),
+          "--slice", str(scale.throughput_slice))
     lat = ("--count", str(scale.latency_count), "--duration", str(scale.latency_seconds))
     return [
         Scenario("hs-imap-ecdsa", "handshake", "imap", "implicit",
@@ -305,12 +309,14 @@ class Bench:
             return Cell("skipped", note="postern STARTTLS not yet available")
         return Cell("n/a")
 
-    def run_one(self, sc: Scenario, peer: P.Peer, workers: int) -> Cell:
+    def run_handshakes(self, sc: Scenario, peer: P.Peer) -> Cell:
+        """A handshake scenario against one proxy (a per-target ticket store and a client that
+        caps the rate make interleaving these worth little)."""
         if (cell := self.unsupported(sc, peer)) is not None:
             return cell
         port = peer.ports[(sc.protocol, sc.tls)]
         pids = peer.pids()
-        timeout = 120 + 2 * max(self.scale.handshake_seconds, self.scale.throughput_seconds)
+        timeout = 120 + 2 * self.scale.handshake_seconds
         cpu0 = P.cpu_seconds(pids)
         try:
             r = self.gen(sc.kind, port, sc.protocol, sc.tls, sc.args, timeout)
@@ -319,18 +325,13 @@ class Bench:
         cpu = P.cpu_seconds(pids) - cpu0
         values: dict[str, float] = {}
         note = ""
-        if sc.kind == "handshake":
-            n = r["completed"]
-            values["rate"] = r["rate"]
-            values["cpu_us"] = cpu * 1e6 / n if n else 0.0
-            if "--resume" in sc.args:
-                values["resumed_pct"] = 100.0 * r["resumed"] / n if n else 0.0
-                if n and r["resumed"] < 0.9 * n:
-                    note = f"only {r['resumed']} of {n} handshakes resumed"
-        elif sc.kind == "throughput":
-            mb = r["bytes"] / 1e6
-            values["mb_s"] = r["mb_per_s"]
-            values["cpu_us_mb"] = cpu * 1e6 / mb if mb else 0.0
+        n = r["completed"]
+        values["rate"] = r["rate"]
+        values["cpu_us"] = cpu * 1e6 / n if n else 0.0
+        if "--resume" in sc.args:
+            values["resumed_pct"] = 100.0 * r["resumed"] / n if n else 0.0
+            if n and r["resumed"] < 0.9 * n:
+                note = f"only {r['resumed']} of {n} handshakes resumed"
         if r.get("errors"):
             note = (note + "; " if note else "") + f"{r['errors']} errors ({r.get('last_error')})"
         return Cell("ok", values, note, r)
@@ -393,11 +394,13 @@ class Bench:
                 proc.wait()
             peer.stop()
 
-    def run_latency_round(self, sc: Scenario, live: list[P.Peer]) -> dict[str, Cell]:
-        """One latency round: a single generator run against every live proxy that supports
-        the scenario and against the backend fixture directly (plaintext), interleaved round
-        trip by round trip in a shuffled order. Each proxy's figures are its percentiles minus
-        the direct ones from the same run, so every figure is taken over the same moments."""
+    def run_together(self, sc: Scenario, live: list[P.Peer]) -> dict[str, Cell]:
+        """One run of a throughput or latency scenario against every live proxy that supports
+        it, in a single generator run that interleaves them (postern-bench --also): throughput
+        loads each in turn, half a second at a time; latency sends each NOOP to the next one,
+        and to the backend fixture directly (plaintext), in a shuffled order. Every figure is
+        then taken over the same moments; latency figures are the proxy's percentiles minus the
+        direct ones from the same run."""
         cells: dict[str, Cell] = {}
         measured = []
         for peer in live:
@@ -409,35 +412,52 @@ class Bench:
             return cells
         address = {p.name: f"127.0.0.1:{p.ports[(sc.protocol, sc.tls)]}" for p in measured}
         direct_address = f"127.0.0.1:{self.backend[sc.protocol]}"
-        extra = [*sc.args, "--direct", direct_address]
+        extra = list(sc.args)
         for peer in measured[1:]:
             extra += ["--also", address[peer.name]]
+        seconds = self.scale.throughput_seconds
+        if sc.kind == "latency":
+            extra += ["--direct", direct_address]
+            seconds = self.scale.latency_seconds
         cpu0 = {p.name: P.cpu_seconds(p.pids()) for p in measured}
         try:
             lines = self.gen_lines(sc.kind, measured[0].ports[(sc.protocol, sc.tls)],
                                    sc.protocol, sc.tls, tuple(extra),
-                                   timeout=120 + 2 * self.scale.latency_seconds)
+                                   timeout=120 + 2 * seconds * len(measured))
         except GeneratorError as e:
             return cells | {p.name: Cell("failed", note=str(e)) for p in measured}
         by_address = {line.get("connect"): line for line in lines}
         direct = by_address.get(direct_address, {})
-        self.directs.append(direct)
-        keys = ("samples", "p50_us", "p99_us", "p999_us")
-        self.direct = {k: statistics.median(d.get(k, 0.0) for d in self.directs) for k in keys}
+        if sc.kind == "latency":
+            self.directs.append(direct)
+            keys = ("samples", "p50_us", "p99_us", "p999_us")
+            self.direct = {k: statistics.median(d.get(k, 0.0) for d in self.directs)
+                           for k in keys}
         for peer in measured:
             r = by_address.get(address[peer.name])
-            if r is None or not r.get("samples"):
-                cells[peer.name] = Cell("failed", note="no round trips measured")
+            if r is None:
+                cells[peer.name] = Cell("failed", note="no figures for this proxy")
                 continue
-            values = {}
-            for p in ("p50", "p99", "p999"):
-                values[p] = r[f"{p}_us"] - direct.get(f"{p}_us", 0.0)
-                values[f"raw_{p}"] = r[f"{p}_us"]
-            # What a round trip costs the proxy, whatever the scheduler did to its timing:
-            # login and warm-up included (a few hundred of thousands).
-            trips = r.get("samples", 0) + r.get("warmup", 0)
             cpu = P.cpu_seconds(peer.pids()) - cpu0[peer.name]
-            values["cpu_us_rt"] = cpu * 1e6 / trips if trips else 0.0
+            values = {}
+            if sc.kind == "throughput":
+                mb = r.get("bytes", 0) / 1e6
+                values["mb_s"] = r.get("mb_per_s", 0.0)
+                values["cpu_us_mb"] = cpu * 1e6 / mb if mb else 0.0
+                if not mb:
+                    cells[peer.name] = Cell("failed", note="no payload moved")
+                    continue
+            else:
+                if not r.get("samples"):
+                    cells[peer.name] = Cell("failed", note="no round trips measured")
+                    continue
+                for p in ("p50", "p99", "p999"):
+                    values[p] = r[f"{p}_us"] - direct.get(f"{p}_us", 0.0)
+                    values[f"raw_{p}"] = r[f"{p}_us"]
+                # What a round trip costs the proxy, whatever the scheduler did to its timing:
+                # login and warm-up included (a few hundred of thousands).
+                trips = r.get("samples", 0) + r.get("warmup", 0)
+                values["cpu_us_rt"] = cpu * 1e6 / trips if trips else 0.0
             note = f"{r['errors']} errors ({r.get('last_error')})" if r.get("errors") else ""
             cells[peer.name] = Cell("ok", values, note, r)
         return cells
@@ -461,14 +481,17 @@ class Bench:
                 for sc in scs:
                     if sc.kind in ("idle", "latency") or workers not in sc.workers:
                         continue
+                    if sc.kind == "throughput":
+                        cells = self.run_together(sc, live)
+                    else:
+                        cells = {peer.name: self.run_handshakes(sc, peer) for peer in live}
                     for peer in live:
-                        cell = self.run_one(sc, peer, workers)
-                        runs.setdefault((sc.key, peer.name), []).append(cell)
-                        self.progress(sc, workers, peer, cell)
+                        runs.setdefault((sc.key, peer.name), []).append(cells[peer.name])
+                        self.progress(sc, workers, peer, cells[peer.name])
             latency = [sc for sc in scs if sc.kind == "latency" and workers in sc.workers]
             for _round in range(self.scale.latency_rounds if latency else 0):
                 for sc in latency:
-                    cells = self.run_latency_round(sc, live)
+                    cells = self.run_together(sc, live)
                     for peer in live:
                         runs.setdefault((sc.key, peer.name), []).append(cells[peer.name])
                         self.progress(sc, workers, peer, cells[peer.name])

@@ -1,10 +1,10 @@
 // postern-bench: the benchmark's load generator. One scenario per run, against one address
-// (latency: several, interleaved round trip by round trip), speaking IMAP, POP3 or SMTP in
+// (throughput and latency: several, interleaved), speaking IMAP, POP3 or SMTP in
 // plaintext, implicit TLS or STARTTLS; prints JSON lines (scenarios.hpp). scripts/bench drives
 // it; tests/bench/README.md explains the figures.
 //
 //   postern-bench handshake  --connect 127.0.0.1:10993 --key ecdsa [--resume]
-//   postern-bench throughput --connect 127.0.0.1:10993 --sessions 64
+//   postern-bench throughput --connect 127.0.0.1:10993 --sessions 64 [--also 127.0.0.1:20993]
 //   postern-bench latency    --connect 127.0.0.1:10993 [--also 127.0.0.1:11993 --direct ...]
 //   postern-bench idle       --connect 127.0.0.1:10993 --sessions 8000 [--login]
 
@@ -15,11 +15,11 @@
 
 #include <arpa/inet.h>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <netinet/in.h>
 #include <optional>
-#include <signal.h>
 #include <string>
 #include <sys/resource.h>
 #include <vector>
@@ -124,6 +124,30 @@ std::optional<Target> make_target(const Common& c, std::string& error) {
     return t;
 }
 
+// --connect, then each --also (same protocol and TLS), then --direct (the backend, plaintext).
+std::optional<std::vector<Target>> target_list(const Target& first,
+                                               const std::vector<std::string>& also,
+                                               const std::string& direct, std::string& error) {
+    std::vector<Target> targets{first};
+    for (const std::string& address : also) {
+        Target t = first;
+        if (!parse_address(address, "--also", t, error)) {
+            return std::nullopt;
+        }
+        targets.push_back(t);
+    }
+    if (!direct.empty()) {
+        Target t = first;
+        t.tls = TlsMode::None;
+        t.tls_context = nullptr;
+        if (!parse_address(direct, "--direct", t, error)) {
+            return std::nullopt;
+        }
+        targets.push_back(t);
+    }
+    return targets;
+}
+
 // Thousands of sessions need thousands of descriptors: use the hard limit.
 void raise_open_files() {
     rlimit lim{};
@@ -133,9 +157,7 @@ void raise_open_files() {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     CLI::App app{"postern-bench: load generator for the postern benchmark (tests/bench)"};
     app.require_subcommand(1);
 
@@ -158,8 +180,15 @@ int main(int argc, char** argv) {
     throughput->add_option("--sessions", tp.sessions, "sessions in parallel");
     throughput->add_option("--chunk", tp.chunk, "payload bytes per request");
     throughput->add_option("--depth", tp.depth, "requests in flight per session");
-    throughput->add_option("--duration", tp.seconds, "stop asking after this (s)");
+    throughput->add_option("--duration", tp.seconds, "stop asking after this (s), per target");
     throughput->add_option("--max-bytes", tp.max_bytes, "stop asking after this much payload");
+    std::vector<std::string> also;
+    throughput->add_option("--also", also,
+                           "another proxy, same protocol and TLS: loaded in turn with --connect, "
+                           "a slice at a time (repeatable)");
+    throughput
+        ->add_option("--slice", tp.slice, "with --also: how long each is loaded at a time (s)")
+        ->check(CLI::PositiveNumber);
 
     auto* latency = app.add_subcommand("latency", "NOOP round trips through logged-in sessions");
     add_common(*latency, common);
@@ -167,7 +196,6 @@ int main(int argc, char** argv) {
     latency->add_option("--count", lat.count, "round trips measured");
     latency->add_option("--warmup", lat.warmup, "round trips first, not measured");
     latency->add_option("--duration", lat.seconds, "stop after this (s)");
-    std::vector<std::string> also;
     std::string direct;
     latency->add_option("--also", also,
                         "another proxy, same protocol and TLS: measured interleaved with "
@@ -184,14 +212,14 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
 
-    (void)::signal(SIGPIPE, SIG_IGN);
+    (void)std::signal(SIGPIPE, SIG_IGN);
     raise_open_files();
     Conn::set_timeout(std::chrono::milliseconds(static_cast<long>(common.timeout * 1000)));
 
     std::string error;
     auto target = make_target(common, error);
     if (!target) {
-        std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
+        (void)std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
         return 1;
     }
     const bool needs_login =
@@ -209,7 +237,7 @@ int main(int argc, char** argv) {
         ctx =
             make_client_context(tls, handshake->parsed() && hs.resume ? &sessions : nullptr, error);
         if (!ctx) {
-            std::fprintf(stderr, "postern-bench: TLS client context: %s\n", error.c_str());
+            (void)std::fprintf(stderr, "postern-bench: TLS client context: %s\n", error.c_str());
             return 1;
         }
         target->tls_context = ctx.get();
@@ -218,32 +246,26 @@ int main(int argc, char** argv) {
     if (handshake->parsed()) {
         return run_handshake(*target, &sessions, hs);
     }
-    if (throughput->parsed()) {
-        return run_throughput(*target, tp);
-    }
-    if (latency->parsed()) {
-        const auto bad_target = [&error] {
+    if (throughput->parsed() || latency->parsed()) {
+        const auto targets = target_list(*target, also, direct, error);
+        if (!targets) {
             (void)std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
             return 1;
-        };
-        std::vector<Target> targets{*target};
-        for (const std::string& address : also) {
-            Target t = *target;
-            if (!parse_address(address, "--also", t, error)) {
-                return bad_target();
-            }
-            targets.push_back(t);
         }
-        if (!direct.empty()) {
-            Target t = *target;
-            t.tls = TlsMode::None;
-            t.tls_context = nullptr;
-            if (!parse_address(direct, "--direct", t, error)) {
-                return bad_target();
-            }
-            targets.push_back(t);
-        }
-        return run_latency(targets, lat);
+        return throughput->parsed() ? run_throughput(*targets, tp) : run_latency(*targets, lat);
     }
     return run_idle(*target, idle);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "postern-bench: %s\n", e.what());
+    } catch (...) {
+        (void)std::fprintf(stderr, "postern-bench: unknown error\n");
+    }
+    return 1;
 }

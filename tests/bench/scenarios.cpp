@@ -3,6 +3,8 @@
 #include "tests/bench/report.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -256,15 +258,35 @@ private:
 
 // ---------------------------------------------------------------------------------------------
 
+// One target: every session keeps `depth` requests in flight for the whole run. Several targets
+// (proxies side by side): each one's sessions are loaded in turn, one slice at a time, in a new
+// random order every cycle; a slice ends when its last reply has arrived, so each target's
+// figure is its bytes over the time it alone was loaded, and a slow moment of the machine is
+// shared out among the targets instead of falling on one.
 class ThroughputRun final : public Scenario {
 public:
-    ThroughputRun(const Target& target, const ThroughputOptions& options)
-        : Scenario(target, options.seconds + 90), options_(options) {}
+    ThroughputRun(const std::vector<Target>& targets, const ThroughputOptions& options)
+        : Scenario(targets.front(), (options.seconds * static_cast<double>(targets.size())) + 90),
+          targets_(targets),
+          options_(options),
+          per_target_(targets.size()) {
+        order_.resize(targets.size());
+        std::iota(order_.begin(), order_.end(), std::size_t{0});
+        const double slice =
+            targets.size() > 1 ? std::min(options.slice, options.seconds) : options.seconds;
+        slice_ = from_seconds(slice);
+        cycles_ = static_cast<std::size_t>(std::max(1.0, std::round(options.seconds / slice)));
+    }
 
     int run() {
-        for (std::size_t i = 0; i < options_.sessions; ++i) {
-            if (open(nullptr) == nullptr) {
-                return report(true);
+        for (std::size_t t = 0; t < targets_.size(); ++t) {
+            for (std::size_t i = 0; i < options_.sessions; ++i) {
+                Conn* conn = open(nullptr, &targets_[t]);
+                if (conn == nullptr) {
+                    return report(true);
+                }
+                index_[conn] = t;
+                per_target_[t].conns.push_back(conn);
             }
         }
         const bool finished = loop();
@@ -272,91 +294,118 @@ public:
     }
 
     void on_ready(Conn& /*conn*/) override {
-        if (++ready_ < options_.sessions) {
+        if (++ready_ < targets_.size() * options_.sessions) {
             return;
         }
-        start_ = Clock::now();
-        deadline_ = start_ + from_seconds(options_.seconds);
         measuring_ = true;
-        for_each_live([this](Conn& c) {
-            for (std::size_t i = 0; i < options_.depth; ++i) {
-                issue(c);
-            }
-        });
+        std::shuffle(order_.begin(), order_.end(), random_);
+        start_slice();
     }
 
     void on_reply(Conn& conn, std::uint64_t payload) override {
-        bytes_ += payload;
-        ++replies_;
-        if (Clock::now() < deadline_ && requested_ < options_.max_bytes) {
-            issue(conn);
-        } else if (conn.pending() == 0) {
-            session_done(conn);
+        Load& load = per_target_[index_[&conn]];
+        load.bytes += payload;
+        ++load.replies;
+        --load.pending;
+        if (Clock::now() < slice_end_ && load.requested < options_.max_bytes) {
+            issue(conn, load);
+        } else if (load.pending == 0) {
+            end_slice();
         }
     }
 
     void on_failed(Conn& conn, std::string_view why) override {
         note_error(why);
         retire(conn);
-        if (!measuring_) {
-            stop();  // a session that cannot even log in: nothing to measure
-            return;
-        }
-        if (++done_ == options_.sessions || live() == 0) {
-            end_ = Clock::now();
-            stop();
-        }
+        stop();  // a broken session: the figures would no longer compare like with like
     }
 
 private:
-    void issue(Conn& conn) {
+    struct Load {
+        std::vector<Conn*> conns;
+        std::uint64_t requested = 0;
+        std::uint64_t bytes = 0;
+        std::uint64_t replies = 0;
+        std::size_t pending = 0;
+        double seconds = 0;  // time this target was loaded
+    };
+
+    void start_slice() {
+        Load& load = per_target_[order_[position_]];
+        slice_start_ = Clock::now();
+        slice_end_ = slice_start_ + slice_;
+        for (Conn* c : load.conns) {
+            for (std::size_t i = 0; i < options_.depth; ++i) {
+                issue(*c, load);
+            }
+        }
+    }
+
+    void end_slice() {
+        Load& load = per_target_[order_[position_]];
+        load.seconds += seconds_between(slice_start_, Clock::now());
+        if (++position_ == order_.size()) {
+            position_ = 0;
+            if (++cycle_ == cycles_) {
+                stop();
+                return;
+            }
+            std::shuffle(order_.begin(), order_.end(), random_);
+        }
+        start_slice();
+    }
+
+    void issue(Conn& conn, Load& load) {
         const auto request = bulk_request(target().protocol, ++seq_, options_.chunk);
         if (!request) {
             note_error("no bulk command in this protocol");
             stop();
             return;
         }
-        requested_ += options_.chunk;
+        load.requested += options_.chunk;
+        ++load.pending;
         conn.request(*request);
     }
 
-    void session_done(Conn& conn) {
-        retire(conn);
-        if (++done_ == options_.sessions) {
-            end_ = Clock::now();
-            stop();
-        }
-    }
-
     int report(bool finished) {
-        const double secs = measuring_ ? seconds_between(start_, end_) : 0.0;
-        JsonLine line;
-        line.add("scenario", "throughput")
-            .add("sessions", static_cast<std::uint64_t>(options_.sessions))
-            .add("bytes", bytes_)
-            .add("replies", replies_)
-            .add("errors", errors_)
-            .add("seconds", secs)
-            .add("mb_per_s", secs > 0 ? static_cast<double>(bytes_) / 1e6 / secs : 0.0)
-            .add("last_error", last_error_);
-        line.print();
+        std::uint64_t total = 0;
+        for (std::size_t t = 0; t < targets_.size(); ++t) {
+            const Load& load = per_target_[t];
+            total += load.bytes;
+            JsonLine line;
+            line.add("scenario", "throughput")
+                .add("connect", targets_[t].name)
+                .add("sessions", static_cast<std::uint64_t>(options_.sessions))
+                .add("bytes", load.bytes)
+                .add("replies", load.replies)
+                .add("errors", errors_)
+                .add("seconds", load.seconds)
+                .add("mb_per_s",
+                     load.seconds > 0 ? static_cast<double>(load.bytes) / 1e6 / load.seconds : 0.0)
+                .add("last_error", last_error_);
+            line.print();
+        }
         if (!finished) {
             return 2;
         }
-        return bytes_ > 0 && errors_ == 0 ? 0 : 1;
+        return total > 0 && errors_ == 0 ? 0 : 1;
     }
 
+    std::vector<Target> targets_;
     ThroughputOptions options_;
+    std::vector<Load> per_target_;
+    std::unordered_map<Conn*, std::size_t> index_;  // which target a session talks to
+    std::vector<std::size_t> order_;                // this cycle's order
+    std::size_t position_ = 0;
+    std::size_t cycle_ = 0;
+    std::size_t cycles_ = 1;
+    Clock::duration slice_{};
+    std::minstd_rand random_{20261122};  // fixed: two runs shuffle alike
     std::size_t ready_ = 0;
-    std::size_t done_ = 0;
     bool measuring_ = false;
     std::uint64_t seq_ = 0;
-    std::uint64_t requested_ = 0;
-    std::uint64_t bytes_ = 0;
-    std::uint64_t replies_ = 0;
-    Clock::time_point start_ = Clock::now();
-    Clock::time_point end_ = start_;
-    Clock::time_point deadline_ = start_;
+    Clock::time_point slice_start_ = Clock::now();
+    Clock::time_point slice_end_ = slice_start_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -611,8 +660,8 @@ private:
     }
 
     static void stdin_cb(evutil_socket_t fd, short /*what*/, void* self) noexcept {
-        char buf[256];
-        const ssize_t n = ::read(fd, buf, sizeof(buf));
+        std::array<char, 256> buf{};
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
         if (n <= 0) {
             static_cast<IdleRun*>(self)->stop();
         }
@@ -642,8 +691,8 @@ int run_handshake(const Target& target, SessionStore* sessions, const HandshakeO
     return run.run();
 }
 
-int run_throughput(const Target& target, const ThroughputOptions& options) {
-    ThroughputRun run(target, options);
+int run_throughput(const std::vector<Target>& targets, const ThroughputOptions& options) {
+    ThroughputRun run(targets, options);
     return run.run();
 }
 

@@ -29,7 +29,8 @@ struct ThroughputOptions {
     std::size_t sessions = 1;
     std::uint64_t chunk = 1 << 20;  // payload bytes per XBULK request
     std::size_t depth = 2;          // requests in flight per session
-    double seconds = 5;
+    double seconds = 5;             // per target
+    double slice = 0.5;             // several targets: each is loaded this long at a time
     std::uint64_t max_bytes = std::numeric_limits<std::uint64_t>::max();
 };
 
@@ -49,9 +50,9 @@ struct IdleOptions {
 // Each prints its JSON line(s) and returns the exit status: 0 when the run produced numbers,
 // 1 when it did not, 2 when it hit its time limit. `sessions` is needed for resumption only.
 int run_handshake(const Target& target, SessionStore* sessions, const HandshakeOptions& options);
-int run_throughput(const Target& target, const ThroughputOptions& options);
-// The first target is --connect; with more than one, they are measured interleaved and each
-// gets its own JSON line (with "connect").
+// Throughput and latency: the first target is --connect; with more than one they are measured
+// interleaved and each gets its own JSON line (with "connect").
+int run_throughput(const std::vector<Target>& targets, const ThroughputOptions& options);
 int run_latency(const std::vector<Target>& targets, const LatencyOptions& options);
 int run_idle(const Target& target, const IdleOptions& options);
 
