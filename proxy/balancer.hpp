@@ -5,8 +5,8 @@
 // another worker holds fewer sessions hands the socket over before reading a byte of it.
 //
 // The counts are atomics, so any worker thread may place a connection; a count covers sessions
-// a worker holds and sockets on their way to it. Concurrent accepts may leave the workers one
-// or two sessions apart, never drifting further.
+// a worker holds and sockets on their way to it. Accepts at the same moment on several workers
+// may leave them a few sessions apart; the next connections even that out.
 
 #include <atomic>
 #include <cstddef>

@@ -43,13 +43,13 @@ void set_nodelay(int fd) {
 
 }  // namespace
 
-Session::Session(ListenerContext& listener, int fd, std::string client_address)
+Session::Session(ListenerContext& listener, UniqueFd fd, std::string client_address)
     : listener_(listener),
       client_address_(std::move(client_address)),
       client_(listener.worker->buffers()),
       backend_(listener.worker->buffers()) {
-    if (!client_.open(listener_.worker->base(), fd, &event_cb<Session, &Session::on_client_io>,
-                      this)) {
+    if (!client_.open(listener_.worker->base(), std::move(fd),
+                      &event_cb<Session, &Session::on_client_io>, this)) {
         end_detail_ = client_.error();
     }
 }
@@ -384,21 +384,20 @@ void Session::connect_backend() {
         return;
     }
     const auto& address = listener_.backend_address;
-    const int fd =
-        ::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    UniqueFd fd{::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+    if (fd.get() < 0) {
         end_detail_ = std::string("socket: ") + errno_text(errno);
         feed_event(protocols::Event::BackendFailed);
         return;
     }
-    if (!backend_.open(listener_.worker->base(), fd, &event_cb<Session, &Session::on_backend_io>,
-                       this)) {
+    if (!backend_.open(listener_.worker->base(), std::move(fd),
+                       &event_cb<Session, &Session::on_backend_io>, this)) {
         end_detail_ = backend_.error();
         backend_.close();
         feed_event(protocols::Event::BackendFailed);
         return;
     }
-    if (::connect(fd, address.get(), static_cast<socklen_t>(address.length)) != 0 &&
+    if (::connect(backend_.fd(), address.get(), static_cast<socklen_t>(address.length)) != 0 &&
         errno != EINPROGRESS) {
         end_detail_ = std::string("connect: ") + errno_text(errno);
         backend_.close();

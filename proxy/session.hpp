@@ -27,7 +27,7 @@ struct ListenerContext;
 
 class Session {
 public:
-    Session(ListenerContext& listener, int fd, std::string client_address);
+    Session(ListenerContext& listener, UniqueFd fd, std::string client_address);
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     Session(Session&&) = delete;

@@ -10,13 +10,13 @@
 
 namespace postern::proxy {
 
-bool Stream::open(event_base* base, int fd, event_callback_fn callback, void* arg) {
-    fd_.reset(fd);
+bool Stream::open(event_base* base, UniqueFd fd, event_callback_fn callback, void* arg) {
+    fd_ = std::move(fd);
     // EV_CLOSED (EPOLLRDHUP) reports a FIN that came with the last data, which lets a short
     // plaintext read count as "drained" (no extra recv that only says EAGAIN).
     early_close_ = (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) != 0;
     const short what = EV_READ | EV_WRITE | EV_PERSIST | EV_ET | (early_close_ ? EV_CLOSED : 0);
-    event_.reset(event_new(base, fd, what, callback, arg));
+    event_.reset(event_new(base, fd_.get(), what, callback, arg));
     if (!event_ || event_add(event_.get(), nullptr) != 0) {
         error_ = "cannot register the socket with the event loop";
         return false;

@@ -31,7 +31,7 @@ public:
     ~Stream() = default;
 
     // Takes `fd` (non-blocking) and registers it with `base`; `callback` gets EV_READ/EV_WRITE.
-    [[nodiscard]] bool open(event_base* base, int fd, event_callback_fn callback, void* arg);
+    [[nodiscard]] bool open(event_base* base, UniqueFd fd, event_callback_fn callback, void* arg);
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     [[nodiscard]] bool is_open() const noexcept { return fd_.get() >= 0; }
     void close() noexcept;

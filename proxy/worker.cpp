@@ -52,8 +52,6 @@ void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept;
 void inbox_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
     try {
         static_cast<Worker*>(arg)->on_inbox();
-    } catch (const std::exception& e) {
-        spdlog::error("taking over a connection: {}", e.what());
     } catch (...) {
         spdlog::error("taking over a connection: unknown exception");
     }
@@ -149,17 +147,23 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
 }
 
 void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) {
+    UniqueFd owned{fd};
     std::string address = to_string(peer);
     if (balancer_ != nullptr) {
         const std::size_t to = balancer_->place(index_);
         if (to != index_) {
             spdlog::debug("{}: connection from {} handed over from worker {} to worker {}",
                           listener.name, address, index_ + 1, to + 1);
-            balancer_->worker(to).deliver(UniqueFd{fd}, listener.index, std::move(address));
+            try {
+                balancer_->worker(to).deliver(std::move(owned), listener.index, std::move(address));
+            } catch (...) {
+                balancer_->release(to);
+                throw;
+            }
             return;
         }
     }
-    adopt(listener, fd, std::move(address));
+    adopt(listener, std::move(owned), std::move(address));
 }
 
 void Worker::deliver(UniqueFd fd, std::size_t listener, std::string client_address) {
@@ -177,14 +181,20 @@ void Worker::on_inbox() {
         arrived.swap(inbox_);
     }
     for (Delivered& d : arrived) {
-        adopt(*listeners_[d.listener], d.fd.release(), std::move(d.client_address));
+        try {
+            adopt(*listeners_[d.listener], std::move(d.fd), std::move(d.client_address));
+        } catch (const std::exception& e) {
+            spdlog::error("{}: taking over a connection: {}", listeners_[d.listener]->name,
+                          e.what());
+        }
     }
 }
 
-void Worker::adopt(ListenerContext& listener, int fd, std::string client_address) {
+void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_address) {
     Session* raw = nullptr;
     try {
-        auto session = std::make_unique<Session>(listener, fd, std::move(client_address));
+        auto session =
+            std::make_unique<Session>(listener, std::move(fd), std::move(client_address));
         raw = session.get();
         sessions_.emplace(raw, std::move(session));
     } catch (...) {
@@ -193,7 +203,14 @@ void Worker::adopt(ListenerContext& listener, int fd, std::string client_address
         }
         throw;
     }
-    raw->start();
+    // A session that fails to start is retired like any other, so reaped and uncounted.
+    try {
+        raw->start();
+    } catch (const std::exception& e) {
+        raw->fail_internal(e.what());
+    } catch (...) {
+        raw->fail_internal("unknown exception while starting");
+    }
 }
 
 void Worker::on_accept_error(ListenerContext& listener) {
@@ -227,6 +244,7 @@ void Worker::stop_accepting() {
 }
 
 void Worker::close_all_sessions() {
+    on_inbox();  // sockets handed over but not yet taken: sessions too, closed like the rest
     std::vector<Session*> open;
     open.reserve(sessions_.size());
     for (auto& [raw, owned] : sessions_) {

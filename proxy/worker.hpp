@@ -94,7 +94,7 @@ private:
         std::string client_address;
     };
 
-    void adopt(ListenerContext& listener, int fd, std::string client_address);
+    void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address);
 
     EventBasePtr base_;
     std::shared_ptr<tls::CertSource> certs_;

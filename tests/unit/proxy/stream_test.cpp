@@ -56,7 +56,7 @@ struct Pair {
         std::array<int, 2> fds{-1, -1};
         REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds.data()) ==
                 0);
-        REQUIRE(server.open(base.get(), fds[0], &ignore_event, nullptr));
+        REQUIRE(server.open(base.get(), postern::proxy::UniqueFd{fds[0]}, &ignore_event, nullptr));
         client_fd = fds[1];
         client.reset(SSL_new(client_ctx.get()));
         REQUIRE(client);
