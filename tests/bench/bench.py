@@ -43,8 +43,10 @@ class Scale:
 
     handshake_seconds: float
     handshake_concurrency: int
-    throughput_seconds: float  # per proxy, in slices of throughput_slice
-    throughput_slice: float
+    throughput_seconds: float
+    # Handshakes and throughput load the proxies in turn, this long at a time, within one
+    # generator run; the seconds above are each proxy's total.
+    slice: float
     chunk: int
     latency_count: int
     latency_seconds: float
@@ -53,7 +55,7 @@ class Scale:
     idle_hold: float
     speed_seconds: int
     floor_sessions: int  # connections postern-bench-floor establishes and holds
-    rounds: int  # each non-idle figure is the best of this many runs, minutes apart
+    rounds: int  # each handshake and throughput figure is the best of this many runs
     # The latency rows instead take the median of this many rounds. Each round is one run
     # against every proxy and the backend directly at once, round trip by round trip in a
     # shuffled order (postern-bench latency --also/--direct): measured one after another, the
@@ -62,12 +64,12 @@ class Scale:
 
 
 FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
-             throughput_slice=0.5,
+             slice=0.5,
              chunk=1 << 20, latency_count=20_000, latency_seconds=12, idle_sessions=8000,
              idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000, rounds=2,
              latency_rounds=5)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
-              throughput_slice=0.1,
+              slice=0.1,
               chunk=64 << 10, latency_count=200, latency_seconds=1, idle_sessions=40,
               idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200, rounds=1,
               latency_rounds=1)
@@ -86,9 +88,9 @@ class Scenario:
 
 def scenarios(scale: Scale) -> list[Scenario]:
     hs = ("--concurrency", str(scale.handshake_concurrency),
-          "--duration", str(scale.handshake_seconds))
+          "--duration", str(scale.handshake_seconds), "--slice", str(scale.slice))
     tp = ("--chunk", str(scale.chunk), "--duration", str(scale.throughput_seconds),
-          "--slice", str(scale.throughput_slice))
+          "--slice", str(scale.slice))
     lat = ("--count", str(scale.latency_count), "--duration", str(scale.latency_seconds))
     return [
         Scenario("hs-imap-ecdsa", "handshake", "imap", "implicit",
@@ -309,33 +311,6 @@ class Bench:
             return Cell("skipped", note="postern STARTTLS not yet available")
         return Cell("n/a")
 
-    def run_handshakes(self, sc: Scenario, peer: P.Peer) -> Cell:
-        """A handshake scenario against one proxy (a per-target ticket store and a client that
-        caps the rate make interleaving these worth little)."""
-        if (cell := self.unsupported(sc, peer)) is not None:
-            return cell
-        port = peer.ports[(sc.protocol, sc.tls)]
-        pids = peer.pids()
-        timeout = 120 + 2 * self.scale.handshake_seconds
-        cpu0 = P.cpu_seconds(pids)
-        try:
-            r = self.gen(sc.kind, port, sc.protocol, sc.tls, sc.args, timeout)
-        except GeneratorError as e:
-            return Cell("failed", note=str(e))
-        cpu = P.cpu_seconds(pids) - cpu0
-        values: dict[str, float] = {}
-        note = ""
-        n = r["completed"]
-        values["rate"] = r["rate"]
-        values["cpu_us"] = cpu * 1e6 / n if n else 0.0
-        if "--resume" in sc.args:
-            values["resumed_pct"] = 100.0 * r["resumed"] / n if n else 0.0
-            if n and r["resumed"] < 0.9 * n:
-                note = f"only {r['resumed']} of {n} handshakes resumed"
-        if r.get("errors"):
-            note = (note + "; " if note else "") + f"{r['errors']} errors ({r.get('last_error')})"
-        return Cell("ok", values, note, r)
-
     def run_idle(self, sc: Scenario, peer: P.Peer) -> Cell:
         if not peer.supports(sc.protocol, sc.tls):
             return Cell("n/a")
@@ -395,9 +370,9 @@ class Bench:
             peer.stop()
 
     def run_together(self, sc: Scenario, live: list[P.Peer]) -> dict[str, Cell]:
-        """One run of a throughput or latency scenario against every live proxy that supports
-        it, in a single generator run that interleaves them (postern-bench --also): throughput
-        loads each in turn, half a second at a time; latency sends each NOOP to the next one,
+        """One run of a scenario against every live proxy that supports it, in a single
+        generator run that interleaves them (postern-bench --also): handshakes and throughput
+        load each in turn, half a second at a time; latency sends each NOOP to the next one,
         and to the backend fixture directly (plaintext), in a shuffled order. Every figure is
         then taken over the same moments; latency figures are the proxy's percentiles minus the
         direct ones from the same run."""
@@ -415,7 +390,7 @@ class Bench:
         extra = list(sc.args)
         for peer in measured[1:]:
             extra += ["--also", address[peer.name]]
-        seconds = self.scale.throughput_seconds
+        seconds = max(self.scale.throughput_seconds, self.scale.handshake_seconds)
         if sc.kind == "latency":
             extra += ["--direct", direct_address]
             seconds = self.scale.latency_seconds
@@ -440,7 +415,19 @@ class Bench:
                 continue
             cpu = P.cpu_seconds(peer.pids()) - cpu0[peer.name]
             values = {}
-            if sc.kind == "throughput":
+            note = ""
+            if sc.kind == "handshake":
+                n = r.get("completed", 0)
+                if not n:
+                    cells[peer.name] = Cell("failed", note=r.get("last_error") or "no handshake")
+                    continue
+                values["rate"] = r.get("rate", 0.0)
+                values["cpu_us"] = cpu * 1e6 / n
+                if "--resume" in sc.args:
+                    values["resumed_pct"] = 100.0 * r["resumed"] / n
+                    if r["resumed"] < 0.9 * n:
+                        note = f"only {r['resumed']} of {n} handshakes resumed"
+            elif sc.kind == "throughput":
                 mb = r.get("bytes", 0) / 1e6
                 values["mb_s"] = r.get("mb_per_s", 0.0)
                 values["cpu_us_mb"] = cpu * 1e6 / mb if mb else 0.0
@@ -458,7 +445,9 @@ class Bench:
                 # login and warm-up included (a few hundred of thousands).
                 trips = r.get("samples", 0) + r.get("warmup", 0)
                 values["cpu_us_rt"] = cpu * 1e6 / trips if trips else 0.0
-            note = f"{r['errors']} errors ({r.get('last_error')})" if r.get("errors") else ""
+            if r.get("errors"):
+                note = (note + "; " if note else "") + \
+                    f"{r['errors']} errors ({r.get('last_error')})"
             cells[peer.name] = Cell("ok", values, note, r)
         return cells
 
@@ -481,10 +470,7 @@ class Bench:
                 for sc in scs:
                     if sc.kind in ("idle", "latency") or workers not in sc.workers:
                         continue
-                    if sc.kind == "throughput":
-                        cells = self.run_together(sc, live)
-                    else:
-                        cells = {peer.name: self.run_handshakes(sc, peer) for peer in live}
+                    cells = self.run_together(sc, live)
                     for peer in live:
                         runs.setdefault((sc.key, peer.name), []).append(cells[peer.name])
                         self.progress(sc, workers, peer, cells[peer.name])

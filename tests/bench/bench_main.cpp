@@ -172,8 +172,15 @@ int run(int argc, char** argv) {
     add_common(*handshake, common);
     handshake->add_option("--concurrency", hs.concurrency, "connections in flight");
     handshake->add_option("--count", hs.count, "stop after this many connections");
-    handshake->add_option("--duration", hs.seconds, "stop starting new ones after this (s)");
+    handshake->add_option("--duration", hs.seconds,
+                          "stop starting new ones after this (s), per target");
     handshake->add_flag("--resume", hs.resume, "resume with the newest session ticket");
+    std::vector<std::string> also;
+    handshake->add_option("--also", also,
+                          "another proxy, same protocol and TLS: loaded in turn with --connect, "
+                          "a slice at a time (repeatable)");
+    handshake->add_option("--slice", hs.slice, "with --also: how long each is loaded at a time (s)")
+        ->check(CLI::PositiveNumber);
 
     auto* throughput = app.add_subcommand("throughput", "bulk MB/s through logged-in sessions");
     add_common(*throughput, common);
@@ -182,7 +189,6 @@ int run(int argc, char** argv) {
     throughput->add_option("--depth", tp.depth, "requests in flight per session");
     throughput->add_option("--duration", tp.seconds, "stop asking after this (s), per target");
     throughput->add_option("--max-bytes", tp.max_bytes, "stop asking after this much payload");
-    std::vector<std::string> also;
     throughput->add_option("--also", also,
                            "another proxy, same protocol and TLS: loaded in turn with --connect, "
                            "a slice at a time (repeatable)");
@@ -226,35 +232,46 @@ int run(int argc, char** argv) {
         throughput->parsed() || latency->parsed() || (idler->parsed() && login);
     target->login = needs_login;
 
-    SessionStore sessions;
-    SslCtxPtr ctx;
-    if (target->tls != TlsMode::None) {
+    auto targets = target_list(*target, also, direct, error);
+    if (!targets) {
+        (void)std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
+        return 1;
+    }
+    // One client context per target, each with its own ticket store: a ticket resumes only on
+    // the proxy that issued it.
+    const bool resume = handshake->parsed() && hs.resume;
+    std::vector<std::unique_ptr<SessionStore>> stores;
+    std::vector<SslCtxPtr> contexts;
+    std::vector<SessionStore*> store_of;
+    for (Target& t : *targets) {
+        stores.push_back(std::make_unique<SessionStore>());
+        store_of.push_back(resume ? stores.back().get() : nullptr);
+        if (t.tls == TlsMode::None) {
+            continue;
+        }
         ClientTlsOptions tls;
         tls.key = key_preference(common.key);
         tls.ciphersuites = common.ciphersuites;
         tls.groups = common.groups;
         tls.release_buffers = idler->parsed();
-        ctx =
-            make_client_context(tls, handshake->parsed() && hs.resume ? &sessions : nullptr, error);
-        if (!ctx) {
+        contexts.push_back(make_client_context(tls, store_of.back(), error));
+        if (!contexts.back()) {
             (void)std::fprintf(stderr, "postern-bench: TLS client context: %s\n", error.c_str());
             return 1;
         }
-        target->tls_context = ctx.get();
+        t.tls_context = contexts.back().get();
     }
 
     if (handshake->parsed()) {
-        return run_handshake(*target, &sessions, hs);
+        return run_handshake(*targets, store_of, hs);
     }
-    if (throughput->parsed() || latency->parsed()) {
-        const auto targets = target_list(*target, also, direct, error);
-        if (!targets) {
-            (void)std::fprintf(stderr, "postern-bench: %s\n", error.c_str());
-            return 1;
-        }
-        return throughput->parsed() ? run_throughput(*targets, tp) : run_latency(*targets, lat);
+    if (throughput->parsed()) {
+        return run_throughput(*targets, tp);
     }
-    return run_idle(*target, idle);
+    if (latency->parsed()) {
+        return run_latency(*targets, lat);
+    }
+    return run_idle(targets->front(), idle);
 }
 
 }  // namespace

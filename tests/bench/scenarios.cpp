@@ -159,17 +159,30 @@ private:
 
 // ---------------------------------------------------------------------------------------------
 
+// One target: `concurrency` connections in flight for the whole run. Several targets (proxies
+// side by side): each one takes the load in turn, one slice at a time, in a new random order
+// every cycle; a slice ends when its last connection has finished, so each target's rate is
+// its handshakes over the time it alone was loaded.
 class HandshakeRun final : public Scenario {
 public:
-    HandshakeRun(const Target& target, SessionStore* sessions, const HandshakeOptions& options)
-        : Scenario(target, options.seconds + 60), sessions_(sessions), options_(options) {}
+    HandshakeRun(const std::vector<Target>& targets, std::vector<SessionStore*> stores,
+                 const HandshakeOptions& options)
+        : Scenario(targets.front(), (options.seconds * static_cast<double>(targets.size())) + 60),
+          targets_(targets),
+          stores_(std::move(stores)),
+          options_(options),
+          per_target_(targets.size()) {
+        order_.resize(targets.size());
+        std::iota(order_.begin(), order_.end(), std::size_t{0});
+        const double slice =
+            targets.size() > 1 ? std::min(options.slice, options.seconds) : options.seconds;
+        slice_ = from_seconds(slice);
+        cycles_ = static_cast<std::size_t>(std::max(1.0, std::round(options.seconds / slice)));
+    }
 
     int run() {
         if (options_.resume) {
-            priming_ = true;  // one full handshake to get a ticket, not counted
-            if (open(nullptr) == nullptr) {
-                return report(false);
-            }
+            prime();  // one full handshake per target to get a ticket, not counted
         } else {
             begin();
         }
@@ -178,22 +191,28 @@ public:
     }
 
     void on_ready(Conn& conn) override {
+        retire(conn);
         if (priming_) {
-            retire(conn);
-            priming_ = false;
-            begin();
+            if (++primed_ < targets_.size()) {
+                prime();
+            } else {
+                priming_ = false;
+                begin();
+            }
             return;
         }
-        ++completed_;
-        resumed_ += conn.resumed() ? 1U : 0U;
-        setup_us_.push_back(micros(Clock::now() - conn.started()));
-        last_ = Clock::now();
-        retire(conn);
+        Stats& stats = per_target_[active()];
+        ++stats.completed;
+        stats.resumed += conn.resumed() ? 1U : 0U;
+        stats.setup_us.push_back(micros(Clock::now() - conn.started()));
         launch();
     }
 
     void on_failed(Conn& conn, std::string_view why) override {
         note_error(why);
+        Stats& stats = per_target_[priming_ ? primed_ : active()];
+        ++stats.errors;
+        stats.last_error.assign(why.substr(0, 300));
         retire(conn);
         if (priming_) {
             stop();
@@ -203,57 +222,109 @@ public:
     }
 
 private:
-    void begin() {
-        start_ = Clock::now();
-        last_ = start_;
-        deadline_ = start_ + from_seconds(options_.seconds);
-        launch();
-    }
+    struct Stats {
+        std::uint64_t errors = 0;
+        std::string last_error;
+        std::uint64_t started = 0;
+        std::uint64_t completed = 0;
+        std::uint64_t resumed = 0;
+        std::vector<double> setup_us;
+        double seconds = 0;  // time this target was loaded
+    };
 
-    void launch() {
-        while (live() < options_.concurrency && started_ < options_.count && errors_ < kMaxErrors &&
-               Clock::now() < deadline_) {
-            ++started_;
-            SSL_SESSION* resume =
-                options_.resume && sessions_ != nullptr ? sessions_->latest() : nullptr;
-            (void)open(resume);
-        }
-        if (live() == 0) {
+    [[nodiscard]] std::size_t active() const noexcept { return order_[position_]; }
+
+    void prime() {
+        priming_ = true;
+        if (open(nullptr, &targets_[primed_]) == nullptr) {
             stop();
         }
     }
 
+    void begin() {
+        std::shuffle(order_.begin(), order_.end(), random_);
+        start_slice();
+    }
+
+    void start_slice() {
+        slice_start_ = Clock::now();
+        slice_end_ = slice_start_ + slice_;
+        launch();
+    }
+
+    void launch() {
+        const std::size_t t = active();
+        Stats& stats = per_target_[t];
+        SessionStore* store = stores_[t];
+        while (live() < options_.concurrency && stats.started < options_.count &&
+               errors_ < kMaxErrors && Clock::now() < slice_end_) {
+            ++stats.started;
+            SSL_SESSION* resume = options_.resume && store != nullptr ? store->latest() : nullptr;
+            (void)open(resume, &targets_[t]);
+        }
+        if (live() == 0) {
+            end_slice();
+        }
+    }
+
+    void end_slice() {
+        per_target_[active()].seconds += seconds_between(slice_start_, Clock::now());
+        if (errors_ >= kMaxErrors) {
+            stop();
+            return;
+        }
+        if (++position_ == order_.size()) {
+            position_ = 0;
+            if (++cycle_ == cycles_) {
+                stop();
+                return;
+            }
+            std::shuffle(order_.begin(), order_.end(), random_);
+        }
+        start_slice();
+    }
+
     int report(bool finished) {
-        const double secs = seconds_between(start_, last_);
-        const Percentiles p = percentiles(std::move(setup_us_));
-        JsonLine line;
-        line.add("scenario", "handshake")
-            .add("completed", completed_)
-            .add("errors", errors_)
-            .add("resumed", resumed_)
-            .add("tickets", sessions_ != nullptr ? sessions_->received() : 0U)
-            .add("seconds", secs)
-            .add("rate", secs > 0 ? static_cast<double>(completed_) / secs : 0.0)
-            .add("setup_p50_us", p.p50)
-            .add("setup_p99_us", p.p99)
-            .add("last_error", last_error_);
-        line.print();
+        std::uint64_t total = 0;
+        for (std::size_t t = 0; t < targets_.size(); ++t) {
+            Stats& stats = per_target_[t];
+            total += stats.completed;
+            const Percentiles p = percentiles(std::move(stats.setup_us));
+            JsonLine line;
+            line.add("scenario", "handshake")
+                .add("connect", targets_[t].name)
+                .add("completed", stats.completed)
+                .add("errors", stats.errors)
+                .add("resumed", stats.resumed)
+                .add("tickets", stores_[t] != nullptr ? stores_[t]->received() : 0U)
+                .add("seconds", stats.seconds)
+                .add("rate",
+                     stats.seconds > 0 ? static_cast<double>(stats.completed) / stats.seconds : 0.0)
+                .add("setup_p50_us", p.p50)
+                .add("setup_p99_us", p.p99)
+                .add("last_error", stats.last_error);
+            line.print();
+        }
         if (!finished) {
             return 2;
         }
-        return completed_ > 0 ? 0 : 1;
+        return total > 0 ? 0 : 1;
     }
 
-    SessionStore* sessions_;
+    std::vector<Target> targets_;
+    std::vector<SessionStore*> stores_;  // per target; null entries when not resuming
     HandshakeOptions options_;
+    std::vector<Stats> per_target_;
+    std::vector<std::size_t> order_;  // this cycle's order
+    std::size_t position_ = 0;
+    std::size_t cycle_ = 0;
+    std::size_t cycles_ = 1;
+    Clock::duration slice_{};
+    std::minstd_rand random_{20261122};  // fixed: two runs shuffle alike
     bool priming_ = false;
-    std::uint64_t started_ = 0;
-    std::uint64_t completed_ = 0;
-    std::uint64_t resumed_ = 0;
-    std::vector<double> setup_us_;
-    Clock::time_point start_ = Clock::now();
-    Clock::time_point last_ = start_;
-    Clock::time_point deadline_ = start_;
+    std::size_t primed_ = 0;
+    Clock::time_point slice_start_ = Clock::now();
+    Clock::time_point slice_end_ = slice_start_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -686,8 +757,9 @@ private:
 
 }  // namespace
 
-int run_handshake(const Target& target, SessionStore* sessions, const HandshakeOptions& options) {
-    HandshakeRun run(target, sessions, options);
+int run_handshake(const std::vector<Target>& targets, const std::vector<SessionStore*>& stores,
+                  const HandshakeOptions& options) {
+    HandshakeRun run(targets, stores, options);
     return run.run();
 }
 

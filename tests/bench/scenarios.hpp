@@ -21,7 +21,8 @@ namespace postern::bench {
 struct HandshakeOptions {
     std::size_t concurrency = 32;
     std::uint64_t count = 1'000'000;
-    double seconds = 5;
+    double seconds = 5;   // per target
+    double slice = 0.5;   // several targets: each is loaded this long at a time
     bool resume = false;  // offer the newest ticket; one priming connection is not counted
 };
 
@@ -48,10 +49,12 @@ struct IdleOptions {
 };
 
 // Each prints its JSON line(s) and returns the exit status: 0 when the run produced numbers,
-// 1 when it did not, 2 when it hit its time limit. `sessions` is needed for resumption only.
-int run_handshake(const Target& target, SessionStore* sessions, const HandshakeOptions& options);
-// Throughput and latency: the first target is --connect; with more than one they are measured
-// interleaved and each gets its own JSON line (with "connect").
+// 1 when it did not, 2 when it hit its time limit. Handshake, throughput and latency take their
+// targets in order: --connect, then --also (and --direct); with more than one they are
+// measured interleaved and each gets its own JSON line (with "connect"). `stores`: one per
+// target, for resumption (null entries otherwise).
+int run_handshake(const std::vector<Target>& targets, const std::vector<SessionStore*>& stores,
+                  const HandshakeOptions& options);
 int run_throughput(const std::vector<Target>& targets, const ThroughputOptions& options);
 int run_latency(const std::vector<Target>& targets, const LatencyOptions& options);
 int run_idle(const Target& target, const IdleOptions& options);
