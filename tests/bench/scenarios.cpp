@@ -159,6 +159,44 @@ private:
 
 // ---------------------------------------------------------------------------------------------
 
+// Whose turn it is when several targets are loaded one slice at a time: every target once per
+// cycle, in a new random order each cycle (a fixed seed, so two runs shuffle alike). One target
+// gets a single slice of the whole run.
+class Turns {
+public:
+    Turns(std::size_t targets, double seconds, double slice) : order_(targets) {
+        std::iota(order_.begin(), order_.end(), std::size_t{0});
+        const double length = targets > 1 ? std::min(slice, seconds) : seconds;
+        slice_ = from_seconds(length);
+        cycles_ = static_cast<std::size_t>(std::max(1.0, std::round(seconds / length)));
+        std::shuffle(order_.begin(), order_.end(), random_);
+    }
+
+    [[nodiscard]] std::size_t current() const noexcept { return order_[position_]; }
+    [[nodiscard]] Clock::duration slice() const noexcept { return slice_; }
+
+    // The next target's turn; false once every cycle is done.
+    bool next() {
+        if (++position_ < order_.size()) {
+            return true;
+        }
+        position_ = 0;
+        if (++cycle_ == cycles_) {
+            return false;
+        }
+        std::shuffle(order_.begin(), order_.end(), random_);
+        return true;
+    }
+
+private:
+    std::vector<std::size_t> order_;
+    std::size_t position_ = 0;
+    std::size_t cycle_ = 0;
+    std::size_t cycles_ = 1;
+    Clock::duration slice_{};
+    std::minstd_rand random_{20261122};
+};
+
 // One target: `concurrency` connections in flight for the whole run. Several targets (proxies
 // side by side): each one takes the load in turn, one slice at a time, in a new random order
 // every cycle; a slice ends when its last connection has finished, so each target's rate is
@@ -171,14 +209,8 @@ public:
           targets_(targets),
           stores_(std::move(stores)),
           options_(options),
-          per_target_(targets.size()) {
-        order_.resize(targets.size());
-        std::iota(order_.begin(), order_.end(), std::size_t{0});
-        const double slice =
-            targets.size() > 1 ? std::min(options.slice, options.seconds) : options.seconds;
-        slice_ = from_seconds(slice);
-        cycles_ = static_cast<std::size_t>(std::max(1.0, std::round(options.seconds / slice)));
-    }
+          per_target_(targets.size()),
+          turns_(targets.size(), options.seconds, options.slice) {}
 
     int run() {
         if (options_.resume) {
@@ -232,7 +264,7 @@ private:
         double seconds = 0;  // time this target was loaded
     };
 
-    [[nodiscard]] std::size_t active() const noexcept { return order_[position_]; }
+    [[nodiscard]] std::size_t active() const noexcept { return turns_.current(); }
 
     void prime() {
         priming_ = true;
@@ -241,14 +273,11 @@ private:
         }
     }
 
-    void begin() {
-        std::shuffle(order_.begin(), order_.end(), random_);
-        start_slice();
-    }
+    void begin() { start_slice(); }
 
     void start_slice() {
         slice_start_ = Clock::now();
-        slice_end_ = slice_start_ + slice_;
+        slice_end_ = slice_start_ + turns_.slice();
         launch();
     }
 
@@ -269,17 +298,9 @@ private:
 
     void end_slice() {
         per_target_[active()].seconds += seconds_between(slice_start_, Clock::now());
-        if (errors_ >= kMaxErrors) {
+        if (errors_ >= kMaxErrors || !turns_.next()) {
             stop();
             return;
-        }
-        if (++position_ == order_.size()) {
-            position_ = 0;
-            if (++cycle_ == cycles_) {
-                stop();
-                return;
-            }
-            std::shuffle(order_.begin(), order_.end(), random_);
         }
         start_slice();
     }
@@ -315,12 +336,7 @@ private:
     std::vector<SessionStore*> stores_;  // per target; null entries when not resuming
     HandshakeOptions options_;
     std::vector<Stats> per_target_;
-    std::vector<std::size_t> order_;  // this cycle's order
-    std::size_t position_ = 0;
-    std::size_t cycle_ = 0;
-    std::size_t cycles_ = 1;
-    Clock::duration slice_{};
-    std::minstd_rand random_{20261122};  // fixed: two runs shuffle alike
+    Turns turns_;
     bool priming_ = false;
     std::size_t primed_ = 0;
     Clock::time_point slice_start_ = Clock::now();
@@ -340,14 +356,8 @@ public:
         : Scenario(targets.front(), (options.seconds * static_cast<double>(targets.size())) + 90),
           targets_(targets),
           options_(options),
-          per_target_(targets.size()) {
-        order_.resize(targets.size());
-        std::iota(order_.begin(), order_.end(), std::size_t{0});
-        const double slice =
-            targets.size() > 1 ? std::min(options.slice, options.seconds) : options.seconds;
-        slice_ = from_seconds(slice);
-        cycles_ = static_cast<std::size_t>(std::max(1.0, std::round(options.seconds / slice)));
-    }
+          per_target_(targets.size()),
+          turns_(targets.size(), options.seconds, options.slice) {}
 
     int run() {
         for (std::size_t t = 0; t < targets_.size(); ++t) {
@@ -369,7 +379,6 @@ public:
             return;
         }
         measuring_ = true;
-        std::shuffle(order_.begin(), order_.end(), random_);
         start_slice();
     }
 
@@ -402,9 +411,9 @@ private:
     };
 
     void start_slice() {
-        Load& load = per_target_[order_[position_]];
+        Load& load = per_target_[turns_.current()];
         slice_start_ = Clock::now();
-        slice_end_ = slice_start_ + slice_;
+        slice_end_ = slice_start_ + turns_.slice();
         for (Conn* c : load.conns) {
             for (std::size_t i = 0; i < options_.depth; ++i) {
                 issue(*c, load);
@@ -413,15 +422,10 @@ private:
     }
 
     void end_slice() {
-        Load& load = per_target_[order_[position_]];
-        load.seconds += seconds_between(slice_start_, Clock::now());
-        if (++position_ == order_.size()) {
-            position_ = 0;
-            if (++cycle_ == cycles_) {
-                stop();
-                return;
-            }
-            std::shuffle(order_.begin(), order_.end(), random_);
+        per_target_[turns_.current()].seconds += seconds_between(slice_start_, Clock::now());
+        if (!turns_.next()) {
+            stop();
+            return;
         }
         start_slice();
     }
@@ -466,12 +470,7 @@ private:
     ThroughputOptions options_;
     std::vector<Load> per_target_;
     std::unordered_map<Conn*, std::size_t> index_;  // which target a session talks to
-    std::vector<std::size_t> order_;                // this cycle's order
-    std::size_t position_ = 0;
-    std::size_t cycle_ = 0;
-    std::size_t cycles_ = 1;
-    Clock::duration slice_{};
-    std::minstd_rand random_{20261122};  // fixed: two runs shuffle alike
+    Turns turns_;
     std::size_t ready_ = 0;
     bool measuring_ = false;
     std::uint64_t seq_ = 0;
