@@ -84,8 +84,7 @@ int run(const conf::Config& loaded) {
     // One set of ticket keys for every listener and worker, so any of them resumes a session.
     const auto ticket_keys = std::make_shared<tls::TicketKeys>();
     // Every worker binds every listener; with more than one, SO_REUSEPORT lets the kernel
-    // spread new connections across them.
-    // The kernel's spread is a hash, so the workers then even out their session counts
+    // spread new connections across them, by a hash, which the Balancer evens out
     // (proxy/balancer.hpp). Declared first: workers point at it until they are gone.
     Balancer balancer{count};
     std::vector<std::unique_ptr<Worker>> workers;
@@ -98,7 +97,6 @@ int run(const conf::Config& loaded) {
         }
         if (count > 1) {
             balancer.attach(i, *worker);
-            worker->balance_with(balancer, i);
         }
         workers.push_back(std::move(worker));
     }
@@ -128,16 +126,16 @@ int run(const conf::Config& loaded) {
         }
     }  // joins the other workers' threads; from here every loop is stopped
     std::size_t open = 0;
-    std::string per_worker;
+    std::string per_worker;  // with several workers: " (per worker: 3, 2)"
     for (auto& worker : workers) {
         open += worker->session_count();
-        per_worker.append(per_worker.empty() ? " (per worker: " : ", ")
-            .append(std::to_string(worker->session_count()));
+        if (workers.size() > 1) {
+            per_worker += (per_worker.empty() ? " (per worker: " : ", ") +
+                          std::to_string(worker->session_count());
+        }
     }
-    if (workers.size() > 1) {
-        per_worker.append(")");
-    } else {
-        per_worker.clear();
+    if (!per_worker.empty()) {
+        per_worker += ")";
     }
     spdlog::info("stopping on signal {}: closing {} session(s){}", stop.signal, open, per_worker);
     for (auto& worker : workers) {

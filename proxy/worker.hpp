@@ -66,7 +66,8 @@ public:
     // Relay buffers, shared by this loop's sessions (no locking: one loop, one thread).
     [[nodiscard]] BufferPool& buffers() noexcept { return buffers_; }
 
-    // From now on, connections this worker accepts may go to a worker holding fewer sessions.
+    // From now on, connections this worker accepts may go to a worker holding fewer sessions
+    // (called by Balancer::attach).
     void balance_with(Balancer& balancer, std::size_t index) noexcept {
         balancer_ = &balancer;
         index_ = index;
