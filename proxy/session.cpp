@@ -80,9 +80,9 @@ void Session::start() {
     }
     state_ = State::Dialogue;
     arm_timer();
-    if (listener_.smtp_probe != nullptr) {
+    if (listener_.backend_ehlo != nullptr) {
         protocols::MachineSettings settings = listener_.machine;
-        settings.smtp_extensions = listener_.smtp_probe->extensions();
+        settings.smtp_extensions = listener_.backend_ehlo->extensions();
         machine_ = protocols::make_machine(settings);
     } else {
         machine_ = protocols::make_machine(listener_.machine);

@@ -68,7 +68,7 @@ Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
 Worker::~Worker() {
     sessions_.clear();  // before the listeners and the base they point into
     listeners_.clear();
-    smtp_probes_.clear();
+    backend_ehlos_.clear();
 }
 
 std::unique_ptr<Worker> Worker::create(const conf::Config& config,
@@ -111,14 +111,14 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         ctx->machine.max_errors = spec.max_errors;
         ctx->machine.hostname = !spec.hostname.empty() ? spec.hostname : config.server.hostname;
         if (spec.protocol == conf::Protocol::Smtp && spec.tls == conf::TlsMode::StartTls) {
-            auto& probe = worker->smtp_probes_[backend->name];
+            auto& probe = worker->backend_ehlos_[backend->name];
             if (!probe) {
                 probe =
-                    std::make_unique<SmtpProbe>(worker->base(), backend->name, ctx->backend_address,
+                    std::make_unique<BackendEhlo>(worker->base(), backend->name, ctx->backend_address,
                                                 config.server.hostname, backend->connect_timeout);
                 probe->start();
             }
-            ctx->smtp_probe = probe.get();
+            ctx->backend_ehlo = probe.get();
         }
 
         SocketAddress address;

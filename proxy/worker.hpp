@@ -11,7 +11,7 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
-#include "proxy/smtp_probe.hpp"
+#include "proxy/backend_ehlo.hpp"
 #include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
@@ -39,7 +39,7 @@ struct ListenerContext {
     bool strict_sni = false;
     std::unique_ptr<tls::FrontContext> front;
     protocols::MachineSettings machine;
-    SmtpProbe* smtp_probe = nullptr;  // SMTP STARTTLS listeners: the backend's EHLO extensions
+    BackendEhlo* backend_ehlo = nullptr;  // SMTP STARTTLS listeners: the backend's EHLO extensions
     ListenerPtr listener;
     EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
 };
@@ -101,7 +101,7 @@ private:
     std::shared_ptr<tls::CertSource> certs_;
     BufferPool buffers_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
-    std::unordered_map<std::string, std::unique_ptr<SmtpProbe>> smtp_probes_;  // by backend
+    std::unordered_map<std::string, std::unique_ptr<BackendEhlo>> backend_ehlos_;  // by backend
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
     std::vector<Session*> retired_;
     EventPtr reaper_;

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <iosfwd>
 
-namespace postern::proxy {
+namespace postern::cli {
 
 // A file that loads but defines no [[listener]] would run and serve nothing: `run` and `check`
 // refuse it (as HAProxy refuses a config without a listener). False, with the error written to
@@ -23,4 +23,4 @@ namespace postern::proxy {
 [[nodiscard]] int check(const std::filesystem::path& config_file, std::ostream& out,
                         std::ostream& err);
 
-}  // namespace postern::proxy
+}  // namespace postern::cli

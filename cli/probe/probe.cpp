@@ -1,10 +1,10 @@
-#include "proxy/probe.hpp"
+#include "cli/probe/probe.hpp"
 
 #include "conf/parse_value.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
-#include "proxy/probe_dialogue.hpp"
-#include "proxy/probe_report.hpp"
+#include "cli/probe/dialogue.hpp"
+#include "cli/probe/report.hpp"
 #include "tls/ossl.hpp"
 #include "tls/server_name.hpp"
 
@@ -27,9 +27,12 @@
 #include <system_error>
 #include <unistd.h>
 
-namespace postern::proxy {
+namespace postern::cli {
 
 namespace {
+using proxy::machine_fqdn;
+using proxy::to_string;
+using proxy::UniqueFd;
 
 using probe::CertSummary;
 using probe::Dialogue;
@@ -567,4 +570,4 @@ int run_probe(const ProbeOptions& options, std::ostream& out, std::ostream& err)
     return probe::exit_code(outcome.verdict);
 }
 
-}  // namespace postern::proxy
+}  // namespace postern::cli

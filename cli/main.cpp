@@ -2,9 +2,9 @@
 // runtime.cpp, check.cpp and probe.cpp.
 
 #include "conf/load.hpp"
-#include "proxy/check.hpp"
+#include "cli/check.hpp"
 #include "proxy/log.hpp"
-#include "proxy/probe.hpp"
+#include "cli/probe/probe.hpp"
 #include "proxy/runtime.hpp"
 
 #include <CLI/CLI.hpp>
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
         "check", "Validate the config, load every certificate and key, print what is served");
     check->add_option("-c,--config", config_file, "Config file")->capture_default_str();
 
-    postern::proxy::ProbeOptions probe_options;
+    postern::cli::ProbeOptions probe_options;
     auto* probe = app.add_subcommand(
         "probe",
         "Connect to a mail server as a client (STARTTLS first with --starttls), handshake with "
@@ -63,17 +63,17 @@ int main(int argc, char** argv) {
     }
 
     if (probe->parsed()) {
-        return postern::proxy::run_probe(probe_options, std::cout, std::cerr);
+        return postern::cli::run_probe(probe_options, std::cout, std::cerr);
     }
     if (check->parsed()) {
-        return postern::proxy::check(config_file, std::cout, std::cerr);
+        return postern::cli::check(config_file, std::cout, std::cerr);
     }
     auto loaded = postern::conf::load_config(config_file);
     if (!loaded.config) {
         std::cerr << postern::conf::format_errors(loaded.errors);
         return 1;
     }
-    if (!postern::proxy::has_something_to_serve(*loaded.config, config_file, std::cerr)) {
+    if (!postern::cli::has_something_to_serve(*loaded.config, config_file, std::cerr)) {
         return 1;
     }
     if (!postern::proxy::setup_logging(loaded.config->server.log_level)) {

@@ -1,11 +1,11 @@
 #pragma once
 // What `postern probe` learned about a server, the verdict it draws (and its exit code), and
 // the two ways it is printed: a few aligned lines for people, or one JSON object (--json).
-// Pure: proxy/probe.cpp fills a ProbeReport from the socket and OpenSSL; this file only reads it.
+// Pure: cli/probe/probe.cpp fills a ProbeReport from the socket and OpenSSL; this file only reads it.
 // Every server-supplied string (subjects, names, capabilities, quoted replies) is escaped on the
 // way out: display_text() for the text form, JSON string escaping for --json.
 
-#include "proxy/probe_dialogue.hpp"
+#include "cli/probe/dialogue.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-namespace postern::proxy::probe {
+namespace postern::cli::probe {
 
 // The exit codes, in the order the checks run; the first failing check decides.
 enum class Verdict : std::uint8_t {
@@ -92,4 +92,4 @@ struct Outcome {
 // UTF-8 in server text becomes U+FFFD.
 [[nodiscard]] std::string format_json(const ProbeReport& report, const Outcome& outcome);
 
-}  // namespace postern::proxy::probe
+}  // namespace postern::cli::probe

@@ -1,4 +1,4 @@
-#include "proxy/check.hpp"
+#include "cli/check.hpp"
 
 #include "conf/load.hpp"
 #include "tls/cert_checks.hpp"
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace postern::proxy {
+namespace postern::cli {
 namespace {
 
 struct Row {
@@ -128,4 +128,4 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
     return 0;
 }
 
-}  // namespace postern::proxy
+}  // namespace postern::cli

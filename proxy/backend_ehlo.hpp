@@ -17,15 +17,15 @@ namespace postern::proxy {
 
 using Extensions = std::shared_ptr<const std::vector<std::string>>;
 
-class SmtpProbe {
+class BackendEhlo {
 public:
-    SmtpProbe(event_base* base, std::string backend_name, SocketAddress address,
+    BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
               std::string hostname, std::chrono::milliseconds timeout);
-    SmtpProbe(const SmtpProbe&) = delete;
-    SmtpProbe& operator=(const SmtpProbe&) = delete;
-    SmtpProbe(SmtpProbe&&) = delete;
-    SmtpProbe& operator=(SmtpProbe&&) = delete;
-    ~SmtpProbe() = default;
+    BackendEhlo(const BackendEhlo&) = delete;
+    BackendEhlo& operator=(const BackendEhlo&) = delete;
+    BackendEhlo(BackendEhlo&&) = delete;
+    BackendEhlo& operator=(BackendEhlo&&) = delete;
+    ~BackendEhlo() = default;
 
     void start();  // probes now, then every kRefresh
     [[nodiscard]] const Extensions& extensions() const noexcept { return extensions_; }

@@ -1,7 +1,7 @@
 #pragma once
 // The client side of `postern probe`'s mail dialogue as a pure state machine: server lines in,
 // commands and "start TLS now" out. No sockets and no OpenSSL, so every greeting and reply can
-// be unit-tested. proxy/probe.cpp drives it over a socket.
+// be unit-tested. cli/probe/probe.cpp drives it over a socket.
 //
 // With STARTTLS it speaks the plaintext part: SMTP greeting, EHLO, STARTTLS (RFC 3207 §4), IMAP
 // greeting, STARTTLS (RFC 9051 §6.2.1), POP3 greeting, STLS (RFC 2595 §4). After the handshake
@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-namespace postern::proxy::probe {
+namespace postern::cli::probe {
 
 enum class Protocol : std::uint8_t { Smtp, Imap, Pop3 };
 
@@ -128,4 +128,4 @@ private:
     std::string capabilities_note_;
 };
 
-}  // namespace postern::proxy::probe
+}  // namespace postern::cli::probe

@@ -1,20 +1,20 @@
-#include "proxy/probe_report.hpp"
+#include "cli/probe/report.hpp"
 
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 
-using postern::proxy::probe::CertSummary;
-using postern::proxy::probe::days_left_text;
-using postern::proxy::probe::display_text;
-using postern::proxy::probe::exit_code;
-using postern::proxy::probe::format_json;
-using postern::proxy::probe::format_text;
-using postern::proxy::probe::judge;
-using postern::proxy::probe::ProbeReport;
-using postern::proxy::probe::Protocol;
-using postern::proxy::probe::Verdict;
+using postern::cli::probe::CertSummary;
+using postern::cli::probe::days_left_text;
+using postern::cli::probe::display_text;
+using postern::cli::probe::exit_code;
+using postern::cli::probe::format_json;
+using postern::cli::probe::format_text;
+using postern::cli::probe::judge;
+using postern::cli::probe::ProbeReport;
+using postern::cli::probe::Protocol;
+using postern::cli::probe::Verdict;
 
 namespace {
 

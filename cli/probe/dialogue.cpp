@@ -1,11 +1,11 @@
-#include "proxy/probe_dialogue.hpp"
+#include "cli/probe/dialogue.hpp"
 
 #include "protocols/text.hpp"
 
 #include <algorithm>
 #include <utility>
 
-namespace postern::proxy::probe {
+namespace postern::cli::probe {
 
 namespace {
 
@@ -455,4 +455,4 @@ Step Dialogue::on_pop3(std::string_view line) {
     return fail("internal error: POP3 reply in an unexpected state");
 }
 
-}  // namespace postern::proxy::probe
+}  // namespace postern::cli::probe

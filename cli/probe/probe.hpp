@@ -4,13 +4,13 @@
 // dialogue first when asked), handshakes with SNI, and reports the TLS version and cipher, the
 // chain the server sent, whether the name matches, whether the chain verifies, and the
 // server's capabilities after TLS. Blocking sockets with a timeout on every connect, read and
-// write; no event loop and no logger. The dialogue is proxy/probe_dialogue.hpp, the report and
-// its exit codes are proxy/probe_report.hpp; this file owns the socket and the OpenSSL handles.
+// write; no event loop and no logger. The dialogue is cli/probe/dialogue.hpp, the report and
+// its exit codes are cli/probe/report.hpp; this file owns the socket and the OpenSSL handles.
 
 #include <iosfwd>
 #include <string>
 
-namespace postern::proxy {
+namespace postern::cli {
 
 struct ProbeOptions {
     std::string target;           // "host:port" or "[v6]:port"
@@ -27,4 +27,4 @@ struct ProbeOptions {
 // verify). Never throws for anything the server does.
 [[nodiscard]] int run_probe(const ProbeOptions& options, std::ostream& out, std::ostream& err);
 
-}  // namespace postern::proxy
+}  // namespace postern::cli

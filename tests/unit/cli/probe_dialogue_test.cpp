@@ -1,4 +1,4 @@
-#include "proxy/probe_dialogue.hpp"
+#include "cli/probe/dialogue.hpp"
 
 #include <doctest/doctest.h>
 
@@ -7,14 +7,14 @@
 #include <string_view>
 #include <vector>
 
-using postern::proxy::probe::Dialogue;
-using postern::proxy::probe::imap_response_capabilities;
-using postern::proxy::probe::parse_smtp_line;
-using postern::proxy::probe::Protocol;
-using postern::proxy::probe::protocol_named;
-using postern::proxy::probe::protocol_of_greeting;
-using postern::proxy::probe::Step;
-using postern::proxy::probe::Then;
+using postern::cli::probe::Dialogue;
+using postern::cli::probe::imap_response_capabilities;
+using postern::cli::probe::parse_smtp_line;
+using postern::cli::probe::Protocol;
+using postern::cli::probe::protocol_named;
+using postern::cli::probe::protocol_of_greeting;
+using postern::cli::probe::Step;
+using postern::cli::probe::Then;
 
 namespace {
 

@@ -1,8 +1,8 @@
-#include "proxy/probe_report.hpp"
+#include "cli/probe/report.hpp"
 
 #include <nlohmann/json.hpp>
 
-namespace postern::proxy::probe {
+namespace postern::cli::probe {
 
 namespace {
 
@@ -270,4 +270,4 @@ std::string format_json(const ProbeReport& report, const Outcome& outcome) {
     return j.dump(2, ' ', false, Json::error_handler_t::replace) + '\n';
 }
 
-}  // namespace postern::proxy::probe
+}  // namespace postern::cli::probe

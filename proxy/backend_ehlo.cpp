@@ -1,4 +1,4 @@
-#include "proxy/smtp_probe.hpp"
+#include "proxy/backend_ehlo.hpp"
 
 #include "proxy/log.hpp"
 #include "proxy/trampoline.hpp"
@@ -16,7 +16,7 @@ constexpr std::size_t kMaxLine = 1024;
 constexpr std::size_t kMaxExtensions = 64;
 
 void timer_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
-    auto* probe = static_cast<SmtpProbe*>(self);
+    auto* probe = static_cast<BackendEhlo*>(self);
     try {
         probe->on_timer();
     } catch (const std::exception& e) {
@@ -26,7 +26,7 @@ void timer_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
 
 }  // namespace
 
-SmtpProbe::SmtpProbe(event_base* base, std::string backend_name, SocketAddress address,
+BackendEhlo::BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
                      std::string hostname, std::chrono::milliseconds timeout)
     : base_(base),
       backend_name_(std::move(backend_name)),
@@ -35,11 +35,11 @@ SmtpProbe::SmtpProbe(event_base* base, std::string backend_name, SocketAddress a
       timeout_(timeout),
       timer_(evtimer_new(base, &timer_cb, this)) {}
 
-void SmtpProbe::start() {
+void BackendEhlo::start() {
     on_timer();
 }
 
-void SmtpProbe::on_timer() {
+void BackendEhlo::on_timer() {
     evtimer_add(timer_.get(), &kRefresh);
     if (bev_) {
         return;  // the previous probe is still running
@@ -49,8 +49,8 @@ void SmtpProbe::on_timer() {
         return;
     }
     bev_.reset(b);
-    bufferevent_setcb(b, &bev_data_cb<SmtpProbe, &SmtpProbe::on_read>, nullptr,
-                      &bev_event_cb<SmtpProbe, &SmtpProbe::on_event>, this);
+    bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_read>, nullptr,
+                      &bev_event_cb<BackendEhlo, &BackendEhlo::on_event>, this);
     const timeval t{static_cast<time_t>(timeout_.count() / 1000),
                     static_cast<suseconds_t>((timeout_.count() % 1000) * 1000)};
     bufferevent_set_timeouts(b, &t, &t);
@@ -63,7 +63,7 @@ void SmtpProbe::on_timer() {
     bufferevent_enable(b, EV_READ | EV_WRITE);
 }
 
-void SmtpProbe::on_read() {
+void BackendEhlo::on_read() {
     evbuffer* in = bufferevent_get_input(bev_.get());
     while (bev_) {
         std::size_t length = 0;
@@ -124,7 +124,7 @@ void SmtpProbe::on_read() {
     }
 }
 
-void SmtpProbe::on_event(short what) {
+void BackendEhlo::on_event(short what) {
     if ((what & BEV_EVENT_CONNECTED) != 0) {
         return;
     }
@@ -133,11 +133,11 @@ void SmtpProbe::on_event(short what) {
                                              : "connection failed");
 }
 
-void SmtpProbe::fail_internal(const char* what) {
+void BackendEhlo::fail_internal(const char* what) {
     finish(what);
 }
 
-void SmtpProbe::finish(const char* failure) {
+void BackendEhlo::finish(const char* failure) {
     step_ = Step::Idle;
     bev_.reset();
     if (failure == nullptr) {
