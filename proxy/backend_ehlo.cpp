@@ -51,8 +51,7 @@ void BackendEhlo::on_timer() {
     bev_.reset(b);
     bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_read>, nullptr,
                       &bev_event_cb<BackendEhlo, &BackendEhlo::on_event>, this);
-    const timeval t{static_cast<time_t>(timeout_.count() / 1000),
-                    static_cast<suseconds_t>((timeout_.count() % 1000) * 1000)};
+    const timeval t = to_timeval(timeout_);
     bufferevent_set_timeouts(b, &t, &t);
     step_ = Step::Greeting;
     pending_.clear();

@@ -8,7 +8,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
+#include <sys/time.h>
 #include <unistd.h>
 #include <utility>
 
@@ -19,6 +22,13 @@ using EventBasePtr = std::unique_ptr<event_base, CFree<&event_base_free>>;
 using BevPtr = std::unique_ptr<bufferevent, CFree<&bufferevent_free>>;
 using ListenerPtr = std::unique_ptr<evconnlistener, CFree<&evconnlistener_free>>;
 using EventPtr = std::unique_ptr<event, CFree<&event_free>>;
+
+// A duration as the timeval libevent and setsockopt take; negative durations become zero.
+[[nodiscard]] inline timeval to_timeval(std::chrono::microseconds d) noexcept {
+    const auto us = std::max<std::chrono::microseconds::rep>(d.count(), 0);
+    return timeval{.tv_sec = static_cast<time_t>(us / 1000000),
+                   .tv_usec = static_cast<suseconds_t>(us % 1000000)};
+}
 
 class UniqueFd {
 public:

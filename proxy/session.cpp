@@ -576,8 +576,7 @@ void Session::arm_timer() {
     }
     const auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
         std::max(due - now, Clock::duration{std::chrono::milliseconds{1}}));
-    const timeval tv{.tv_sec = static_cast<time_t>(wait.count() / 1000000),
-                     .tv_usec = static_cast<suseconds_t>(wait.count() % 1000000)};
+    const timeval tv = to_timeval(wait);
     evtimer_add(timer_.get(), &tv);
 }
 

@@ -317,8 +317,7 @@ std::optional<Connection> connect_to(const Settings& s, ProbeReport& report) {
         return std::nullopt;
     }
     const AddrInfoPtr owner{found};
-    const timeval tv{static_cast<time_t>(s.timeout.count() / 1000),
-                     static_cast<suseconds_t>((s.timeout.count() % 1000) * 1000)};
+    const timeval tv = proxy::to_timeval(s.timeout);
     std::string errors;
     for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
         const std::string address = to_string(ai->ai_addr);
