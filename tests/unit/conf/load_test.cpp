@@ -23,10 +23,7 @@ using test::TempDir;
 namespace {
 
 std::string read_example() {
-    // Test sources are compiled by absolute path, so the repository is three folders up.
-    const fs::path example =
-        fs::path{__FILE__}.parent_path().parent_path().parent_path().parent_path() / "conf" /
-        "postern.example.toml";
+    const fs::path example = fs::path{POSTERN_SOURCE_DIR} / "conf" / "postern.example.toml";
     std::ifstream in{example, std::ios::binary};
     REQUIRE_MESSAGE(in.good(), "cannot open " << example);
     std::ostringstream text;
