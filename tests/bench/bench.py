@@ -278,6 +278,11 @@ class Bench:
         ]
         wanted = set(self.args.peers.split(","))
         self.peers = [p for p in self.peers if p.name in wanted]
+        if self.args.baseline:
+            # Another postern build in the same run (interleaved like the peers), so a change
+            # is judged against the same moments of the machine, not against last week's run.
+            self.peers.insert(1, P.Postern(self.args.baseline, self.tmp / "baseline", pki,
+                                           backend, ports(), name="baseline"))
 
     def probe_postern(self) -> None:
         """STARTTLS and worker support are detected, never assumed."""
@@ -549,7 +554,9 @@ class Bench:
                 "postern_built": built.strftime("%Y-%m-%d %H:%M UTC"), **versions}
 
     def run(self) -> int:
-        scs = [sc for sc in scenarios(self.scale) if self.args.only in sc.key]
+        only = [o for o in self.args.only.split(",") if o] or [""]
+        scs = [sc for sc in scenarios(self.scale)
+               if any(o in sc.key or o == sc.kind for o in only)]
         try:
             print(f"postern bench ({'quick' if self.quick else 'full'}) in {self.tmp}", flush=True)
             pki = P.make_pki(self.tmp / "pki")
@@ -611,7 +618,11 @@ def main() -> int:
                     help="where to write the table (a .json with raw figures goes beside it)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (configs, logs)")
     ap.add_argument("--only", default="",
-                    help="run only scenarios whose key contains this (e.g. idle, hs-imap)")
+                    help="run only scenarios whose key contains one of these, or of these kinds "
+                         "(comma-separated: idle, hs-imap, handshake,latency)")
+    ap.add_argument("--baseline", default="",
+                    help="also run this postern binary (e.g. built from an earlier commit) as "
+                         "the peer 'baseline', interleaved with the others")
     ap.add_argument("--peers", default="postern,haproxy,stunnel,nginx",
                     help="comma-separated subset of the proxies to run")
     return Bench(ap.parse_args()).run()

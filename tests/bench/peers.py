@@ -224,8 +224,8 @@ def _version_line(command: list[str], pick: str) -> str:
 
 class Postern(Peer):
     def __init__(self, binary: str, workdir: Path, pki: Pki, backend: dict[str, int],
-                 ports: dict[tuple[str, str], int]) -> None:
-        super().__init__("postern", binary, workdir, pki, backend, ports,
+                 ports: dict[tuple[str, str], int], name: str = "postern") -> None:
+        super().__init__(name, binary, workdir, pki, backend, ports,
                          note="one event loop per worker; log_level warn (no per-session line)")
         self.starttls_ports = {k: v for k, v in ports.items() if k[1] == "starttls"}
         self.starttls_enabled = True  # until the probe says otherwise

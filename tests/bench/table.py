@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from bench import Bench, Scenario
 
 PEER_TITLES = {"postern": "postern", "haproxy": "HAProxy", "stunnel": "stunnel",
-               "nginx": "nginx mail"}
+               "nginx": "nginx mail", "baseline": "postern (baseline)"}
 
 # kind -> (value key, figure, higher is better)
 METRICS = {
@@ -39,7 +39,7 @@ def missing_speed(bench: Bench) -> list[str]:
 def ratio(values: dict[str, float], key: str, higher: bool) -> str:
     if "postern" not in values:
         return "—"
-    peers = [v for name, v in values.items() if name != "postern"]
+    peers = [v for name, v in values.items() if name not in ("postern", "baseline")]
     if not peers:
         return "—"
     best = max(peers) if higher else min(peers)
