@@ -90,8 +90,9 @@ postern is starting with conf/demo.toml. In another terminal, from {repo}:
   curl --resolve mail.b.test:10993:127.0.0.1 --cacert .demo/pki/root.crt -u test:secret 'imaps://mail.b.test:10993/INBOX;UID=1'
   curl --resolve mail.a.test:10995:127.0.0.1 --cacert .demo/pki/root.crt -u test:secret 'pop3s://mail.a.test:10995/1'
 
-  # send a message over SMTPS, over submission with STARTTLS, and to the MX in plaintext (an MX
-  # must take mail from servers that never start TLS); each lands in .demo/postfix/vmail/a.test/test/new/
+  # send a message over SMTPS, over submission with STARTTLS, and to the MX in plaintext (an
+  # MX must take mail from servers that never start TLS); each lands in
+  # .demo/postfix/vmail/a.test/test/new/
   swaks --server 127.0.0.1 --port 10465 --tls-on-connect --tls-sni mail.a.test --from demo@c.test --to test@a.test
   swaks --server 127.0.0.1 --port 10587 --tls --tls-sni mail.a.test --from demo@c.test --to test@a.test
   swaks --server 127.0.0.1 --port 10025 --from demo@c.test --to test@a.test
@@ -124,6 +125,7 @@ def _issue(pki: Path, subject: str, key: Path, out: Path, days: int, section: st
     _openssl("x509", "-req", "-in", csr, *signer, "-days", str(days),
              "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
              "-extfile", pki / "extensions.cnf", "-extensions", section, "-out", out,
+             # openssl expands $ENV::DEMO_SAN in every section as it reads the file
              env={**os.environ, "DEMO_SAN": san or "DNS:unused"})
     csr.unlink()
 
