@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .base import LOCALHOST, Service
+from .base import LOCALHOST, Service, WaitTimeout
 
 
 class RecordingRelay(Service):
@@ -19,7 +19,8 @@ class RecordingRelay(Service):
     connecting side (postern) sent towards the target (``to_backend``) and what came back
     (``to_client``). Put it between postern and a backend to see exactly which bytes the
     backend received. ``mark()`` + ``connections(since=mark)`` select the connections opened
-    after a point in a test.
+    after a point in a test; ``sync()`` makes sure every connection opened so far is among them
+    (to prove that none was opened, without sleeping).
     """
 
     name = "relay"
@@ -43,6 +44,7 @@ class RecordingRelay(Service):
         self._listener: Optional[socket.socket] = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        self._markers: dict[int, threading.Event] = {}  # sync(): source port -> accepted
         self.port = 0
 
     @property
@@ -77,6 +79,23 @@ class RecordingRelay(Service):
         with self._lock:
             return list(self._conns[since:])
 
+    def sync(self, timeout: float = 5.0) -> None:
+        """Returns once every connection made to the relay before this call is recorded: connects
+        a marker to itself and waits until the accept loop reaches it (the kernel's accept queue
+        is first in, first out). The marker is neither recorded nor relayed."""
+        marker = socket.socket()
+        try:
+            marker.bind((LOCALHOST, 0))
+            accepted = threading.Event()
+            with self._lock:
+                self._markers[marker.getsockname()[1]] = accepted
+            marker.settimeout(timeout)
+            marker.connect((LOCALHOST, self.port))
+            if not accepted.wait(timeout):
+                raise WaitTimeout(f"{self.name}: marker connection not accepted in {timeout:g}s")
+        finally:
+            marker.close()
+
     def _write_log(self, line: str) -> None:
         with self._lock, open(self.log, "a") as f:
             f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
@@ -90,8 +109,14 @@ class RecordingRelay(Service):
             except OSError:
                 return
             with self._lock:
-                conn = RecordingRelay.Connection(len(self._conns), peer)
-                self._conns.append(conn)
+                marker = self._markers.pop(peer[1], None) if peer[0] == LOCALHOST else None
+                if marker is None:
+                    conn = RecordingRelay.Connection(len(self._conns), peer)
+                    self._conns.append(conn)
+            if marker is not None:
+                client.close()
+                marker.set()
+                continue
             t = threading.Thread(target=self._pump, args=(conn, client), daemon=True,
                                  name=f"{self.name}-{conn.number}")
             t.start()
