@@ -30,7 +30,8 @@ Everything a test needs to run postern hermetically on loopback:
   ``run()`` for CLI clients (curl, swaks, openssl), ``sni_sent_by()`` to see which SNI a CLI
   client really puts in its ClientHello.
 * ``RecordingRelay`` -- a TCP relay to put between postern and a backend: records, per
-  connection, every byte postern sent the backend (and back).
+  connection, every byte postern sent the backend (and back); ``sync()`` returns once every
+  connection opened so far is recorded (to prove none was opened, without sleeping).
 * Waiting: ``wait_until()`` polls with a bounded timeout; ``wait_listening()`` reads
   /proc/net/tcp* (no probe connections, which backends would log as aborted sessions).
 
