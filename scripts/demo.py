@@ -1,6 +1,6 @@
 """Runs the demo behind ./scripts/demo: a demo PKI, backends on fixed loopback ports, then postern.
 
-Reuses the integration tests' fixtures (tests/integration/harness.py) so the demo's Dovecot and
+Reuses the integration tests' fixtures (tests/integration/harness/) so the demo's Dovecot and
 Postfix are the very configurations the tests run against. State lives in .demo/ (git-ignored)
 and is made fresh on every run.
 

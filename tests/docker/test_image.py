@@ -5,7 +5,7 @@ a real plaintext Dovecot, and log in over implicit-TLS IMAP through it.
 
 Needs root (podman, Dovecot) on Debian 12; build-image.sh installs podman & co through
 scripts/install-deps and makes the Debian base image from the package mirror when it is missing.
-Fixtures come from tests/integration/harness.py (PKI, Dovecot, postern config writer).
+Fixtures come from tests/integration/harness/ (PKI, Dovecot, postern config writer).
 Environment:
     POSTERN_IMAGE               image name (default localhost/postern:dev)
     POSTERN_DOCKER_SKIP_BUILD=1 use POSTERN_IMAGE as it is when it exists (no build-image.sh)

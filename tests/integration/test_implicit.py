@@ -1,7 +1,8 @@
 """Implicit TLS (993/995/465-style) through postern against real Dovecot and Postfix.
 
 Covers the foundation acceptance list: certificate selection by SNI (checked on the served
-certificate's fingerprint, with python, curl, openssl s_client and swaks), IMAP/POP3/SMTP round
+certificate's fingerprint, with python, curl, openssl s_client and swaks; an RSA and an ECDSA
+certificate for one name: each client gets the one it can use), IMAP/POP3/SMTP round
 trips into real mailboxes, capability filtering (against backends that DO advertise STARTTLS,
 STLS and LOGINDISABLED), STARTTLS refused on implicit listeners, unreachable backends, junk and
 silent clients, and the one-line session log.
@@ -41,6 +42,9 @@ class ImplicitTls(IntegrationCase):
     @classmethod
     def start_fixtures(cls):
         cls.pki = Pki(cls.tmp / "pki")
+        # an RSA and an ECDSA certificate for one name (test_ecdsa_to_clients_that_accept_it_...)
+        cls.pki.add("r_rsa", ["mail.r.test"], 40, key="rsa")
+        cls.pki.add("r_ec", ["mail.r.test"], 40)
         cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
         # reached on 127.0.0.2 from postern's 127.0.0.1: not "secured" -> LOGINDISABLED too
         cls.dovecot_st = cls.own(Dovecot(cls.tmp / "dovecot-starttls", listen="127.0.0.2",
@@ -57,6 +61,7 @@ class ImplicitTls(IntegrationCase):
         cls.addClassCleanup(cls.blackhole_filler.close)
 
         p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        p.certificates += ["r_rsa", "r_ec"]
         p.backend("imap", cls.dovecot.imap_address)
         p.backend("pop3", cls.dovecot.pop3_address)
         p.backend("smtp", cls.postfix.address)
@@ -199,6 +204,19 @@ class ImplicitTls(IntegrationCase):
                                                 "-verify_return_error")
                     self.assertEqual(served, want, out)
                     self.assertIn("Verify return code: 0 (ok)", out)
+
+    def test_ecdsa_to_clients_that_accept_it_rsa_to_others(self):
+        port = self.postern.port("imap")
+        base = ["openssl", "s_client", "-connect", f"{LOCALHOST}:{port}", "-servername",
+                "mail.r.test", "-showcerts"]
+        ecdsa = run(base + ["-sigalgs", "ECDSA+SHA256"], input=b"")
+        self.assertEqual(self.pki.identify_pem(ecdsa.stdout), "r_ec", ecdsa.stderr)
+        rsa = run(base + ["-sigalgs", "RSA-PSS+SHA256:RSA+SHA256"], input=b"")
+        self.assertEqual(self.pki.identify_pem(rsa.stdout), "r_rsa", rsa.stderr)
+        tls12_rsa = run(base + ["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"], input=b"")
+        self.assertEqual(self.pki.identify_pem(tls12_rsa.stdout), "r_rsa", tls12_rsa.stderr)
+        tls12_ec = run(base + ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"], input=b"")
+        self.assertEqual(self.pki.identify_pem(tls12_ec.stdout), "r_ec", tls12_ec.stderr)
 
     def test_curl_imaps_pop3s_wildcard_and_refusal(self):
         port = self.postern.port("imap")

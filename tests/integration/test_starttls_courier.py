@@ -15,7 +15,6 @@ import re
 import shutil
 import socket
 import ssl
-import time
 import unittest
 
 from harness import (LOCALHOST, Daemon, IntegrationCase, LineClient, Pki, Postern, Service,
@@ -102,20 +101,25 @@ def stls_with(port: int, pipelined: bytes, sni: str = "mail.a.test"):
     return no_verify().wrap_socket(s, server_hostname=sni), reply
 
 
-def unsolicited(tls: ssl.SSLSocket, wait: float = 1.5) -> bytes:
-    """Whatever the server sends after the handshake without being asked, within `wait`."""
-    tls.settimeout(wait)
+def answered_before_marker(tls: ssl.SSLSocket) -> bytes:
+    """What the server sends after the handshake before its reply to a marker command: the
+    replies to commands pipelined after STLS come first, in order (b"" when none was executed).
+    The marker is NOOP, which Courier answers with -ERR before login, unlike every pipelined
+    command here (CAPA, USER and QUIT get +OK). A server that closes first: all it sent."""
+    tls.settimeout(5)
+    tls.sendall(b"NOOP\r\n")
     data = b""
-    deadline = time.monotonic() + wait
-    try:
-        while time.monotonic() < deadline:
+    while True:
+        m = re.search(rb"(?m)^-ERR[^\r\n]*\r\n", data)
+        if m:
+            return data[:m.start()]
+        try:
             chunk = tls.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except (socket.timeout, TimeoutError):
-        pass
-    return data
+        except (socket.timeout, TimeoutError):
+            raise AssertionError(f"no reply to the marker NOOP within 5 s; got {data!r}") from None
+        if not chunk:
+            return data
+        data += chunk
 
 
 class CourierInjection(IntegrationCase):
@@ -130,15 +134,15 @@ class CourierInjection(IntegrationCase):
         p.start()
 
     def test_courier_pop3_executes_command_pipelined_after_stls(self):
-        # control: without a pipelined command Courier sends nothing after the handshake
+        # control: without a pipelined command Courier sends nothing before the marker's reply
         tls, reply = stls_with(self.courier.tls_port, b"")
         self.assertTrue(reply.startswith(b"+OK"), reply)
-        self.assertEqual(unsolicited(tls, 1.0), b"")
+        self.assertEqual(answered_before_marker(tls), b"")
         tls.close()
         # the attack: CAPA pipelined in the STLS segment is answered inside TLS, unasked
         tls, reply = stls_with(self.courier.tls_port, b"CAPA\r\n")
         self.assertTrue(reply.startswith(b"+OK"), reply)
-        got = unsolicited(tls)
+        got = answered_before_marker(tls)
         tls.close()
         self.assertRegex(got, rb"^\+OK[^\r\n]*\r\n(.*\r\n)*IMPLEMENTATION Courier",
                          "courier-pop no longer executes the pipelined command (CVE-2021-38084 "
@@ -153,7 +157,8 @@ class CourierInjection(IntegrationCase):
                 tls, reply = stls_with(port, pipelined)
                 client_port = tls.getsockname()[1]
                 self.assertRegex(reply, rb"\A\+OK [^\r\n]*\r\n\Z")
-                self.assertEqual(unsolicited(tls), b"", "postern answered the pipelined command")
+                self.assertEqual(answered_before_marker(tls), b"",
+                                 "postern answered the pipelined command")
                 c = LineClient(tls)
                 capa = c.pop3_multiline("CAPA")  # the session goes on: it is Courier's list
                 self.assertIn("IMPLEMENTATION Courier Mail Server\r\n", capa)
@@ -164,13 +169,13 @@ class CourierInjection(IntegrationCase):
                 c.close()
                 fields = self.postern.session_end(client_port, "pop3")
                 self.assertEqual(fields.get("end"), "client_quit", fields["_line"])
-                # Courier (DEBUG_LOGIN=1) logs each command it reads: CAPA and QUIT only
+                # Courier (DEBUG_LOGIN=1) logs each command it reads: the marker, CAPA and QUIT
                 try:
-                    wait_until(lambda: len(self.plain_commands()) >= before + 2, 5,
+                    wait_until(lambda: len(self.plain_commands()) >= before + 3, 5,
                                "Courier logging the session's commands")
                 except WaitTimeout:
                     pass
-                self.assertEqual(self.plain_commands()[before:], ["CAPA", "QUIT"])
+                self.assertEqual(self.plain_commands()[before:], ["NOOP", "CAPA", "QUIT"])
 
     def plain_commands(self) -> list:
         try:

@@ -1,0 +1,62 @@
+"""Integration-test harness for postern: real backends, real clients, the real binary.
+
+A package; the test files `from harness import ...` the names below, which live in:
+``base`` (settings, waiting, ports, templates, ``run``, ``Daemon``/``Service``), ``pki``,
+``servers`` (Dovecot, Postfix, Courier), ``postern`` (the process and its config),
+``clients``, ``relay`` (``RecordingRelay``) and ``case`` (``IntegrationCase``).
+
+Everything a test needs to run postern hermetically on loopback:
+
+* ``IntegrationCase`` -- unittest base class. One temp dir per test class (``cls.tmp``; a test's
+  own subfolder: ``self.workdir_for_test()``). Services registered with ``cls.own(s).start()`` /
+  ``self.own_for_test(s).start()`` are stopped in the (class) cleanups even when a test or
+  ``setUpClass`` fails, and their logs are dumped to stderr whenever a test fails. Override
+  ``start_fixtures(cls)`` (a classmethod) to start the class's servers.
+* ``Pki`` -- a CA and ECDSA P-256 certificates made with the ``openssl`` CLI in the temp dir
+  (private keys never leave it): ``default`` (mail.default), ``a`` (mail.a.test), ``b``
+  (mail.b.test, file holds leaf + CA chain) and ``c`` (wildcard ``*.c.test``). ``Pki.identify()``
+  names the certificate a server sent, by SHA-256 fingerprint.
+* ``Dovecot``, ``Postfix``, ``Courier`` -- backends started from ``servers/*.in`` templates on
+  ports asked from the OS. ``Dovecot(..., starttls=True)`` advertises STARTTLS/STLS on its
+  plaintext ports (and LOGINDISABLED when reached through a non-loopback-equal address).
+  ``Postfix(..., pki=...)`` adds a second plaintext port that advertises STARTTLS.
+* ``Postern`` -- writes a TOML config (certificates with paths relative to the config's folder),
+  runs ``postern run --config``, waits until every listener listens, reads its stderr log
+  (``session_end()`` parses the one-line session summary), and runs ``postern check``.
+* Clients: ``tls_connect()``, ``ImapSni`` / ``Pop3Sni`` / ``SmtpSni`` (stdlib clients that
+  connect to 127.0.0.1 while sending the given SNI), ``ImapStarttls`` / ``Pop3Starttls`` /
+  ``SmtpStarttls`` (the same over STARTTLS / STLS), ``LineClient`` for raw protocol dialogues
+  (``LineClient.starttls()`` upgrades one in place),
+  ``run()`` for CLI clients (curl, swaks, openssl), ``sni_sent_by()`` to see which SNI a CLI
+  client really puts in its ClientHello.
+* ``RecordingRelay`` -- a TCP relay to put between postern and a backend: records, per
+  connection, every byte postern sent the backend (and back); ``sync()`` returns once every
+  connection opened so far is recorded (to prove none was opened, without sleeping).
+* Waiting: ``wait_until()`` polls with a bounded timeout; ``wait_listening()`` reads
+  /proc/net/tcp* (no probe connections, which backends would log as aborted sessions).
+
+The postern binary is ``$POSTERN_BIN`` (default ``<repo>/build/postern``). Set
+``POSTERN_KEEP_TMP=1`` to keep the temp dirs for inspection.
+"""
+
+from .base import (CACHE, HERE, KEEP_TMP, LOCALHOST, PASSWORD, POSTERN_BIN, REPO, SERVERS, USER,
+                   Daemon, Service, WaitTimeout, free_port, free_ports, listening_ports, message,
+                   render, run, unique, wait_listening, wait_not_listening, wait_until)
+from .case import IntegrationCase
+from .clients import (ImapSni, ImapStarttls, LineClient, Pop3Sni, Pop3Starttls, SmtpSni,
+                      SmtpStarttls, parse_client_hello_sni, sni_sent_by, tls_connect)
+from .pki import Pki
+from .postern import Postern, parse_fields, require_postern
+from .relay import RecordingRelay
+from .servers import Courier, Dovecot, Postfix, courier_root
+
+__all__ = [
+    "CACHE", "HERE", "KEEP_TMP", "LOCALHOST", "PASSWORD", "POSTERN_BIN", "REPO", "SERVERS", "USER",
+    "Daemon", "Service", "WaitTimeout", "free_port", "free_ports", "listening_ports", "message",
+    "render", "run", "unique", "wait_listening", "wait_not_listening", "wait_until",
+    "IntegrationCase",
+    "ImapSni", "ImapStarttls", "LineClient", "Pop3Sni", "Pop3Starttls", "SmtpSni", "SmtpStarttls",
+    "parse_client_hello_sni", "sni_sent_by", "tls_connect",
+    "Pki", "Postern", "parse_fields", "require_postern", "RecordingRelay",
+    "Courier", "Dovecot", "Postfix", "courier_root",
+]
