@@ -18,8 +18,8 @@ namespace postern::tls {
     std::span<const std::uint8_t> ext) noexcept;
 
 // Lower-cased name without its trailing dot, or nullopt for anything that cannot be a DNS host
-// name we would serve: empty, over 253 bytes, empty or over-long labels, bytes outside
-// letters/digits/'-'/'_', or an IPv4/IPv6 literal.
+// name we would serve: not a host name by conf::is_dns_name (the one rule, RFC 1123 §2.1), or
+// an IPv4/IPv6 literal.
 [[nodiscard]] std::optional<std::string> normalize_host_name(std::string_view name);
 
 // Same for a certificate's DNS SAN, which may also be a wildcard "*.example.com" (a single
