@@ -3,7 +3,7 @@
 // ("250ms", "30s", "5m", "1h") and DNS names. Pure functions on strings, no I/O and no toml++,
 // so the loader, the unit tests and a fuzz target share one grammar. An error comes back as a
 // whole message that quotes the input and says what would be accepted; the loader only puts
-// "file:line:col: key: " in front of it.
+// "file:line:col: key: " in front of it. Fuzzed by tests/fuzz/parse_value_fuzz.cpp.
 
 #include "conf/config.hpp"
 

@@ -1,6 +1,7 @@
 #pragma once
 // Pure helpers for DNS names as they appear in a ClientHello (RFC 6066 §3 server_name) and in
-// certificates' subjectAltName. No OpenSSL here, so they can be unit-tested and fuzzed alone.
+// certificates' subjectAltName. No OpenSSL here, so they can be unit-tested and fuzzed alone
+// (tests/fuzz/server_name_fuzz.cpp); the host name rule itself is conf::is_dns_name.
 // Names are compared ASCII-case-insensitively with one trailing dot ignored; IP literals are
 // never SNI (RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted").
 
