@@ -11,9 +11,6 @@
 namespace postern::tls {
 namespace {
 
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, CFree<&GENERAL_NAMES_free>>;
-using Asn1TimePtr = std::unique_ptr<ASN1_TIME, CFree<&ASN1_TIME_free>>;
-
 constexpr std::int64_t kDaySeconds = std::int64_t{24} * 60 * 60;
 constexpr std::size_t kDateLength = 10;  // "2027-02-20", before the time
 
