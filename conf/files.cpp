@@ -5,6 +5,14 @@
 #include <memory>
 #include <system_error>
 
+namespace postern::conf {
+
+std::string errno_text(int code) {
+    return std::error_code{code, std::generic_category()}.message();
+}
+
+}  // namespace postern::conf
+
 namespace postern::conf::detail {
 
 namespace fs = std::filesystem;
@@ -18,15 +26,11 @@ using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
 }  // namespace
 
-std::string os_error(int code) {
-    return std::error_code{code, std::generic_category()}.message();
-}
-
 std::optional<std::string> unreadable_file_reason(const fs::path& path) {
     std::error_code ec;
     const fs::file_status status = fs::status(path, ec);
     if (fs::is_directory(status)) {
-        return os_error(EISDIR);
+        return errno_text(EISDIR);
     }
     // Opening a FIFO would block startup until some writer appears.
     if (fs::exists(status) && !fs::is_regular_file(status)) {
@@ -34,7 +38,7 @@ std::optional<std::string> unreadable_file_reason(const fs::path& path) {
     }
     const FilePtr stream{std::fopen(path.c_str(), "rb")};
     if (!stream) {
-        return os_error(errno);
+        return errno_text(errno);
     }
     return std::nullopt;
 }
@@ -46,7 +50,7 @@ std::optional<std::string> unreadable_dir_reason(const fs::path& path) {
         return ec.message();
     }
     if (!fs::is_directory(status)) {
-        return os_error(ENOTDIR);
+        return errno_text(ENOTDIR);
     }
     // Listing, not only stat: a folder without read permission stats fine.
     const fs::directory_iterator listing{path, ec};

@@ -1,15 +1,21 @@
 #pragma once
 // File checks shared by the loader and the certificates_dir scan: can this process read a
-// path, and if not, the OS's words for why. Nothing is parsed here. Private to conf/.
+// path, and if not, the OS's words for why. Nothing is parsed here. The checks are private to
+// conf/; errno_text() is the one strerror wrapper of every layer (conf/ is the leaf all link).
 
 #include <filesystem>
 #include <optional>
 #include <string>
 
-namespace postern::conf::detail {
+namespace postern::conf {
 
-// strerror-like text for an errno value: "No such file or directory".
-[[nodiscard]] std::string os_error(int code);
+// strerror() for an errno value, safe from any thread (strerror itself may share one buffer
+// between threads): "No such file or directory".
+[[nodiscard]] std::string errno_text(int code);
+
+}  // namespace postern::conf
+
+namespace postern::conf::detail {
 
 // nullopt when `path` is a regular file (symlinks followed) this process can open for reading;
 // otherwise why not. Never blocks on a FIFO.

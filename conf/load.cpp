@@ -56,8 +56,6 @@ struct FileCloser {
 };
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
-using detail::os_error;
-
 fs::path absolute_path(const fs::path& file) {
     std::error_code ec;
     fs::path absolute = fs::absolute(file, ec);
@@ -68,7 +66,7 @@ fs::path absolute_path(const fs::path& file) {
 Parsed<std::string> read_file(const fs::path& file) {
     const FilePtr stream{std::fopen(file.c_str(), "rb")};
     if (!stream) {
-        return {std::nullopt, os_error(errno)};
+        return {std::nullopt, errno_text(errno)};
     }
     std::string text;
     std::array<char, 16384> chunk{};
@@ -78,7 +76,7 @@ Parsed<std::string> read_file(const fs::path& file) {
     }
     // A directory opens fine on Linux and only fails here, with EISDIR.
     if (std::ferror(stream.get()) != 0) {
-        return {std::nullopt, os_error(errno)};
+        return {std::nullopt, errno_text(errno)};
     }
     return {std::move(text), {}};
 }

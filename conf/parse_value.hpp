@@ -3,7 +3,7 @@
 // ("250ms", "30s", "5m", "1h") and DNS names. Pure functions on strings, no I/O and no toml++,
 // so the loader, the unit tests and a fuzz target share one grammar. An error comes back as a
 // whole message that quotes the input and says what would be accepted; the loader only puts
-// "file:line:col: key: " in front of it.
+// "file:line:col: key: " in front of it. Fuzzed by tests/fuzz/parse_value_fuzz.cpp.
 
 #include "conf/config.hpp"
 
@@ -39,8 +39,12 @@ inline constexpr std::chrono::hours kMaxDuration{24 * 365};
 // A TOML integer duration, in seconds; same limits as parse_duration.
 [[nodiscard]] Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds);
 
-// Dot-separated labels of ASCII letters, digits and inner hyphens, each 1-63 bytes, 253 bytes
-// at most in all (RFC 1035 2.3.1, RFC 1123 2.1). No wildcard, no trailing dot.
+// A host name: dot-separated labels of ASCII letters, digits and inner hyphens, each 1-63
+// bytes, 253 bytes at most in all. The one rule for every DNS name postern reads (config
+// hostnames, tls.default_certificate, SNI and certificates' DNS SANs through
+// tls/server_name.hpp): RFC 1123 §2.1 (RFC 1034 §3.5's preferred syntax, a label may start
+// with a digit), which RFC 6066 §3 (SNI HostName) and RFC 6125 §6.4 (DNS-IDs) refer to. No '_'
+// (service labels, RFC 8552, never name a host), no wildcard, no trailing dot.
 [[nodiscard]] bool is_dns_name(std::string_view name) noexcept;
 
 }  // namespace postern::conf

@@ -2,8 +2,7 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 
-#include <array>
-#include <cstring>
+#include <algorithm>
 
 namespace postern::proxy {
 
@@ -18,12 +17,6 @@ bool setup_logging(std::string_view level) {
     logger->flush_on(spdlog::level::trace);
     spdlog::set_default_logger(std::move(logger));
     return true;
-}
-
-std::string errno_text(int error) {
-    std::array<char, 128> buffer{};
-    // GNU strerror_r: returns the message, in `buffer` or in static storage.
-    return strerror_r(error, buffer.data(), buffer.size());
 }
 
 std::string sanitize(std::string_view text, std::size_t max, bool quoted) {

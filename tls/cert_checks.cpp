@@ -1,5 +1,7 @@
 #include "tls/cert_checks.hpp"
 
+#include "tls/x509_text.hpp"
+
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -30,12 +32,6 @@ std::string mode_text(mode_t mode) {
     return text.data();
 }
 
-std::string name_text(const X509_NAME* name) {
-    std::array<char, 256> text{};
-    X509_NAME_oneline(name, text.data(), text.size());
-    return text.data();
-}
-
 class Inspector {
 public:
     Inspector(const CertStore& store, const conf::Config& config, std::time_t now)
@@ -62,16 +58,16 @@ private:
 std::vector<Finding> Inspector::run() {
     bool from_folder = false;
     for (const auto& cert : store_.certificates()) {
-        from_folder = from_folder || cert->origin == conf::CertificateOrigin::Folder;
+        from_folder = from_folder || cert->data.origin == conf::CertificateOrigin::Folder;
         expiry(*cert);
         chain(*cert);
-        if (cert->from_pkcs12) {
-            permissions(cert->key_file, "PKCS#12 bundle (it holds the private key)");
-            if (!cert->password_file.empty()) {
-                permissions(cert->password_file, "password file");
+        if (cert->data.from_pkcs12) {
+            permissions(cert->data.key_file, "PKCS#12 bundle (it holds the private key)");
+            if (!cert->data.password_file.empty()) {
+                permissions(cert->data.password_file, "password file");
             }
         } else {
-            permissions(cert->key_file, "private key");
+            permissions(cert->data.key_file, "private key");
         }
         shadowed(*cert);
     }
@@ -86,9 +82,10 @@ std::vector<Finding> Inspector::run() {
 void Inspector::expiry(const Certificate& cert) {
     if (cert.not_after <= now_) {
         if (cert.withheld_names.size() == cert.names.size()) {
-            warn(cert.cert_file, "expired on " + cert.not_after_text +
-                                     "; not served, as valid certificates cover all its names (" +
-                                     join(cert.names) + "): remove it");
+            warn(cert.data.cert_file,
+                 "expired on " + cert.data.not_after_text() +
+                     "; not served, as valid certificates cover all its names (" +
+                     join(cert.names) + "): remove it");
             return;
         }
         std::vector<std::string> served;
@@ -98,22 +95,23 @@ void Inspector::expiry(const Certificate& cert) {
                 served.push_back(name);
             }
         }
-        std::string message = "expired on " + cert.not_after_text + " and still served for " +
-                              join(served) + ", as no valid certificate covers them: renew it";
+        std::string message = "expired on " + cert.data.not_after_text() +
+                              " and still served for " + join(served) +
+                              ", as no valid certificate covers them: renew it";
         if (!cert.withheld_names.empty()) {
             message += " (not served for " + join(cert.withheld_names) +
                        ", which valid certificates cover)";
         }
-        warn(cert.cert_file, std::move(message));
+        warn(cert.data.cert_file, std::move(message));
         return;
     }
     const std::time_t warn_before =
         static_cast<std::time_t>(config_.tls.expiry_warning_days) * kDay;
-    const std::time_t left = cert.not_after - now_;
-    if (left < warn_before) {
-        const std::time_t days = left / kDay;
-        warn(cert.cert_file,
-             "expires on " + cert.not_after_text + ", in " +
+    if (cert.not_after - now_ < warn_before) {
+        const std::int64_t days =
+            days_left(X509_get0_notAfter(cert.data.leaf.get()), now_).value_or(0);
+        warn(cert.data.cert_file,
+             "expires on " + cert.data.not_after_text() + ", in " +
                  (days == 0 ? std::string{"less than a day"}
                             : std::to_string(days) + (days == 1 ? " day" : " days")) +
                  " (tls.expiry_warning_days = " + std::to_string(config_.tls.expiry_warning_days) +
@@ -122,30 +120,29 @@ void Inspector::expiry(const Certificate& cert) {
 }
 
 void Inspector::chain(const Certificate& cert) {
-    if (cert.leaf_index != 0) {
-        warn(cert.cert_file,
-             "the certificate for the key is number " + std::to_string(cert.leaf_index + 1) +
+    if (cert.data.leaf_index != 0) {
+        warn(cert.data.cert_file,
+             "the certificate for the key is number " + std::to_string(cert.data.leaf_index + 1) +
                  " in the file, but the file starts with " +
-                 (cert.first_is_ca ? "the CA certificate " : "") + cert.first_subject +
+                 (cert.data.first_is_ca ? "the CA certificate " : "") + cert.data.first_subject +
                  ": postern serves the leaf first anyway, other software may not; put it first");
     }
-    X509* leaf = SSL_CTX_get0_certificate(cert.ctx.get());
+    X509* leaf = cert.data.leaf.get();
     if (leaf == nullptr || X509_check_issued(leaf, leaf) == X509_V_OK) {
         return;  // self-signed: there is no issuer to send
     }
-    STACK_OF(X509)* chain = nullptr;
-    (void)SSL_CTX_get0_chain_certs(cert.ctx.get(), &chain);
+    const STACK_OF(X509)* chain = cert.data.chain.get();
     for (int i = 0; i < sk_X509_num(chain); ++i) {
         if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK) {
             return;
         }
     }
-    warn(cert.cert_file,
-         "the leaf's issuer " + name_text(X509_get_issuer_name(leaf)) +
+    warn(cert.data.cert_file,
+         "the leaf's issuer " + issuer_text(leaf) +
              " is not in the file: unless clients trust it as a root, they cannot verify the "
              "chain; append the intermediate certificate(s) after the leaf" +
-             (cert.from_pkcs12 ? std::string{}
-                               : std::string{" (certbot: fullchain.pem, not cert.pem)"}));
+             (cert.data.from_pkcs12 ? std::string{}
+                                    : std::string{" (certbot: fullchain.pem, not cert.pem)"}));
 }
 
 void Inspector::permissions(const std::filesystem::path& file, std::string_view what) {
@@ -186,14 +183,15 @@ void Inspector::shadowed(const Certificate& cert) {
         it->second.push_back(name);
     }
     for (const auto& [winner, names] : by_winner) {
-        warn(cert.cert_file,
-             "not served for " + join(names) + ": " + winner->cert_file.string() + " covers " +
-                 (names.size() == 1 ? "it" : "them") + " with another " + to_string(cert.key_type) +
-                 " certificate that " +
-                 (winner->not_after > cert.not_after
-                      ? "expires later"
-                      : "expires at the same time and was loaded first") +
-                 " (" + winner->not_after_text + ", this one " + cert.not_after_text + ")");
+        warn(cert.data.cert_file, "not served for " + join(names) + ": " +
+                                      winner->data.cert_file.string() + " covers " +
+                                      (names.size() == 1 ? "it" : "them") + " with another " +
+                                      to_string(cert.key_type) + " certificate that " +
+                                      (winner->not_after > cert.not_after
+                                           ? "expires later"
+                                           : "expires at the same time and was loaded first") +
+                                      " (" + winner->data.not_after_text() + ", this one " +
+                                      cert.data.not_after_text() + ")");
     }
 }
 

@@ -3,6 +3,7 @@
 #include "tls/pkcs12.hpp"
 #include "tls/policy.hpp"
 #include "tls/server_name.hpp"
+#include "tls/x509_text.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -10,12 +11,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 
 namespace postern::tls {
 namespace {
-
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, CFree<&GENERAL_NAMES_free>>;
 
 class ErrorSink {
 public:
@@ -53,12 +51,6 @@ struct Material {
 
 BioPtr open_file(const std::filesystem::path& path) {
     return BioPtr{BIO_new_file(path.c_str(), "r")};
-}
-
-std::string subject_of(X509* cert) {
-    std::array<char, 256> subject{};
-    X509_NAME_oneline(X509_get_subject_name(cert), subject.data(), subject.size());
-    return subject.data();
 }
 
 // PEM password callback: postern never prompts (it may have no terminal, and must not block).
@@ -118,7 +110,7 @@ std::optional<Material> read_pem(const conf::CertificateSpec& spec, ErrorSink& e
     }
     m.leaf_index = static_cast<std::size_t>(leaf - certs.begin());
     if (m.leaf_index != 0) {
-        m.first_subject = subject_of(certs.front().get());
+        m.first_subject = subject_text(certs.front().get());
         m.first_is_ca = X509_check_ca(certs.front().get()) != 0;
     }
     m.leaf = std::move(*leaf);
@@ -161,41 +153,27 @@ std::optional<Material> read_bundle(const conf::CertificateSpec& spec, ErrorSink
     return m;
 }
 
-std::string asn1_string(const ASN1_STRING* s) {
-    const auto* data = ASN1_STRING_get0_data(s);
-    return {reinterpret_cast<const char*>(data), static_cast<std::size_t>(ASN1_STRING_length(s))};
-}
-
-// SAN DNS names only; the subject CN only when there is no DNS SAN at all (RFC 6125 §6.4.4).
-std::vector<std::string> dns_names(X509* leaf) {
-    std::vector<std::string> names;
-    GeneralNamesPtr sans{static_cast<GENERAL_NAMES*>(
-        X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr))};
-    if (sans) {
-        for (int i = 0; i < sk_GENERAL_NAME_num(sans.get()); ++i) {
-            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans.get(), i);
-            if (gn->type != GEN_DNS) {
-                continue;
-            }
-            if (auto name = normalize_san_name(asn1_string(gn->d.dNSName))) {
-                names.push_back(std::move(*name));
-            }
+// SAN DNS names only; the subject CN only when there is no SAN extension at all
+// (RFC 6125 §6.4.4).
+std::vector<std::string> dns_names(const X509* leaf) {
+    const SubjectAltNames sans = subject_alt_names(leaf);
+    std::vector<std::string> written = sans.dns;
+    if (!sans.present) {
+        if (auto cn = common_name(leaf)) {
+            written.push_back(std::move(*cn));
         }
     }
-    if (names.empty() && !sans) {
-        const X509_NAME* subject = X509_get_subject_name(leaf);
-        const int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-        if (idx >= 0) {
-            const ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
-            if (auto name = normalize_san_name(asn1_string(cn))) {
-                names.push_back(std::move(*name));
-            }
+    std::vector<std::string> names;
+    for (const auto& name : written) {
+        if (auto normalized = normalize_san_name(name)) {
+            names.push_back(std::move(*normalized));
         }
     }
     return names;
 }
 
 void describe_key(EVP_PKEY* key, Certificate& cert) {
+    std::string& description = cert.data.key_description;
     const int bits = EVP_PKEY_get_bits(key);
     switch (EVP_PKEY_get_base_id(key)) {
         case EVP_PKEY_EC: {
@@ -203,25 +181,25 @@ void describe_key(EVP_PKEY* key, Certificate& cert) {
             std::array<char, 64> group{};
             std::size_t len = 0;
             if (EVP_PKEY_get_group_name(key, group.data(), group.size(), &len) == 1) {
-                cert.key_description = std::string("ECDSA ") + group.data();
+                description = std::string("ECDSA ") + group.data();
             } else {
-                cert.key_description = "ECDSA " + std::to_string(bits);
+                description = "ECDSA " + std::to_string(bits);
             }
             // OpenSSL names P-256 "prime256v1"; admins know it as P-256.
-            if (cert.key_description == "ECDSA prime256v1") {
-                cert.key_description = "ECDSA P-256";
-            } else if (cert.key_description == "ECDSA secp384r1") {
-                cert.key_description = "ECDSA P-384";
+            if (description == "ECDSA prime256v1") {
+                description = "ECDSA P-256";
+            } else if (description == "ECDSA secp384r1") {
+                description = "ECDSA P-384";
             }
             break;
         }
         case EVP_PKEY_RSA:
             cert.key_type = KeyType::Rsa;
-            cert.key_description = "RSA " + std::to_string(bits);
+            description = "RSA " + std::to_string(bits);
             break;
         default:
             cert.key_type = KeyType::Other;
-            cert.key_description =
+            description =
                 std::string(EVP_PKEY_get0_type_name(key) != nullptr ? EVP_PKEY_get0_type_name(key)
                                                                     : "unknown") +
                 " " + std::to_string(bits);
@@ -229,19 +207,11 @@ void describe_key(EVP_PKEY* key, Certificate& cert) {
     }
 }
 
-void describe_expiry(X509* leaf, Certificate& cert) {
-    std::tm tm{};
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
-        cert.not_after = timegm(&tm);
-        std::array<char, 32> text{};
-        const std::size_t length =
-            std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
-        cert.not_after_text.assign(text.data(), length);
-    }
-    cert.subject = subject_of(leaf);
-}
-
 }  // namespace
+
+std::string CertificateData::not_after_text() const {
+    return time_text(X509_get0_notAfter(leaf.get()));
+}
 
 const char* to_string(KeyType type) noexcept {
     switch (type) {
@@ -278,16 +248,17 @@ CertificateLoad load_certificate(const conf::CertificateSpec& spec,
         return result;
     }
     describe_key(m->key.get(), cert);
-    describe_expiry(m->leaf.get(), cert);
-    cert.cert_file = cert_file;
-    cert.key_file = pkcs12 ? spec.pkcs12 : spec.key;
-    cert.key_name = spec.key_name;
-    cert.password_file = spec.password_file;
-    cert.from_pkcs12 = pkcs12;
-    cert.origin = spec.origin;
-    cert.leaf_index = m->leaf_index;
-    cert.first_subject = std::move(m->first_subject);
-    cert.first_is_ca = m->first_is_ca;
+    cert.not_after = to_time_t(X509_get0_notAfter(m->leaf.get())).value_or(0);
+    CertificateData& data = cert.data;
+    data.cert_file = cert_file;
+    data.key_file = pkcs12 ? spec.pkcs12 : spec.key;
+    data.key_name = spec.key_name;
+    data.password_file = spec.password_file;
+    data.from_pkcs12 = pkcs12;
+    data.origin = spec.origin;
+    data.leaf_index = m->leaf_index;
+    data.first_subject = std::move(m->first_subject);
+    data.first_is_ca = m->first_is_ca;
 
     cert.ctx.reset(SSL_CTX_new(TLS_server_method()));
     std::string policy_error;
@@ -304,6 +275,8 @@ CertificateLoad load_certificate(const conf::CertificateSpec& spec,
                                    ossl_errors());
         return result;
     }
+    data.leaf = std::move(m->leaf);
+    data.chain = std::move(m->chain);
     result.certificate = std::move(cert);
     return result;
 }

@@ -1,10 +1,12 @@
 #pragma once
-// One servable certificate: its chain and key, from PEM files or a PKCS#12 bundle, loaded into a
-// ready SSL_CTX, plus what selection and `postern check` need to know about it (DNS names, key
-// type, expiry, how the file was laid out). Loading checks everything that would otherwise fail
-// at handshake time: the files parse, a certificate in the file matches the key, and that leaf
-// names at least one DNS host. Softer problems (chain order, expiry, file modes) are left to
-// tls/cert_checks.hpp. Encrypted PEM keys are refused, never prompted for.
+// One servable certificate, loaded from PEM files or a PKCS#12 bundle, in two parts kept apart
+// as HAProxy keeps its certificate data as read from files apart from the SSL_CTX built from
+// it: what is served (the ready SSL_CTX, the DNS names, key type and expiry that selection
+// needs) and what the files held (the certificates, key description and file layout that
+// `postern check` and tls/cert_checks.hpp report). Loading checks everything that would
+// otherwise fail at handshake time: the files parse, a certificate in the file matches the key,
+// and that leaf names at least one DNS host. Softer problems (chain order, expiry, file modes)
+// are left to tls/cert_checks.hpp. Encrypted PEM keys are refused, never prompted for.
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
@@ -22,14 +24,11 @@ namespace postern::tls {
 
 enum class KeyType : std::uint8_t { Ecdsa, Rsa, Other };
 
-struct Certificate {
-    SslCtxPtr ctx;                   // policy applied, leaf + chain + key installed
-    std::vector<std::string> names;  // normalized SAN DNS names, wildcards as "*.example.com"
-    KeyType key_type = KeyType::Other;
-    std::string key_description;  // "ECDSA P-256", "RSA 2048"
-    std::time_t not_after = 0;
-    std::string not_after_text;           // "2027-02-20 12:00:00 UTC"
-    std::string subject;                  // one-line subject, for the check table
+// The certificate as read from its files; handshakes never look at it.
+struct CertificateData {
+    X509Ptr leaf;                         // the certificate for the key
+    X509StackPtr chain;                   // the file's other certificates, in file order
+    std::string key_description;          // "ECDSA P-256", "RSA 2048"
     std::filesystem::path cert_file;      // the PEM chain, or the PKCS#12 bundle
     std::filesystem::path key_file;       // the PEM key, or the PKCS#12 bundle again
     std::string key_name;                 // "certificate[1]", or "tls.certificates_dir"
@@ -41,9 +40,20 @@ struct Certificate {
     std::size_t leaf_index = 0;
     std::string first_subject;  // the file's first certificate's subject when leaf_index > 0
     bool first_is_ca = false;   // ... and whether that one is a CA (basicConstraints CA:TRUE)
+
+    // The leaf's notAfter as tls/x509_text.hpp writes it: "2027-02-20 12:00:00 UTC".
+    [[nodiscard]] std::string not_after_text() const;
+};
+
+struct Certificate {
+    SslCtxPtr ctx;                   // policy applied, leaf + chain + key installed
+    std::vector<std::string> names;  // normalized SAN DNS names, wildcards as "*.example.com"
+    KeyType key_type = KeyType::Other;
+    std::time_t not_after = 0;
     // Set by CertStore::build: this certificate has expired, and a valid one covers these of its
     // names, so the store does not serve it for them.
     std::vector<std::string> withheld_names;
+    CertificateData data;
 
     [[nodiscard]] const std::string& primary_name() const noexcept { return names.front(); }
 };

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <memory>
 #include <string>
@@ -25,6 +26,8 @@ using SslPtr = std::unique_ptr<SSL, CFree<&SSL_free>>;
 using X509Ptr = std::unique_ptr<X509, CFree<&X509_free>>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, CFree<&EVP_PKEY_free>>;
 using BioPtr = std::unique_ptr<BIO, CFree<&BIO_free_all>>;
+using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, CFree<&GENERAL_NAMES_free>>;
+using Asn1TimePtr = std::unique_ptr<ASN1_TIME, CFree<&ASN1_TIME_free>>;
 
 struct X509StackFree {
     void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_pop_free(s, X509_free); }

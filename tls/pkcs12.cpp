@@ -1,12 +1,13 @@
 #include "tls/pkcs12.hpp"
 
+#include "conf/files.hpp"
+
 #include <openssl/err.h>
 #include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <system_error>
 
 namespace postern::tls {
 namespace {
@@ -158,14 +159,14 @@ Pkcs12Read read_pkcs12(const std::filesystem::path& bundle, const std::string& p
 PasswordRead read_password_file(const std::filesystem::path& file) {
     const std::unique_ptr<std::FILE, FileClose> stream{std::fopen(file.c_str(), "rb")};
     if (!stream) {
-        return {std::nullopt, "cannot read password file " + file.string() + ": " +
-                                  std::error_code{errno, std::generic_category()}.message()};
+        return {std::nullopt,
+                "cannot read password file " + file.string() + ": " + conf::errno_text(errno)};
     }
     std::string password(kMaxPasswordBytes + 1, '\0');
     const std::size_t got = std::fread(password.data(), 1, password.size(), stream.get());
     if (std::ferror(stream.get()) != 0) {
-        return {std::nullopt, "cannot read password file " + file.string() + ": " +
-                                  std::error_code{errno, std::generic_category()}.message()};
+        return {std::nullopt,
+                "cannot read password file " + file.string() + ": " + conf::errno_text(errno)};
     }
     if (got > kMaxPasswordBytes) {
         return {std::nullopt, "password file " + file.string() + " is larger than " +

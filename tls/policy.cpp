@@ -18,16 +18,6 @@ constexpr std::array<unsigned char, 7> kSessionIdContext{'p', 'o', 's', 't', 'e'
 
 }  // namespace
 
-const char* version_name(conf::TlsVersion version) noexcept {
-    switch (version) {
-        case conf::TlsVersion::Tls12:
-            return "TLSv1.2";
-        case conf::TlsVersion::Tls13:
-            return "TLSv1.3";
-    }
-    return "TLSv1.2";
-}
-
 bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& error) {
     const int min =
         settings.min_version == conf::TlsVersion::Tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -39,7 +29,9 @@ bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& 
         return false;
     }
     // IGNORE_UNEXPECTED_EOF: mail clients often close without close_notify; OpenSSL 3 would
-    // otherwise report that as an error (and libevent 2.1.12 mishandles it, libevent #1212).
+    // otherwise report that EOF as an SSL_ERROR_SSL "unexpected eof while reading", and the
+    // session would end as a TLS failure; with it, the EOF comes back as SSL_ERROR_SYSCALL with
+    // nothing queued, which proxy/stream.cpp reads as the client's EOF.
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
     // An idle session keeps no 16 KiB record buffers (about 33 KiB each).

@@ -16,6 +16,4 @@ namespace postern::tls {
 [[nodiscard]] bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings,
                                 std::string& error);
 
-[[nodiscard]] const char* version_name(conf::TlsVersion version) noexcept;  // "TLSv1.2"
-
 }  // namespace postern::tls

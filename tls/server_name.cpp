@@ -1,17 +1,13 @@
 #include "tls/server_name.hpp"
 
+#include "conf/parse_value.hpp"
+
 #include <algorithm>
 
 namespace postern::tls {
 namespace {
 
-constexpr std::size_t kMaxName = 253;
-constexpr std::size_t kMaxLabel = 63;
 constexpr std::uint8_t kHostNameType = 0;
-
-bool is_name_byte(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
 
 char lower(char c) noexcept {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -20,27 +16,6 @@ char lower(char c) noexcept {
 bool looks_like_ipv4(std::string_view s) noexcept {
     return !s.empty() && std::all_of(s.begin(), s.end(),
                                      [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-}
-
-// Checks labels of an already lower-cased name without trailing dot.
-bool valid_labels(std::string_view s) noexcept {
-    if (s.empty() || s.size() > kMaxName) {
-        return false;
-    }
-    std::size_t label = 0;
-    for (char c : s) {
-        if (c == '.') {
-            if (label == 0) {
-                return false;
-            }
-            label = 0;
-            continue;
-        }
-        if (!is_name_byte(c) || ++label > kMaxLabel) {
-            return false;
-        }
-    }
-    return label != 0;
 }
 
 std::optional<std::string> lowered_without_dot(std::string_view name) {
@@ -85,7 +60,7 @@ std::optional<std::string> normalize_host_name(std::string_view name) {
         return std::nullopt;  // IPv6 literal (or garbage)
     }
     auto out = lowered_without_dot(name);
-    if (!valid_labels(*out) || looks_like_ipv4(*out)) {
+    if (!conf::is_dns_name(*out) || looks_like_ipv4(*out)) {
         return std::nullopt;
     }
     return out;

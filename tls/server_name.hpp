@@ -1,6 +1,7 @@
 #pragma once
 // Pure helpers for DNS names as they appear in a ClientHello (RFC 6066 §3 server_name) and in
-// certificates' subjectAltName. No OpenSSL here, so they can be unit-tested and fuzzed alone.
+// certificates' subjectAltName. No OpenSSL here, so they can be unit-tested and fuzzed alone
+// (tests/fuzz/server_name_fuzz.cpp); the host name rule itself is conf::is_dns_name.
 // Names are compared ASCII-case-insensitively with one trailing dot ignored; IP literals are
 // never SNI (RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted").
 
@@ -18,8 +19,8 @@ namespace postern::tls {
     std::span<const std::uint8_t> ext) noexcept;
 
 // Lower-cased name without its trailing dot, or nullopt for anything that cannot be a DNS host
-// name we would serve: empty, over 253 bytes, empty or over-long labels, bytes outside
-// letters/digits/'-'/'_', or an IPv4/IPv6 literal.
+// name we would serve: not a host name by conf::is_dns_name (the one rule, RFC 1123 §2.1), or
+// an IPv4/IPv6 literal.
 [[nodiscard]] std::optional<std::string> normalize_host_name(std::string_view name);
 
 // Same for a certificate's DNS SAN, which may also be a wildcard "*.example.com" (a single

@@ -1,64 +1,35 @@
 #include "cli/probe/probe.hpp"
 
-#include "conf/parse_value.hpp"
-#include "proxy/endpoint.hpp"
-#include "proxy/event.hpp"
+#include "cli/probe/connection.hpp"
 #include "cli/probe/dialogue.hpp"
 #include "cli/probe/report.hpp"
-#include "tls/ossl.hpp"
+#include "conf/parse_value.hpp"
+#include "proxy/endpoint.hpp"
+#include "tls/client_context.hpp"
 #include "tls/server_name.hpp"
+#include "tls/x509_text.hpp"
 
-#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
-#include <array>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <csignal>
 #include <ctime>
-#include <fcntl.h>
-#include <netdb.h>
 #include <ostream>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <system_error>
-#include <unistd.h>
 
 namespace postern::cli {
 
 namespace {
 using proxy::machine_fqdn;
-using proxy::to_string;
-using proxy::UniqueFd;
 
 using probe::CertSummary;
+using probe::Connection;
 using probe::Dialogue;
 using probe::ProbeReport;
 using probe::Protocol;
 using probe::Then;
-using tls::BioPtr;
-using tls::CFree;
-using tls::SslCtxPtr;
-using tls::SslPtr;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, CFree<&GENERAL_NAMES_free>>;
-using AddrInfoPtr = std::unique_ptr<addrinfo, CFree<&freeaddrinfo>>;
-
-// Longest server line accepted, and most bytes read in all: the probe stops a server that
-// talks forever instead of waiting for it.
-constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
-constexpr std::size_t kMaxTotal = std::size_t{1024} * 1024;
-
-std::string errno_text(int error) {
-    return std::generic_category().message(error);
-}
-
-std::string timeout_text(std::chrono::milliseconds timeout) {
-    const auto ms = timeout.count();
-    return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-}
 
 // An IPv4 or IPv6 address, without an IPv6 "%zone" (which certificates cannot name).
 std::optional<std::string> ip_literal(const std::string& host) {
@@ -125,306 +96,17 @@ std::string settle(const ProbeOptions& o, Settings& s) {
     return {};
 }
 
-// A connected socket, plaintext until handshake(); lines are read with a timeout.
-class Connection {
-public:
-    enum class Read : std::uint8_t { Line, Eof, Error };
-
-    Connection(UniqueFd fd, std::chrono::milliseconds timeout)
-        : fd_(std::move(fd)), timeout_(timeout) {}
-
-    // One line without its CRLF (or bare LF).
-    [[nodiscard]] Read read_line(std::string& line, std::string& error) {
-        while (true) {
-            const auto eol = buffer_.find('\n');
-            if (eol != std::string::npos) {
-                line.assign(buffer_, 0, eol);
-                if (!line.empty() && line.back() == '\r') {
-                    line.pop_back();
-                }
-                buffer_.erase(0, eol + 1);
-                return Read::Line;
-            }
-            if (buffer_.size() > kMaxLine) {
-                error = "the server sent a line longer than 64 KiB";
-                return Read::Error;
-            }
-            if (total_ > kMaxTotal) {
-                error = "the server sent more than 1 MiB without finishing the dialogue";
-                return Read::Error;
-            }
-            std::array<char, 4096> chunk{};
-            std::size_t got = 0;
-            const Fill r = ssl_ ? ssl_read(chunk.data(), chunk.size(), got, error)
-                                : plain_read(chunk.data(), chunk.size(), got, error);
-            if (r != Fill::Data) {
-                return r == Fill::Eof ? Read::Eof : Read::Error;
-            }
-            buffer_.append(chunk.data(), got);
-            total_ += got;
-        }
-    }
-
-    [[nodiscard]] bool write(std::string_view bytes, std::string& error) {
-        while (!bytes.empty()) {
-            std::size_t sent = 0;
-            if (ssl_) {
-                ERR_clear_error();
-                const int n = SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size()));
-                if (n <= 0) {
-                    error = "writing to the server: " + ssl_failure(n);
-                    return false;
-                }
-                sent = static_cast<std::size_t>(n);
-            } else {
-                const ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-                if (n < 0) {
-                    if (errno == EINTR) {
-                        continue;
-                    }
-                    error = "writing to the server: " + io_failure(errno);
-                    return false;
-                }
-                sent = static_cast<std::size_t>(n);
-            }
-            bytes.remove_prefix(sent);
-        }
-        return true;
-    }
-
-    // Bytes read but not yet returned as lines.
-    [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size(); }
-
-    // Client handshake on the socket. Verification failures do not stop it (the result is
-    // read afterwards); only a failed handshake returns false with `error` set.
-    [[nodiscard]] bool handshake(SSL_CTX* ctx, const std::string& sni, std::string& error) {
-        ERR_clear_error();
-        SslPtr ssl{SSL_new(ctx)};
-        // SSL_set_tlsext_host_name() is a macro with a C cast; this is the call it makes.
-        if (!ssl || SSL_set_fd(ssl.get(), fd_.get()) != 1 ||
-            (!sni.empty() &&
-             SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                      const_cast<char*>(sni.c_str())) != 1)) {
-            error = tls::ossl_errors();
-            return false;
-        }
-        ERR_clear_error();
-        const int rc = SSL_connect(ssl.get());
-        if (rc != 1) {
-            error = failure_of(ssl.get(), rc);
-            return false;
-        }
-        ssl_ = std::move(ssl);
-        buffer_.clear();
-        return true;
-    }
-
-    [[nodiscard]] SSL* ssl() const noexcept { return ssl_.get(); }
-
-    // Sends close_notify without waiting for the server's.
-    void shutdown() noexcept {
-        if (ssl_) {
-            ERR_clear_error();
-            (void)SSL_shutdown(ssl_.get());
-            ERR_clear_error();
-        }
-    }
-
-private:
-    enum class Fill : std::uint8_t { Data, Eof, Error };  // one read from the socket or TLS
-
-    [[nodiscard]] std::string io_failure(int error) const {
-        if (error == EAGAIN || error == EWOULDBLOCK) {
-            return "no answer within " + timeout_text(timeout_) + " (--timeout)";
-        }
-        return errno_text(error);
-    }
-
-    [[nodiscard]] std::string failure_of(SSL* ssl, int rc) const {
-        const int saved = errno;
-        switch (SSL_get_error(ssl, rc)) {
-            case SSL_ERROR_SYSCALL:
-                if (ERR_peek_error() == 0) {
-                    return saved == 0 ? std::string{"the server closed the connection"}
-                                      : io_failure(saved);
-                }
-                return tls::ossl_errors();
-            case SSL_ERROR_ZERO_RETURN:
-                return "the server closed the TLS session";
-            case SSL_ERROR_WANT_READ:
-            case SSL_ERROR_WANT_WRITE:
-                return io_failure(saved);
-            default:
-                return tls::ossl_errors();
-        }
-    }
-
-    [[nodiscard]] std::string ssl_failure(int rc) const { return failure_of(ssl_.get(), rc); }
-
-    Fill plain_read(char* data, std::size_t size, std::size_t& got, std::string& error) {
-        while (true) {
-            const ssize_t n = ::recv(fd_.get(), data, size, 0);
-            if (n > 0) {
-                got = static_cast<std::size_t>(n);
-                return Fill::Data;
-            }
-            if (n == 0) {
-                return Fill::Eof;
-            }
-            if (errno != EINTR) {
-                error = "reading from the server: " + io_failure(errno);
-                return Fill::Error;
-            }
-        }
-    }
-
-    Fill ssl_read(char* data, std::size_t size, std::size_t& got, std::string& error) {
-        ERR_clear_error();
-        const int n = SSL_read(ssl_.get(), data, static_cast<int>(size));
-        if (n > 0) {
-            got = static_cast<std::size_t>(n);
-            return Fill::Data;
-        }
-        const int saved = errno;
-        const int code = SSL_get_error(ssl_.get(), n);
-        if (code == SSL_ERROR_ZERO_RETURN ||
-            (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && saved == 0)) {
-            return Fill::Eof;
-        }
-        errno = saved;
-        error = "reading from the server: " + ssl_failure(n);
-        return Fill::Error;
-    }
-
-    UniqueFd fd_;
-    SslPtr ssl_;  // set by handshake(); uses fd_, which it does not own
-    std::chrono::milliseconds timeout_;
-    std::string buffer_;
-    std::size_t total_ = 0;
-};
-
-// Tries every address of the endpoint in turn; the first that connects within the timeout.
-std::optional<Connection> connect_to(const Settings& s, ProbeReport& report) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    addrinfo* found = nullptr;
-    const std::string port = std::to_string(s.endpoint.port);
-    if (const int rc = getaddrinfo(s.endpoint.host.c_str(), port.c_str(), &hints, &found);
-        rc != 0) {
-        report.error = "cannot resolve " + s.endpoint.host + ": " + gai_strerror(rc);
-        return std::nullopt;
-    }
-    const AddrInfoPtr owner{found};
-    const timeval tv = proxy::to_timeval(s.timeout);
-    std::string errors;
-    for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-        const std::string address = to_string(ai->ai_addr);
-        UniqueFd fd{::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                             ai->ai_protocol)};
-        int error = 0;
-        if (fd.get() < 0) {
-            error = errno;
-        } else if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
-            error = errno;
-            if (error == EINPROGRESS) {
-                pollfd p{fd.get(), POLLOUT, 0};
-                const int n = ::poll(&p, 1, static_cast<int>(s.timeout.count()));
-                socklen_t len = sizeof(error);
-                if (n == 0) {
-                    error = ETIMEDOUT;
-                } else if (n < 0 || getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
-                    error = errno;
-                }
-            }
-        }
-        if (error == 0) {
-            const int flags = fcntl(fd.get(), F_GETFL);
-            if (flags < 0 || fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0 ||
-                setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-                setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
-                error = errno;
-            }
-        }
-        if (error == 0) {
-            report.address = address;
-            return Connection{std::move(fd), s.timeout};
-        }
-        errors += errors.empty() ? "" : "; ";
-        errors += "connect " + address + ": " +
-                  (error == ETIMEDOUT ? "no answer within " + timeout_text(s.timeout)
-                                      : errno_text(error));
-    }
-    report.error = errors.empty() ? "no address for " + s.endpoint.host : errors;
-    return std::nullopt;
-}
-
-std::string asn1_string(const ASN1_STRING* s) {
-    return {reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-            static_cast<std::size_t>(ASN1_STRING_length(s))};
-}
-
-std::string name_text(const X509_NAME* name) {
-    BioPtr bio{BIO_new(BIO_s_mem())};
-    if (!bio || name == nullptr) {
-        return {};
-    }
-    // RFC 2253 order (CN first), UTF-8 kept as it is; display_text() escapes what is unsafe.
-    if (X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
-        return {};
-    }
-    // BIO_get_mem_data() is a macro with a C cast; this is the call it makes.
-    char* data = nullptr;
-    const long len = BIO_ctrl(bio.get(), BIO_CTRL_INFO, 0, &data);
-    return len > 0 ? std::string{data, static_cast<std::size_t>(len)} : std::string{};
-}
-
-std::string ip_text(const ASN1_OCTET_STRING* ip) {
-    std::array<char, INET6_ADDRSTRLEN> buf{};
-    const unsigned char* data = ASN1_STRING_get0_data(ip);
-    const int len = ASN1_STRING_length(ip);
-    if ((len == 4 && inet_ntop(AF_INET, data, buf.data(), buf.size()) != nullptr) ||
-        (len == 16 && inet_ntop(AF_INET6, data, buf.data(), buf.size()) != nullptr)) {
-        return buf.data();
-    }
-    return "(" + std::to_string(len) + "-byte address)";
-}
-
-CertSummary summarize(X509* cert) {
+CertSummary summarize(const X509* cert) {
     CertSummary out;
-    out.subject = name_text(X509_get_subject_name(cert));
-    out.issuer = name_text(X509_get_issuer_name(cert));
-    GeneralNamesPtr sans{static_cast<GENERAL_NAMES*>(
-        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr))};
-    if (sans) {
-        for (int i = 0; i < sk_GENERAL_NAME_num(sans.get()); ++i) {
-            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans.get(), i);
-            if (gn->type == GEN_DNS) {
-                out.dns_names.push_back(asn1_string(gn->d.dNSName));
-            } else if (gn->type == GEN_IPADD) {
-                out.ip_addresses.push_back(ip_text(gn->d.iPAddress));
-            }
-        }
-    }
+    out.subject = tls::subject_text(cert);
+    out.issuer = tls::issuer_text(cert);
+    tls::SubjectAltNames sans = tls::subject_alt_names(cert);
+    out.dns_names = std::move(sans.dns);
+    out.ip_addresses = std::move(sans.ip);
     const ASN1_TIME* not_after = X509_get0_notAfter(cert);
-    std::tm tm{};
-    if (not_after != nullptr && ASN1_TIME_to_tm(not_after, &tm) == 1) {
-        std::array<char, 32> text{};
-        if (std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &tm) > 0) {
-            out.not_after = text.data();
-        }
-        if (std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0) {
-            out.not_after_iso = text.data();
-        }
-        int days = 0;
-        int seconds = 0;
-        if (ASN1_TIME_diff(&days, &seconds, nullptr, not_after) == 1) {
-            // floor, so that a certificate expired an hour ago has -1 days left, not 0
-            const std::int64_t total = std::int64_t{days} * 86400 + seconds;
-            out.days_left = total >= 0 ? total / 86400 : -((-total + 86399) / 86400);
-        }
-    }
+    out.not_after = tls::time_text(not_after);
+    out.not_after_iso = tls::time_iso8601(not_after);
+    out.days_left = tls::days_left(not_after, std::time(nullptr)).value_or(0);
     return out;
 }
 
@@ -450,29 +132,20 @@ void record_session(SSL* ssl, const Settings& s, ProbeReport& report) {
         leaf == nullptr ? "no certificate" : X509_verify_cert_error_string(result);
 }
 
-SslCtxPtr client_context(const ProbeOptions& o, std::string& error) {
-    ERR_clear_error();
-    SslCtxPtr ctx{SSL_CTX_new(TLS_client_method())};
-    if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1) {
-        error = "cannot create a TLS context: " + tls::ossl_errors();
-        return nullptr;
-    }
-    // Verify, but finish the handshake either way: the report says what failed.
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-    SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-    const int loaded = o.cafile.empty() ? SSL_CTX_set_default_verify_paths(ctx.get())
-                                        : SSL_CTX_load_verify_file(ctx.get(), o.cafile.c_str());
-    if (loaded != 1) {
-        error = o.cafile.empty() ? "cannot load the system trust store: " + tls::ossl_errors()
-                                 : "--cafile " + o.cafile + ": " + tls::ossl_errors();
+std::unique_ptr<tls::ClientContext> client_context(const ProbeOptions& o, std::string& error) {
+    auto ctx = tls::ClientContext::create(error);
+    if (ctx && !ctx->load_trust(o.cafile, error)) {
+        error = (o.cafile.empty() ? "cannot load the system trust store: "
+                                  : "--cafile " + o.cafile + ": ") +
+                error;
         return nullptr;
     }
     return ctx;
 }
 
 // Runs the dialogue and the handshake, filling the report as far as it gets.
-void talk(const Settings& s, SSL_CTX* ctx, ProbeReport& report) {
-    auto conn = connect_to(s, report);
+void talk(const Settings& s, const tls::ClientContext& ctx, ProbeReport& report) {
+    auto conn = probe::connect_to(s.endpoint, s.timeout, report.address, report.error);
     if (!conn) {
         return;
     }
@@ -543,7 +216,7 @@ int run_probe(const ProbeOptions& options, std::ostream& out, std::ostream& err)
         return probe::exit_code(probe::Verdict::Error);
     }
     std::string error;
-    const SslCtxPtr ctx = client_context(options, error);
+    const auto ctx = client_context(options, error);
     if (!ctx) {
         err << "postern probe: " << probe::display_text(error) << '\n';
         return probe::exit_code(probe::Verdict::Error);
@@ -557,7 +230,7 @@ int run_probe(const ProbeOptions& options, std::ostream& out, std::ostream& err)
     report.servername = settings.sni;
     report.name_checked = settings.name_checked;
     report.trust = options.cafile.empty() ? "the system store" : "--cafile " + options.cafile;
-    talk(settings, ctx.get(), report);
+    talk(settings, *ctx, report);
 
     const auto outcome = probe::judge(report);
     out << (options.json ? probe::format_json(report, outcome)

@@ -4,8 +4,9 @@
 // dialogue first when asked), handshakes with SNI, and reports the TLS version and cipher, the
 // chain the server sent, whether the name matches, whether the chain verifies, and the
 // server's capabilities after TLS. Blocking sockets with a timeout on every connect, read and
-// write; no event loop and no logger. The dialogue is cli/probe/dialogue.hpp, the report and
-// its exit codes are cli/probe/report.hpp; this file owns the socket and the OpenSSL handles.
+// write; no event loop and no logger. The dialogue is cli/probe/dialogue.hpp, the socket
+// cli/probe/connection.hpp, the TLS context tls/client_context.hpp, the report and its exit
+// codes cli/probe/report.hpp; this file checks the options and drives them.
 
 #include <iosfwd>
 #include <string>

@@ -1,6 +1,7 @@
 #include "cli/probe/report.hpp"
 
 #include <nlohmann/json.hpp>
+#include <utf8.h>
 
 namespace postern::cli::probe {
 
@@ -15,37 +16,6 @@ void escape_byte(std::string& out, unsigned char byte) {
     out += "\\x";
     out += kHex[byte >> 4U];
     out += kHex[byte & 0x0FU];
-}
-
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629 §4), and its code point; 0 when
-// it is malformed, overlong, a surrogate or beyond U+10FFFF.
-std::size_t utf8_sequence(std::string_view s, std::size_t i, char32_t& cp) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    char32_t min = 0;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        len = 2, cp = lead & 0x1FU, min = 0x80;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        len = 3, cp = lead & 0x0FU, min = 0x800;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        len = 4, cp = lead & 0x07U, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size()) {
-        return 0;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto c = static_cast<unsigned char>(s[i + k]);
-        if ((c & 0xC0U) != 0x80U) {
-            return 0;
-        }
-        cp = (cp << 6U) | (c & 0x3FU);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return len;
 }
 
 // Code points that move the cursor or reorder what follows on a terminal.
@@ -98,32 +68,29 @@ Json nullable(const std::string& s) {
 std::string display_text(std::string_view text) {
     std::string out;
     out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size();) {
-        const auto byte = static_cast<unsigned char>(text[i]);
-        if (byte == '\\') {
-            out += "\\\\";
-            ++i;
-        } else if (byte >= 0x20 && byte < 0x7F) {
-            out += static_cast<char>(byte);
-            ++i;
-        } else if (byte < 0x80) {
-            escape_byte(out, byte);
-            ++i;
-        } else {
-            char32_t cp = 0;
-            const std::size_t len = utf8_sequence(text, i, cp);
-            if (len == 0) {
-                escape_byte(out, byte);
-                ++i;
-            } else if (is_invisible_control(cp)) {
-                for (std::size_t k = 0; k < len; ++k) {
-                    escape_byte(out, static_cast<unsigned char>(text[i + k]));
+    auto it = text.begin();
+    while (it != text.end()) {
+        // [it, bad) is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code
+        // points beyond U+10FFFF); the byte at `bad` starts a malformed sequence.
+        const auto bad = utf8::find_invalid(it, text.end());
+        while (it != bad) {
+            const auto start = it;
+            const auto cp = static_cast<char32_t>(utf8::unchecked::next(it));
+            if (cp == '\\') {
+                out += "\\\\";
+            } else if (cp >= 0x20 && cp < 0x7F) {
+                out += static_cast<char>(cp);
+            } else if (cp < 0x80 || is_invisible_control(cp)) {
+                for (auto byte = start; byte != it; ++byte) {
+                    escape_byte(out, static_cast<unsigned char>(*byte));
                 }
-                i += len;
             } else {
-                out.append(text.substr(i, len));
-                i += len;
+                out.append(start, it);
             }
+        }
+        if (bad != text.end()) {
+            escape_byte(out, static_cast<unsigned char>(*bad));
+            ++it;
         }
     }
     return out;

@@ -112,7 +112,7 @@ TEST_CASE("cert_checks: an expired certificate is not served where a valid one c
     // A valid RSA certificate beats an expired ECDSA one, even for ECDSA clients.
     CHECK(served(store, "mail.default.test", kEcdsa) == "new");
     CHECK(served(store, "mail.default.test", kRsaOnly) == "new");
-    CHECK(store.fallback(kEcdsa)->cert_file.stem() == "new");
+    CHECK(store.fallback(kEcdsa)->data.cert_file.stem() == "new");
     // A valid wildcard covers an expired exact name.
     CHECK(served(store, "a.wild.test") == "wild");
     // Nothing valid covers these: the expired certificate is still served.
@@ -125,7 +125,7 @@ TEST_CASE("cert_checks: an expired certificate is not served where a valid one c
     CHECK(certs[1]->withheld_names == std::vector<std::string>{"a.wild.test"});
     CHECK(certs[2]->withheld_names.empty());
 
-    const auto old = about(result.findings, certs[0]->cert_file, "expired on");
+    const auto old = about(result.findings, certs[0]->data.cert_file, "expired on");
     REQUIRE_MESSAGE(old.size() == 1, all(result.findings));
     CHECK(old[0].severity == Severity::Warning);
     CHECK(old[0].message.find("still served for legacy.test") != std::string::npos);
@@ -230,7 +230,7 @@ TEST_CASE("cert_checks: a chain file that does not start with the leaf is report
     const auto result = build_and_inspect(config);
     const auto order = about(result.findings, spec.cert, "the certificate for the key is number 2");
     REQUIRE_MESSAGE(order.size() == 1, all(result.findings));
-    CHECK(order[0].message.find("starts with the CA certificate /CN=Test CA") != std::string::npos);
+    CHECK(order[0].message.find("starts with the CA certificate CN=Test CA") != std::string::npos);
     // The issuer is in the file, just in the wrong place: nothing is missing.
     CHECK_MESSAGE(result.findings.size() == 1, all(result.findings));
 }
@@ -254,7 +254,7 @@ TEST_CASE("cert_checks: a leaf whose issuer is not in the file is reported") {
         const auto result = build_and_inspect(config);
         const auto missing = about(result.findings, spec.cert, "the leaf's issuer");
         REQUIRE_MESSAGE(missing.size() == 1, all(result.findings));
-        CHECK(missing[0].message.find("/CN=Test Intermediate is not in the file") !=
+        CHECK(missing[0].message.find("CN=Test Intermediate is not in the file") !=
               std::string::npos);
         CHECK(missing[0].message.find("fullchain.pem, not cert.pem") != std::string::npos);
     }

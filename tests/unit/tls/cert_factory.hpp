@@ -202,7 +202,7 @@ inline conf::Config base_config(const TempDir& dir) {
 
 inline std::string served(const CertStore& store, std::string_view host, ClientCaps caps = kEcdsa) {
     const auto* cert = store.find(host, caps);
-    return cert == nullptr ? "-" : cert->cert_file.stem().string();
+    return cert == nullptr ? "-" : cert->data.cert_file.stem().string();
 }
 
 }  // namespace postern::tls::testing

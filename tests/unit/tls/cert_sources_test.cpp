@@ -51,7 +51,7 @@ void certbot_issue(const fs::path& letsencrypt, const std::string& name,
 
 std::string served(const CertStore& store, std::string_view host) {
     const Certificate* cert = store.find(host, kEcdsa);
-    return cert == nullptr ? "-" : cert->cert_file.string();
+    return cert == nullptr ? "-" : cert->data.cert_file.string();
 }
 
 std::string all_errors(const CertStore::BuildResult& built) {
@@ -99,12 +99,12 @@ TEST_CASE("certificates_dir: certbot's live folder loads through its symlinks, i
     REQUIRE(built.store);
     const auto& certs = built.store->certificates();
     REQUIRE(certs.size() == 3);
-    CHECK(certs[0]->origin == CertificateOrigin::Entry);
-    CHECK(certs[1]->cert_file == le / "live/a.test/fullchain.pem");
-    CHECK(certs[1]->key_file == le / "live/a.test/privkey.pem");
-    CHECK(certs[1]->origin == CertificateOrigin::Folder);
-    CHECK(certs[1]->key_name == "tls.certificates_dir");
-    CHECK(certs[2]->cert_file == le / "live/b.test/fullchain.pem");
+    CHECK(certs[0]->data.origin == CertificateOrigin::Entry);
+    CHECK(certs[1]->data.cert_file == le / "live/a.test/fullchain.pem");
+    CHECK(certs[1]->data.key_file == le / "live/a.test/privkey.pem");
+    CHECK(certs[1]->data.origin == CertificateOrigin::Folder);
+    CHECK(certs[1]->data.key_name == "tls.certificates_dir");
+    CHECK(certs[2]->data.cert_file == le / "live/b.test/fullchain.pem");
     CHECK(served(*built.store, "mail.a.test") == (le / "live/a.test/fullchain.pem").string());
     CHECK(served(*built.store, "b.test") == (le / "live/b.test/fullchain.pem").string());
     CHECK(served(*built.store, "mail.default.test") == config.certificates[0].cert.string());
@@ -187,11 +187,11 @@ TEST_CASE("pkcs12: a bundle with a password file loads, its chain served after t
     INFO(all_errors(built));
     REQUIRE(built.store);
     const Certificate& cert = *built.store->certificates().front();
-    CHECK(cert.from_pkcs12);
-    CHECK(cert.cert_file == bundle);
-    CHECK(cert.key_file == bundle);
-    CHECK(cert.password_file == dir.path() / "mail.pass");
-    CHECK(cert.key_description == "ECDSA P-256");
+    CHECK(cert.data.from_pkcs12);
+    CHECK(cert.data.cert_file == bundle);
+    CHECK(cert.data.key_file == bundle);
+    CHECK(cert.data.password_file == dir.path() / "mail.pass");
+    CHECK(cert.data.key_description == "ECDSA P-256");
     CHECK(served(*built.store, "imap.default.test") == bundle.string());
     CHECK(X509_cmp(SSL_CTX_get0_certificate(cert.ctx.get()), leaf.get()) == 0);
     STACK_OF(X509)* chain = nullptr;
@@ -216,7 +216,7 @@ TEST_CASE("pkcs12: a bundle without a password loads with no password_file") {
     auto built = CertStore::build(config);
     INFO(all_errors(built));
     REQUIRE(built.store);
-    CHECK(built.store->certificates().front()->key_description == "RSA 2048");
+    CHECK(built.store->certificates().front()->data.key_description == "RSA 2048");
 }
 
 TEST_CASE("pkcs12: a wrong or missing password is an error naming where the password came from") {
@@ -305,9 +305,9 @@ TEST_CASE("pem: a chain file that starts with the intermediate still serves the 
     INFO(all_errors(built));
     REQUIRE(built.store);
     const Certificate& cert = *built.store->certificates().front();
-    CHECK(cert.leaf_index == 1);
-    CHECK(cert.first_is_ca);
-    CHECK(cert.first_subject == "/CN=Test CA");
+    CHECK(cert.data.leaf_index == 1);
+    CHECK(cert.data.first_is_ca);
+    CHECK(cert.data.first_subject == "CN=Test CA");
     CHECK(X509_cmp(SSL_CTX_get0_certificate(cert.ctx.get()), leaf.get()) == 0);
     STACK_OF(X509)* chain = nullptr;
     REQUIRE(SSL_CTX_get0_chain_certs(cert.ctx.get(), &chain) == 1);

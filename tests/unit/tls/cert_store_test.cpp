@@ -20,7 +20,6 @@ using postern::tls::testing::served;
 using postern::tls::testing::TempDir;
 using postern::tls::testing::write_cert;
 
-
 TEST_CASE("cert_store: exact names beat wildcards; wildcards cover exactly one label") {
     TempDir dir;
     auto key = make_key(false);
@@ -39,7 +38,7 @@ TEST_CASE("cert_store: exact names beat wildcards; wildcards cover exactly one l
     CHECK(served(store, "imap.example.com") == "wild");
     CHECK(served(store, "a.b.example.com") == "-");
     CHECK(served(store, "example.org") == "-");
-    CHECK(store.fallback(kEcdsa)->cert_file.stem() == "default");
+    CHECK(store.fallback(kEcdsa)->data.cert_file.stem() == "default");
 }
 
 TEST_CASE("cert_store: ECDSA goes to clients that accept it, RSA to the others") {

@@ -58,6 +58,15 @@ TEST_CASE("server_name: IP literals and junk are not host names (RFC 6066 sectio
     CHECK_FALSE(normalize_host_name(std::string(254, 'a')).has_value());
 }
 
+TEST_CASE("server_name: the config's host name rule (conf::is_dns_name, RFC 1123 section 2.1)") {
+    CHECK(normalize_host_name("xn--bcher-kva.a-1.test") == "xn--bcher-kva.a-1.test");
+    CHECK(normalize_host_name("1mail.test") == "1mail.test");
+    CHECK_FALSE(normalize_host_name("mail_1.example.net").has_value());
+    CHECK_FALSE(normalize_host_name("-mail.example.net").has_value());
+    CHECK_FALSE(normalize_host_name("mail-.example.net").has_value());
+    CHECK_FALSE(normalize_san_name("*.mail_1.example.net").has_value());
+}
+
 TEST_CASE("server_name: wildcard SANs need two labels after the star") {
     CHECK(normalize_san_name("*.Example.com") == "*.example.com");
     CHECK_FALSE(normalize_san_name("*.com").has_value());
