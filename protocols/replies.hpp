@@ -6,7 +6,7 @@
 // PREAUTH and no [ALERT] ever reaches a plaintext client (NO STARTTLS, USENIX Security 2021).
 // "...AfterTag" texts complete the client's own IMAP tag, which the caller writes first.
 
-#include "protocols/action.hpp"
+#include "protocols/protocol.hpp"
 
 #include <string>
 #include <string_view>

@@ -5,10 +5,12 @@
 #include "protocols/pending.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
+#include "protocols/smtp_reply.hpp"
 #include "protocols/text.hpp"
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace postern::protocols {
@@ -106,25 +108,6 @@ bool needs_tls(std::string_view verb) noexcept {
     return false;
 }
 
-struct ReplyLine {
-    int code = 0;
-    bool last = false;
-    bool valid = false;
-};
-
-// "ddd" [("-" / SP) text] (RFC 5321 §4.2).
-ReplyLine parse_reply_line(std::string_view content) noexcept {
-    if (content.size() < 3 || !std::all_of(content.begin(), content.begin() + 3,
-                                           [](char c) { return c >= '0' && c <= '9'; })) {
-        return {};
-    }
-    const int code = (content[0] - '0') * 100 + (content[1] - '0') * 10 + (content[2] - '0');
-    if (content.size() == 3 || content[3] == ' ') {
-        return {code, true, true};
-    }
-    return {code, false, content[3] == '-'};
-}
-
 class SmtpMachine final : public RelayMachine {
 public:
     using RelayMachine::RelayMachine;
@@ -151,9 +134,9 @@ private:
     [[nodiscard]] std::string pre_tls_ehlo_reply() const;
     std::size_t client_content(std::string_view data, Actions& out);
     Step client_line(std::string_view line, Actions& out);
-    void greeting_line(std::string_view line, ReplyLine reply, Actions& out);
-    void backend_line(std::string_view line, ReplyLine reply, Actions& out);
-    void ehlo_line(std::string_view line, ReplyLine reply, Actions& out);
+    void greeting_line(std::string_view line, const SmtpLine& reply, Actions& out);
+    void backend_line(std::string_view line, const SmtpLine& reply, Actions& out);
+    void ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out);
     void reply_done(Kind kind, int code, Actions& out);
 
     LineReader client_reader_;
@@ -377,10 +360,10 @@ std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
         if (read.status == LineReader::Status::NeedMore) {
             break;
         }
-        const ReplyLine reply = read.status == LineReader::Status::Line
-                                    ? parse_reply_line(text::strip_eol(read.line))
-                                    : ReplyLine{};
-        if (!reply.valid) {  // too long, or not a reply: we can no longer follow the dialogue
+        const std::optional<SmtpLine> reply = read.status == LineReader::Status::Line
+                                                  ? parse_smtp_line(text::strip_eol(read.line))
+                                                  : std::nullopt;
+        if (!reply) {  // too long, or not a reply: we can no longer follow the dialogue
             if (phase() == Phase::Greeting) {
                 close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
             } else {
@@ -389,7 +372,7 @@ std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
             break;
         }
         pos += read.line.size();
-        backend_line(read.line, reply, out);
+        backend_line(read.line, *reply, out);
         if (yield_to_client()) {
             break;
         }
@@ -400,7 +383,7 @@ std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
 // The greeting, and on the plaintext path of a STARTTLS listener the reply to the replayed
 // EHLO/HELO. A refusal (RFC 5321 §3.1: 554 or 421 instead of 220) is relayed whole and closes;
 // a 220 is relayed only on implicit TLS, since a STARTTLS listener has greeted the client.
-void SmtpMachine::greeting_line(std::string_view line, ReplyLine reply, Actions& out) {
+void SmtpMachine::greeting_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     const bool ok = reply.code / 100 == 2;
     if (!ok || (relay_greeting() && !replaying_)) {
         send_to_client(out, line);
@@ -422,7 +405,7 @@ void SmtpMachine::greeting_line(std::string_view line, ReplyLine reply, Actions&
     }
 }
 
-void SmtpMachine::backend_line(std::string_view line, ReplyLine reply, Actions& out) {
+void SmtpMachine::backend_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     if (phase() == Phase::Greeting) {
         greeting_line(line, reply, out);
         return;
@@ -445,7 +428,7 @@ void SmtpMachine::backend_line(std::string_view line, ReplyLine reply, Actions& 
     reply_done(kind, reply.code, out);
 }
 
-void SmtpMachine::ehlo_line(std::string_view line, ReplyLine reply, Actions& out) {
+void SmtpMachine::ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     // The first line names the server, never an extension (RFC 5321 §4.1.1.1).
     if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_starttls(line)) {
         if (reply.last) {  // "250-SMTPUTF8" + "250 STARTTLS" -> "250 SMTPUTF8"
