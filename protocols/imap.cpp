@@ -1,7 +1,6 @@
 #include "protocols/imap.hpp"
 
 #include "protocols/capabilities.hpp"
-#include "protocols/line_reader.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
 #include "protocols/text.hpp"
@@ -72,7 +71,8 @@ private:
     // waiting too, and what it might send is not what we would take it for.
     [[nodiscard]] bool client_waits() const noexcept override { return awaiting_continuation_; }
     LineStep client_line(std::string_view line, Actions& out) override;
-    std::size_t on_backend(std::string_view data, Actions& out) override;
+    std::size_t backend_content(std::string_view data, Actions& out) override;
+    void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
         return replies::imap_greeting(settings_.hostname, settings_.require_tls);
     }
@@ -90,7 +90,6 @@ private:
         return backend_literal_left_ > 0 || backend_in_response_;
     }
 
-    LineReader backend_reader_;
     std::vector<TrackedTag> tracked_;
     std::string command_tag_;  // tag of the command whose lines are being read
     std::string sasl_tag_;     // the AUTHENTICATE exchange in progress, if sasl_active()
@@ -242,49 +241,32 @@ ImapMachine::LineStep ImapMachine::client_line(std::string_view line, Actions& o
     return LineStep::Consumed;
 }
 
-std::size_t ImapMachine::on_backend(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (relaying() && pos < data.size()) {
-        const std::string_view rest = data.substr(pos);
-        if (backend_literal_left_ > 0) {  // e.g. a FETCH body: relayed, never read as lines
-            const auto n = static_cast<std::size_t>(
-                std::min<std::uint64_t>(backend_literal_left_, rest.size()));
-            relay_to_client(out, rest.substr(0, n));
-            backend_literal_left_ -= n;
-            pos += n;
-            continue;
-        }
-        const auto read = backend_reader_.next(rest, settings_.max_backend_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close(out, CloseReason::ProtocolError);
-            break;
-        }
-        const std::string_view line = read.line;
-        pos += line.size();
-        const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
-        if (literal.kind == Literal::Kind::TooLarge) {
-            close(out, CloseReason::ProtocolError);
-            break;
-        }
-        const bool continues = backend_in_response_;
-        dropping_response_ = dropping_response_ && continues;
-        backend_in_response_ = literal.kind != Literal::Kind::None;
-        backend_literal_left_ = literal.size;
-        if (continues) {
-            relay_to_client(out, line);
-        } else if (phase() == Phase::Greeting) {
-            backend_greeting(line, out);
-        } else {
-            backend_response(line, out);
-        }
-        if (yield_to_client()) {
-            break;
-        }
+// e.g. a FETCH body: relayed, never read as lines
+std::size_t ImapMachine::backend_content(std::string_view data, Actions& out) {
+    const auto n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(backend_literal_left_, data.size()));
+    relay_to_client(out, data.substr(0, n));
+    backend_literal_left_ -= n;
+    return n;
+}
+
+void ImapMachine::backend_line(std::string_view line, Actions& out) {
+    const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
+    if (literal.kind == Literal::Kind::TooLarge) {
+        backend_unreadable(out);
+        return;
     }
-    return pos;
+    const bool continues = backend_in_response_;
+    dropping_response_ = dropping_response_ && continues;
+    backend_in_response_ = literal.kind != Literal::Kind::None;
+    backend_literal_left_ = literal.size;
+    if (continues) {
+        relay_to_client(out, line);
+    } else if (phase() == Phase::Greeting) {
+        backend_greeting(line, out);
+    } else {
+        backend_response(line, out);
+    }
 }
 
 void ImapMachine::backend_greeting(std::string_view line, Actions& out) {

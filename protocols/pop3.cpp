@@ -1,7 +1,6 @@
 #include "protocols/pop3.hpp"
 
 #include "protocols/capabilities.hpp"
-#include "protocols/line_reader.hpp"
 #include "protocols/pending.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
@@ -58,7 +57,7 @@ private:
         return pending_.size() >= kMaxPending;
     }
     LineStep client_line(std::string_view line, Actions& out) override;
-    std::size_t on_backend(std::string_view data, Actions& out) override;
+    void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
         return replies::pop3_greeting(settings_.hostname);
     }
@@ -68,7 +67,6 @@ private:
     void backend_greeting(std::string_view line, Actions& out);
     void backend_reply(std::string_view line, Actions& out);
 
-    LineReader backend_reader_;
     PendingQueue<Kind> pending_;
     bool in_multiline_ = false;  // relaying the body of the reply to pending_.front()
 };
@@ -132,28 +130,12 @@ Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& o
     return LineStep::Consumed;
 }
 
-std::size_t Pop3Machine::on_backend(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (relaying() && pos < data.size()) {
-        const auto read = backend_reader_.next(data.substr(pos), settings_.max_backend_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close(out, CloseReason::ProtocolError);
-            break;
-        }
-        pos += read.line.size();
-        if (phase() == Phase::Greeting) {
-            backend_greeting(read.line, out);
-        } else {
-            backend_reply(read.line, out);
-        }
-        if (yield_to_client()) {
-            break;
-        }
+void Pop3Machine::backend_line(std::string_view line, Actions& out) {
+    if (phase() == Phase::Greeting) {
+        backend_greeting(line, out);
+    } else {
+        backend_reply(line, out);
     }
-    return pos;
 }
 
 void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {

@@ -2,6 +2,7 @@
 
 #include "protocols/text.hpp"
 
+#include <utility>
 #include <variant>
 
 namespace postern::protocols {
@@ -96,7 +97,7 @@ std::size_t RelayMachine::on_bytes(Peer from, std::string_view data, Actions& ou
                     return 0;
             }
         case Peer::Backend:
-            return relaying() ? on_backend(data, out) : 0;
+            return relaying() ? relay_backend(data, out) : 0;
     }
     return 0;
 }
@@ -190,6 +191,31 @@ std::size_t RelayMachine::dialogue_client(std::string_view data, Actions& out) {
             break;
         }
         pos += line.size();
+    }
+    return pos;
+}
+
+std::size_t RelayMachine::relay_backend(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (relaying() && pos < data.size()) {
+        const std::string_view rest = data.substr(pos);
+        if (const std::size_t content = backend_content(rest, out); content > 0) {
+            pos += content;
+            continue;
+        }
+        const auto read = backend_reader_.next(rest, settings_.max_backend_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            backend_unreadable(out);
+            break;
+        }
+        pos += read.line.size();
+        backend_line(read.line, out);
+        if (std::exchange(client_stalled_, false)) {
+            break;  // the client's held bytes first
+        }
     }
     return pos;
 }

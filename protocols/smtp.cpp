@@ -1,7 +1,6 @@
 #include "protocols/smtp.hpp"
 
 #include "protocols/capabilities.hpp"
-#include "protocols/line_reader.hpp"
 #include "protocols/pending.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
@@ -119,7 +118,8 @@ private:
         return client_mode_ == ClientMode::AwaitDataReply || pending_.size() >= kMaxPending;
     }
     LineStep client_line(std::string_view line, Actions& out) override;
-    std::size_t on_backend(std::string_view data, Actions& out) override;
+    void backend_line(std::string_view line, Actions& out) override;
+    void backend_unreadable(Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
         return replies::smtp_greeting(settings_.hostname);
     }
@@ -132,11 +132,10 @@ private:
     }
     [[nodiscard]] std::string pre_tls_ehlo_reply() const;
     void greeting_line(std::string_view line, const SmtpLine& reply, Actions& out);
-    void backend_line(std::string_view line, const SmtpLine& reply, Actions& out);
+    void reply_line(std::string_view line, const SmtpLine& reply, Actions& out);
     void ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out);
     void reply_done(Kind kind, int code, Actions& out);
 
-    LineReader backend_reader_;
     PendingQueue<Kind> pending_;
     std::string held_;  // EHLO reply: the newest line, until we know whether it is the last
     // require_tls = false, before the plaintext backend is reached: the client's last EHLO or
@@ -296,31 +295,24 @@ SmtpMachine::LineStep SmtpMachine::client_line(std::string_view line, Actions& o
     return LineStep::Consumed;
 }
 
-std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (relaying() && pos < data.size()) {
-        const auto read = backend_reader_.next(data.substr(pos), settings_.max_backend_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        const std::optional<SmtpLine> reply = read.status == LineReader::Status::Line
-                                                  ? parse_smtp_line(text::strip_eol(read.line))
-                                                  : std::nullopt;
-        if (!reply) {  // too long, or not a reply: we can no longer follow the dialogue
-            if (phase() == Phase::Greeting) {
-                close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
-            } else {
-                close(out, CloseReason::ProtocolError);
-            }
-            break;
-        }
-        pos += read.line.size();
-        backend_line(read.line, *reply, out);
-        if (yield_to_client()) {
-            break;
-        }
+void SmtpMachine::backend_line(std::string_view line, Actions& out) {
+    const std::optional<SmtpLine> reply = parse_smtp_line(text::strip_eol(line));
+    if (!reply) {
+        backend_unreadable(out);
+    } else if (phase() == Phase::Greeting) {
+        greeting_line(line, *reply, out);
+    } else {
+        reply_line(line, *reply, out);
     }
-    return pos;
+}
+
+// A greeting postern cannot read still owes the client the protocol's goodbye.
+void SmtpMachine::backend_unreadable(Actions& out) {
+    if (phase() == Phase::Greeting) {
+        close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
+    } else {
+        close(out, CloseReason::ProtocolError);
+    }
 }
 
 // The greeting, and on the plaintext path of a STARTTLS listener the reply to the replayed
@@ -348,11 +340,7 @@ void SmtpMachine::greeting_line(std::string_view line, const SmtpLine& reply, Ac
     }
 }
 
-void SmtpMachine::backend_line(std::string_view line, const SmtpLine& reply, Actions& out) {
-    if (phase() == Phase::Greeting) {
-        greeting_line(line, reply, out);
-        return;
-    }
+void SmtpMachine::reply_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     if (pending_.empty()) {  // unsolicited, e.g. a 421 before an idle disconnect
         send_to_client(out, line);
         return;
