@@ -4,18 +4,6 @@
 
 namespace postern::conf {
 
-const char* to_string(Protocol protocol) noexcept {
-    switch (protocol) {
-        case Protocol::Imap:
-            return "imap";
-        case Protocol::Pop3:
-            return "pop3";
-        case Protocol::Smtp:
-            return "smtp";
-    }
-    return "unknown";
-}
-
 const char* to_string(TlsMode mode) noexcept {
     switch (mode) {
         case TlsMode::Implicit:

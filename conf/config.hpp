@@ -4,6 +4,8 @@
 // Every spec remembers where it was written (Source + key) so that later checks, such as the
 // certificate store finding a key that does not match its certificate, can name the line.
 
+#include "protocols/protocol.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -13,11 +15,14 @@
 
 namespace postern::conf {
 
-enum class Protocol : std::uint8_t { Imap, Pop3, Smtp };
+// The listener's protocol is the machines' own enum (protocols/protocol.hpp), named here so
+// conf::Protocol::Smtp and conf::to_string(protocol) read as before.
+using protocols::Protocol;
+using protocols::to_string;  // "imap" | "pop3" | "smtp"
+
 enum class TlsMode : std::uint8_t { Implicit, StartTls };
 enum class TlsVersion : std::uint8_t { Tls12, Tls13 };
 
-[[nodiscard]] const char* to_string(Protocol protocol) noexcept;   // "imap" | "pop3" | "smtp"
 [[nodiscard]] const char* to_string(TlsMode mode) noexcept;        // "implicit" | "starttls"
 [[nodiscard]] const char* to_string(TlsVersion version) noexcept;  // "1.2" | "1.3"
 

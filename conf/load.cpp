@@ -41,10 +41,11 @@ constexpr std::array<Choice<TlsVersion>, 2> kTlsVersions{{
     {"1.2", TlsVersion::Tls12},
     {"1.3", TlsVersion::Tls13},
 }};
+// The protocols' own names (protocols/protocol.hpp), matched exactly.
 constexpr std::array<Choice<Protocol>, 3> kProtocols{{
-    {"imap", Protocol::Imap},
-    {"pop3", Protocol::Pop3},
-    {"smtp", Protocol::Smtp},
+    {to_string(Protocol::Imap), Protocol::Imap},
+    {to_string(Protocol::Pop3), Protocol::Pop3},
+    {to_string(Protocol::Smtp), Protocol::Smtp},
 }};
 constexpr std::array<Choice<TlsMode>, 2> kTlsModes{{
     {"implicit", TlsMode::Implicit},
@@ -121,7 +122,7 @@ void read_starttls_keys(TableReader& table, ListenerSpec& spec, bool protocol_kn
         if (protocol_known && spec.protocol != Protocol::Smtp) {
             table.error("submission", table.at("submission"),
                         std::string{"submission only applies to smtp listeners (this one is "} +
-                            to_string(spec.protocol) + ")");
+                            std::string{to_string(spec.protocol)} + ")");
         } else {
             spec.submission = *submission;
         }

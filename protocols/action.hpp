@@ -10,8 +10,6 @@
 
 namespace postern::protocols {
 
-enum class Protocol : std::uint8_t { Imap, Pop3, Smtp };
-
 enum class Peer : std::uint8_t { Client, Backend };
 
 enum class Event : std::uint8_t {

@@ -4,8 +4,9 @@
 // client sent so that a backend closing right after a goodbye is logged as client_quit, not as
 // the backend hanging up.
 
-#include "protocols/action.hpp"
+#include "protocols/protocol.hpp"
 
+#include <cstddef>
 #include <string_view>
 
 namespace postern::protocols {

@@ -1,7 +1,6 @@
 #include "protocols/imap.hpp"
 
 #include "protocols/capabilities.hpp"
-#include "protocols/line_reader.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
 #include "protocols/text.hpp"
@@ -18,7 +17,6 @@ namespace {
 using text::iequals;
 
 constexpr std::size_t kMaxTrackedTags = 16;  // LOGIN/AUTHENTICATE/LOGOUT awaiting their answer
-constexpr std::uint32_t kMaxSaslCredits = 64;
 
 struct Literal {
     enum class Kind : std::uint8_t { None, Sync, NonSync, TooLarge };
@@ -68,21 +66,19 @@ private:
         std::string tag;
         Tracked kind;
     };
-    enum class Step : std::uint8_t { Consumed, Stall };
-
-    std::size_t on_client(std::string_view data, Actions& out) override;
-    std::size_t on_backend(std::string_view data, Actions& out) override;
+    std::size_t client_content(std::string_view data, Actions& out) override;
+    // A synchronizing literal is sent only after "+" (RFC 9051 §4.3): until then the client is
+    // waiting too, and what it might send is not what we would take it for.
+    [[nodiscard]] bool client_waits() const noexcept override { return awaiting_continuation_; }
+    LineStep client_line(std::string_view line, Actions& out) override;
+    std::size_t backend_content(std::string_view data, Actions& out) override;
+    void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
         return replies::imap_greeting(settings_.hostname, settings_.require_tls);
     }
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
-    [[nodiscard]] std::string problem_reply(Problem problem) const override;
-    [[nodiscard]] std::string backend_unavailable_reply() const override {
-        return std::string(replies::kImapBackendUnavailable);
-    }
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
-    Step client_line(std::string_view line, Actions& out);
     void relay_to_client(Actions& out, std::string_view bytes) const;
     void backend_greeting(std::string_view line, Actions& out);
     void backend_response(std::string_view line, Actions& out);
@@ -94,35 +90,17 @@ private:
         return backend_literal_left_ > 0 || backend_in_response_;
     }
 
-    LineReader client_reader_;
-    LineReader backend_reader_;
     std::vector<TrackedTag> tracked_;
     std::string command_tag_;  // tag of the command whose lines are being read
-    std::string sasl_tag_;     // the AUTHENTICATE exchange in progress, if sasl_active_
+    std::string sasl_tag_;     // the AUTHENTICATE exchange in progress, if sasl_active()
     std::uint64_t client_literal_left_ = 0;
     std::uint64_t awaited_literal_ = 0;  // size of a {n} literal sent once "+" arrives
     std::uint64_t backend_literal_left_ = 0;
-    std::uint32_t sasl_credits_ = 0;      // "+" continuations not yet answered by the client
     bool client_in_command_ = false;      // the next client line continues a command
     bool awaiting_continuation_ = false;  // the client waits for "+" before its literal
-    bool sasl_active_ = false;
-    bool backend_in_response_ = false;  // the next backend line continues a response
-    bool dropping_response_ = false;    // the response being read is the dropped greeting
+    bool backend_in_response_ = false;    // the next backend line continues a response
+    bool dropping_response_ = false;      // the response being read is the dropped greeting
 };
-
-std::string ImapMachine::problem_reply(Problem problem) const {
-    switch (problem) {
-        case Problem::LineTooLong:
-            return std::string(replies::kImapLineTooLong);
-        case Problem::NulByte:
-            return std::string(replies::kImapNulByte);
-        case Problem::Junk:
-            return std::string(replies::kImapJunk);
-        case Problem::TooManyErrors:
-            return std::string(replies::kImapTooManyErrors);
-    }
-    return {};
-}
 
 // The not-authenticated state as a STARTTLS listener offers it (RFC 9051 §6.1, §6.2; RFC 2595
 // §3.1): CAPABILITY, NOOP, LOGOUT and STARTTLS answered here; LOGIN and AUTHENTICATE refused
@@ -201,94 +179,54 @@ void ImapMachine::relay_to_client(Actions& out, std::string_view bytes) const {
     }
 }
 
-std::size_t ImapMachine::on_client(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (phase() == Phase::Dialogue && pos < data.size()) {
-        const std::string_view rest = data.substr(pos);
-        if (client_literal_left_ > 0) {
-            const auto n = static_cast<std::size_t>(
-                std::min<std::uint64_t>(client_literal_left_, rest.size()));
-            send_to_backend(out, rest.substr(0, n));
-            client_literal_left_ -= n;
-            pos += n;
-            continue;
-        }
-        // A synchronizing literal is sent only after "+" (RFC 9051 §4.3), and during
-        // AUTHENTICATE the client answers one line per "+" (§6.2.2): until then the client
-        // is waiting too, and what it might send is not what we would take it for.
-        if (awaiting_continuation_ || (sasl_active_ && sasl_credits_ == 0)) {
-            client_stalled();
-            break;
-        }
-        const auto read = client_reader_.next(rest, settings_.max_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close_with(out, replies::kImapLineTooLong, CloseReason::LineTooLong);
-            break;
-        }
-        if (client_line(read.line, out) == Step::Stall) {
-            client_reader_.unread(read.line.size());
-            client_stalled();
-            break;
-        }
-        pos += read.line.size();
-    }
-    return pos;
+// A literal's bytes (RFC 9051 §4.3): relayed as they are, never read as lines.
+std::size_t ImapMachine::client_content(std::string_view data, Actions& out) {
+    const auto n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(client_literal_left_, data.size()));
+    send_to_backend(out, data.substr(0, n));
+    client_literal_left_ -= n;
+    return n;
 }
 
-ImapMachine::Step ImapMachine::client_line(std::string_view line, Actions& out) {
-    // A NUL could end the command early in a C-string backend parser: "STARTTLS\0x" would
-    // reach it as STARTTLS although we saw something else.
-    if (text::has_nul(line)) {
-        close_with(out, replies::kImapNulByte, CloseReason::ProtocolError);
-        return Step::Consumed;
-    }
-    if (sasl_active_) {  // a SASL response line (§6.2.2), not a command
-        --sasl_credits_;
-        send_to_backend(out, line);
-        return Step::Consumed;
-    }
+ImapMachine::LineStep ImapMachine::client_line(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     const Literal literal = parse_literal(content, /*client=*/true);
     if (literal.kind == Literal::Kind::TooLarge) {
         close_with(out, replies::kImapBadLiteral, CloseReason::ProtocolError);
-        return Step::Consumed;
+        return LineStep::Consumed;
     }
     if (!client_in_command_) {
         const auto [tag, rest] = text::split_word(content);
         const std::string_view command = text::split_word(rest).first;
         if (iequals(command, "STARTTLS")) {
             if (backend_mid_response()) {
-                return Step::Stall;
+                return LineStep::Stall;
             }
             if (literal.kind != Literal::Kind::None) {
                 close_with(out, replies::kImapProtocolError, CloseReason::ProtocolError);
-                return Step::Consumed;
+                return LineStep::Consumed;
             }
             // Never forwarded: the backend would start a TLS handshake inside ours.
             send_to_client(out, tag);
             send_to_client(out, client_on_tls() ? replies::kImapTlsActiveAfterTag
                                                 : replies::kImapTlsUnavailableAfterTag);
             count_error(out);
-            return Step::Consumed;
+            return LineStep::Consumed;
         }
         no_error();
         const bool login = iequals(command, "LOGIN");
         const bool authenticate = iequals(command, "AUTHENTICATE");
         if (login || authenticate || iequals(command, "LOGOUT")) {
             if (tracked_.size() >= kMaxTrackedTags) {
-                return Step::Stall;
+                return LineStep::Stall;
             }
             tracked_.push_back({std::string(tag), login          ? Tracked::Login
                                                   : authenticate ? Tracked::Authenticate
                                                                  : Tracked::Logout});
         }
         if (authenticate && literal.kind == Literal::Kind::None) {
-            sasl_active_ = true;
+            sasl_start();  // the client answers one line per "+" (§6.2.2)
             sasl_tag_.assign(tag);
-            sasl_credits_ = 0;
         }
         command_tag_.assign(tag);
     }
@@ -300,52 +238,35 @@ ImapMachine::Step ImapMachine::client_line(std::string_view line, Actions& out) 
         awaiting_continuation_ = true;
         awaited_literal_ = literal.size;
     }
-    return Step::Consumed;
+    return LineStep::Consumed;
 }
 
-std::size_t ImapMachine::on_backend(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (relaying() && pos < data.size()) {
-        const std::string_view rest = data.substr(pos);
-        if (backend_literal_left_ > 0) {  // e.g. a FETCH body: relayed, never read as lines
-            const auto n = static_cast<std::size_t>(
-                std::min<std::uint64_t>(backend_literal_left_, rest.size()));
-            relay_to_client(out, rest.substr(0, n));
-            backend_literal_left_ -= n;
-            pos += n;
-            continue;
-        }
-        const auto read = backend_reader_.next(rest, settings_.max_backend_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close(out, CloseReason::ProtocolError);
-            break;
-        }
-        const std::string_view line = read.line;
-        pos += line.size();
-        const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
-        if (literal.kind == Literal::Kind::TooLarge) {
-            close(out, CloseReason::ProtocolError);
-            break;
-        }
-        const bool continues = backend_in_response_;
-        dropping_response_ = dropping_response_ && continues;
-        backend_in_response_ = literal.kind != Literal::Kind::None;
-        backend_literal_left_ = literal.size;
-        if (continues) {
-            relay_to_client(out, line);
-        } else if (phase() == Phase::Greeting) {
-            backend_greeting(line, out);
-        } else {
-            backend_response(line, out);
-        }
-        if (yield_to_client()) {
-            break;
-        }
+// e.g. a FETCH body: relayed, never read as lines
+std::size_t ImapMachine::backend_content(std::string_view data, Actions& out) {
+    const auto n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(backend_literal_left_, data.size()));
+    relay_to_client(out, data.substr(0, n));
+    backend_literal_left_ -= n;
+    return n;
+}
+
+void ImapMachine::backend_line(std::string_view line, Actions& out) {
+    const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
+    if (literal.kind == Literal::Kind::TooLarge) {
+        backend_unreadable(out);
+        return;
     }
-    return pos;
+    const bool continues = backend_in_response_;
+    dropping_response_ = dropping_response_ && continues;
+    backend_in_response_ = literal.kind != Literal::Kind::None;
+    backend_literal_left_ = literal.size;
+    if (continues) {
+        relay_to_client(out, line);
+    } else if (phase() == Phase::Greeting) {
+        backend_greeting(line, out);
+    } else {
+        backend_response(line, out);
+    }
 }
 
 void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
@@ -382,8 +303,8 @@ void ImapMachine::backend_response(std::string_view line, Actions& out) {
         if (awaiting_continuation_) {
             awaiting_continuation_ = false;
             client_literal_left_ = awaited_literal_;
-        } else if (sasl_active_ && sasl_credits_ < kMaxSaslCredits) {
-            ++sasl_credits_;
+        } else if (sasl_active()) {
+            sasl_challenge();
         }
         send_to_client(out, line);
         return;
@@ -400,9 +321,8 @@ void ImapMachine::tagged_response(std::string_view tag, std::string_view status,
         awaiting_continuation_ = false;
         client_in_command_ = false;
     }
-    if (sasl_active_ && tag == sasl_tag_) {
-        sasl_active_ = false;
-        sasl_credits_ = 0;
+    if (sasl_active() && tag == sasl_tag_) {
+        sasl_end();
     }
     const auto it = std::find_if(tracked_.begin(), tracked_.end(),
                                  [&](const TrackedTag& t) { return t.tag == tag; });

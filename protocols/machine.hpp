@@ -34,6 +34,7 @@
 //    happen before TlsReady.
 
 #include "protocols/action.hpp"
+#include "protocols/protocol.hpp"
 
 #include <cstddef>
 #include <memory>

@@ -1,7 +1,6 @@
 #include "protocols/pop3.hpp"
 
 #include "protocols/capabilities.hpp"
-#include "protocols/line_reader.hpp"
 #include "protocols/pending.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
@@ -17,7 +16,6 @@ namespace {
 using text::iequals;
 
 constexpr std::size_t kMaxPending = 64;  // pipelined commands awaiting replies (RFC 2449 §6.6)
-constexpr std::uint32_t kMaxSaslCredits = 64;
 
 // What the reply to a forwarded command looks like and what it means to us.
 enum class Kind : std::uint8_t {
@@ -55,45 +53,23 @@ public:
     using RelayMachine::RelayMachine;
 
 private:
-    enum class Step : std::uint8_t { Consumed, Stall };
-
-    std::size_t on_client(std::string_view data, Actions& out) override;
-    std::size_t on_backend(std::string_view data, Actions& out) override;
+    [[nodiscard]] bool client_waits() const noexcept override {
+        return pending_.size() >= kMaxPending;
+    }
+    LineStep client_line(std::string_view line, Actions& out) override;
+    void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
         return replies::pop3_greeting(settings_.hostname);
     }
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
-    [[nodiscard]] std::string problem_reply(Problem problem) const override;
-    [[nodiscard]] std::string backend_unavailable_reply() const override {
-        return std::string(replies::kPop3BackendUnavailable);
-    }
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
-    Step client_line(std::string_view line, Actions& out);
     void backend_greeting(std::string_view line, Actions& out);
     void backend_reply(std::string_view line, Actions& out);
 
-    LineReader client_reader_;
-    LineReader backend_reader_;
     PendingQueue<Kind> pending_;
-    std::uint32_t sasl_credits_ = 0;  // "+ " challenges not yet answered by the client
-    bool sasl_active_ = false;        // an AUTH exchange is in progress
-    bool in_multiline_ = false;       // relaying the body of the reply to pending_.front()
+    bool in_multiline_ = false;  // relaying the body of the reply to pending_.front()
 };
-
-std::string Pop3Machine::problem_reply(Problem problem) const {
-    switch (problem) {
-        case Problem::LineTooLong:
-            return std::string(replies::kPop3LineTooLong);
-        case Problem::NulByte:
-            return std::string(replies::kPop3NulByte);
-        case Problem::Junk:
-            return std::string(replies::kPop3Junk);
-        case Problem::TooManyErrors:
-            return std::string(replies::kPop3TooManyErrors);
-    }
-    return {};
-}
 
 // The AUTHORIZATION state as a STARTTLS listener offers it (RFC 1939 §4, RFC 2595 §4): CAPA,
 // STLS and QUIT answered here; USER, PASS, APOP and AUTH refused with [AUTH] (RFC 3206 §4, as
@@ -132,87 +108,34 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
     return PreTlsStep::Answered;
 }
 
-std::size_t Pop3Machine::on_client(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (phase() == Phase::Dialogue && pos < data.size()) {
-        // During AUTH the client may only answer challenges; more than that waits for the
-        // outcome, after which it is a command again (or Passthrough relays it).
-        if ((sasl_active_ && sasl_credits_ == 0) || pending_.size() >= kMaxPending) {
-            client_stalled();
-            break;
-        }
-        const auto read = client_reader_.next(data.substr(pos), settings_.max_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close_with(out, replies::kPop3LineTooLong, CloseReason::LineTooLong);
-            break;
-        }
-        if (client_line(read.line, out) == Step::Stall) {
-            client_reader_.unread(read.line.size());
-            client_stalled();
-            break;
-        }
-        pos += read.line.size();
-    }
-    return pos;
-}
-
-Pop3Machine::Step Pop3Machine::client_line(std::string_view line, Actions& out) {
-    if (text::has_nul(line)) {  // see imap.cpp: a NUL could hide a command from us
-        close_with(out, replies::kPop3NulByte, CloseReason::ProtocolError);
-        return Step::Consumed;
-    }
-    if (sasl_active_) {  // a base64 response or "*" (RFC 5034 §4), not a command
-        --sasl_credits_;
-        send_to_backend(out, line);
-        return Step::Consumed;
-    }
+Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
     if (iequals(verb, "STLS")) {
         if (!pending_.empty()) {
-            return Step::Stall;  // our reply must come after the replies still owed
+            return LineStep::Stall;  // our reply must come after the replies still owed
         }
         // Never forwarded: the backend would start a TLS handshake inside ours.
         send_to_client(out,
                        client_on_tls() ? replies::kPop3TlsActive : replies::kPop3TlsUnavailable);
         count_error(out);
-        return Step::Consumed;
+        return LineStep::Consumed;
     }
     no_error();
     const Kind kind = kind_of(verb, args);
     if (kind == Kind::Sasl) {
-        sasl_active_ = true;
-        sasl_credits_ = 0;
+        sasl_start();
     }
     pending_.push(kind);
     send_to_backend(out, line);
-    return Step::Consumed;
+    return LineStep::Consumed;
 }
 
-std::size_t Pop3Machine::on_backend(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (relaying() && pos < data.size()) {
-        const auto read = backend_reader_.next(data.substr(pos), settings_.max_backend_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close(out, CloseReason::ProtocolError);
-            break;
-        }
-        pos += read.line.size();
-        if (phase() == Phase::Greeting) {
-            backend_greeting(read.line, out);
-        } else {
-            backend_reply(read.line, out);
-        }
-        if (yield_to_client()) {
-            break;
-        }
+void Pop3Machine::backend_line(std::string_view line, Actions& out) {
+    if (phase() == Phase::Greeting) {
+        backend_greeting(line, out);
+    } else {
+        backend_reply(line, out);
     }
-    return pos;
 }
 
 void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {
@@ -249,9 +172,7 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
     const Kind kind = pending_.front();
     const bool ok = text::istarts_with(content, "+OK");
     if (kind == Kind::Sasl && !ok && !content.empty() && content.front() == '+') {
-        if (sasl_credits_ < kMaxSaslCredits) {
-            ++sasl_credits_;  // a "+ " challenge: the client may answer with one line
-        }
+        sasl_challenge();  // a "+ " challenge (RFC 5034 §4)
         return;
     }
     if (ok && (kind == Kind::MultiLine || kind == Kind::Capa)) {
@@ -260,8 +181,7 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
     }
     pending_.pop();
     if (kind == Kind::Sasl) {
-        sasl_active_ = false;
-        sasl_credits_ = 0;
+        sasl_end();
     }
     if (!ok) {
         return;

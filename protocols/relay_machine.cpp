@@ -2,6 +2,7 @@
 
 #include "protocols/text.hpp"
 
+#include <utility>
 #include <variant>
 
 namespace postern::protocols {
@@ -83,7 +84,7 @@ std::size_t RelayMachine::on_bytes(Peer from, std::string_view data, Actions& ou
         case Peer::Client:
             switch (phase_) {
                 case Phase::Dialogue:
-                    return on_client(data, out);
+                    return dialogue_client(data, out);
                 case Phase::PreTls:
                     return pre_tls_client(data, out);
                 case Phase::TlsPending:
@@ -96,7 +97,7 @@ std::size_t RelayMachine::on_bytes(Peer from, std::string_view data, Actions& ou
                     return 0;
             }
         case Peer::Backend:
-            return relaying() ? on_backend(data, out) : 0;
+            return relaying() ? relay_backend(data, out) : 0;
     }
     return 0;
 }
@@ -112,15 +113,14 @@ std::size_t RelayMachine::pre_tls_client(std::string_view data, Actions& out) {
                 break;
             }
             if (read.status == LineReader::Status::TooLong) {
-                close_with(out, problem_reply(Problem::LineTooLong), CloseReason::LineTooLong);
+                close_with(out, replies_.line_too_long, CloseReason::LineTooLong);
                 break;
             }
             line = read.line;
             input = check_line(text::strip_eol(line), settings_.protocol == Protocol::Imap ? 2 : 1);
         }
         if (input != Input::Ok) {
-            close_with(out,
-                       problem_reply(input == Input::NulByte ? Problem::NulByte : Problem::Junk),
+            close_with(out, input == Input::NulByte ? replies_.nul_byte : replies_.junk,
                        CloseReason::ProtocolError);
             break;
         }
@@ -150,6 +150,71 @@ std::size_t RelayMachine::pre_tls_client(std::string_view data, Actions& out) {
             case PreTlsStep::NeedBackend:
             case PreTlsStep::Closed:
                 break;
+        }
+    }
+    return pos;
+}
+
+std::size_t RelayMachine::dialogue_client(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (phase_ == Phase::Dialogue && pos < data.size()) {
+        const std::string_view rest = data.substr(pos);
+        if (const std::size_t content = client_content(rest, out); content > 0) {
+            pos += content;
+            continue;
+        }
+        // The client's bytes keep until the backend has answered: a SASL client owes nothing
+        // before the next challenge, and the subclass may need a reply first (see machine.hpp).
+        if ((sasl_active_ && sasl_credits_ == 0) || client_waits()) {
+            client_stalled_ = true;
+            break;
+        }
+        const auto read = client_reader_.next(rest, settings_.max_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            close_with(out, replies_.line_too_long, CloseReason::LineTooLong);
+            break;
+        }
+        const std::string_view line = read.line;
+        // A NUL could end the command early in a C-string backend parser: "STARTTLS\0x"
+        // would reach it as STARTTLS although we saw something else.
+        if (text::has_nul(line)) {
+            close_with(out, replies_.nul_byte, CloseReason::ProtocolError);
+        } else if (sasl_active_) {  // a response (base64 or "*"), not a command
+            --sasl_credits_;
+            send_to_backend(out, line);
+        } else if (client_line(line, out) == LineStep::Stall) {
+            client_reader_.unread(line.size());
+            client_stalled_ = true;
+            break;
+        }
+        pos += line.size();
+    }
+    return pos;
+}
+
+std::size_t RelayMachine::relay_backend(std::string_view data, Actions& out) {
+    std::size_t pos = 0;
+    while (relaying() && pos < data.size()) {
+        const std::string_view rest = data.substr(pos);
+        if (const std::size_t content = backend_content(rest, out); content > 0) {
+            pos += content;
+            continue;
+        }
+        const auto read = backend_reader_.next(rest, settings_.max_backend_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            break;
+        }
+        if (read.status == LineReader::Status::TooLong) {
+            backend_unreadable(out);
+            break;
+        }
+        pos += read.line.size();
+        backend_line(read.line, out);
+        if (std::exchange(client_stalled_, false)) {
+            break;  // the client's held bytes first
         }
     }
     return pos;
@@ -210,7 +275,7 @@ std::string_view RelayMachine::state_name() const noexcept {
 
 void RelayMachine::count_error(Actions& out) {
     if (++errors_ >= settings_.max_errors && phase_ != Phase::Closed) {
-        close_with(out, problem_reply(Problem::TooManyErrors), CloseReason::TooManyErrors);
+        close_with(out, replies_.too_many_errors, CloseReason::TooManyErrors);
     }
 }
 
@@ -222,6 +287,10 @@ void RelayMachine::close(Actions& out, CloseReason reason) {
 void RelayMachine::close_with(Actions& out, std::string_view reply, CloseReason reason) {
     send_to_client(out, reply);
     close(out, reason);
+}
+
+void RelayMachine::close_with(Actions& out, const replies::Canned& reply, CloseReason reason) {
+    close_with(out, reply.text(settings_.hostname), reason);
 }
 
 void RelayMachine::passthrough(Actions& out) {

@@ -1,11 +1,15 @@
 #pragma once
-// RelayMachine is the skeleton the IMAP, POP3 and SMTP machines share: the phases of a
-// session (the plaintext dialogue of a STARTTLS listener, client TLS, backend connect, backend
-// greeting, the dialogue up to authentication, then Passthrough or Close), the pre-TLS line
-// discipline (limits, NUL and junk bytes, counted errors), the backend-failure reply, and the
-// rule that a machine in a terminal phase consumes nothing and emits nothing (machine.hpp's
-// driving contract). Subclasses own the protocol: pre_tls_line() answers one plaintext line,
-// on_client()/on_backend() run only while the phase allows it.
+// RelayMachine is the skeleton the IMAP, POP3 and SMTP machines share, so each rule here is
+// written once: the phases of a session (the plaintext dialogue of a STARTTLS listener, client
+// TLS, backend connect, backend greeting, the dialogue up to authentication, then Passthrough
+// or Close); the framing of lines on both sides (the line limits; before TLS also NUL and junk
+// bytes and counted errors; after the greeting NUL bytes, the responses of a SASL exchange and
+// client bytes held back while the backend owes a reply); the protocol's canned replies (one
+// table per protocol, replies.hpp); and the rule that a machine in a terminal phase consumes
+// nothing and emits nothing (machine.hpp's driving contract). Subclasses own the protocol:
+// pre_tls_line() answers one plaintext line, client_line() reads one command, backend_line()
+// one backend line, and client_content()/backend_content() pass on what is not lines (IMAP
+// literals, SMTP message content).
 //
 // Invariants:
 //  - client bytes are never consumed for the relay before the backend greeting was read;
@@ -18,6 +22,7 @@
 
 #include "protocols/line_reader.hpp"
 #include "protocols/machine.hpp"
+#include "protocols/replies.hpp"
 
 #include <cstdint>
 #include <string>
@@ -28,7 +33,9 @@ namespace postern::protocols {
 class RelayMachine : public Machine {
 public:
     explicit RelayMachine(const MachineSettings& settings)
-        : settings_(settings), phase_(settings.implicit_tls ? Phase::AwaitTls : Phase::Accepted) {}
+        : settings_(settings),
+          replies_(replies::of(settings.protocol)),
+          phase_(settings.implicit_tls ? Phase::AwaitTls : Phase::Accepted) {}
 
     [[nodiscard]] std::size_t on_bytes(Peer from, std::string_view data, Actions& out) final;
     void on_event(Event event, Actions& out) final;
@@ -56,21 +63,40 @@ protected:
         Closed,       // the machine closed (QUIT/LOGOUT, or bad input)
     };
 
-    // Replies the base writes for bad input, in the subclass's protocol.
-    enum class Problem : std::uint8_t { LineTooLong, NulByte, Junk, TooManyErrors };
+    // What client_line() did with one command line.
+    enum class LineStep : std::uint8_t {
+        Consumed,  // handled (forwarded, answered, or the machine closed)
+        Stall,     // not now: left unconsumed until the backend has answered
+    };
 
-    // Called only in Phase::Dialogue. Same contract as on_bytes().
-    [[nodiscard]] virtual std::size_t on_client(std::string_view data, Actions& out) = 0;
-    // Called in Phase::Greeting and Phase::Dialogue. Same contract as on_bytes().
-    [[nodiscard]] virtual std::size_t on_backend(std::string_view data, Actions& out) = 0;
+    // Phase::Dialogue, client side. Bytes at the front that are not a command line (an IMAP
+    // literal, SMTP message content): forwards them and returns how many; 0 when the next
+    // bytes are a line. Never 0 for a non-empty `data` while such bytes are due.
+    [[nodiscard]] virtual std::size_t client_content(std::string_view /*data*/, Actions& /*out*/) {
+        return 0;
+    }
+    // Phase::Dialogue: true while the next client line must wait for the backend (a reply it
+    // must see first, a full queue of pipelined commands).
+    [[nodiscard]] virtual bool client_waits() const noexcept { return false; }
+    // Phase::Dialogue: one complete client line (terminator included, at most max_line bytes,
+    // no NUL byte) that is a command, not a SASL response.
+    [[nodiscard]] virtual LineStep client_line(std::string_view line, Actions& out) = 0;
+    // Phase::Greeting and Phase::Dialogue, backend side, as client_content(): bytes at the
+    // front that are not a line (an IMAP literal), relayed; 0 when the next bytes are a line.
+    [[nodiscard]] virtual std::size_t backend_content(std::string_view /*data*/, Actions& /*out*/) {
+        return 0;
+    }
+    // Phase::Greeting and Phase::Dialogue: one complete backend line (terminator included, at
+    // most max_backend_line bytes), consumed whatever the machine does with it.
+    virtual void backend_line(std::string_view line, Actions& out) = 0;
+    // A backend line over max_backend_line, or one the protocol cannot read: we can no longer
+    // follow the dialogue. Closes; SMTP first tells the client when it is still the greeting.
+    virtual void backend_unreadable(Actions& out) { close(out, CloseReason::ProtocolError); }
     // STARTTLS listeners: postern's own greeting, sent on ClientConnected.
     [[nodiscard]] virtual std::string pre_tls_greeting() const = 0;
     // STARTTLS listeners, Phase::PreTls: one complete line (terminator included) that has
     // passed the NUL/junk checks. Sends the reply; never sends anything to the backend.
     [[nodiscard]] virtual PreTlsStep pre_tls_line(std::string_view line, Actions& out) = 0;
-    [[nodiscard]] virtual std::string problem_reply(Problem problem) const = 0;
-    // The protocol's "backend unavailable" reply (replies.hpp).
-    [[nodiscard]] virtual std::string backend_unavailable_reply() const = 0;
     // state_name() while in Phase::Dialogue: "auth", "command", "data", ...
     [[nodiscard]] virtual std::string_view dialogue_state_name() const noexcept = 0;
 
@@ -87,15 +113,28 @@ protected:
     [[nodiscard]] bool client_on_tls() const noexcept { return client_tls_; }
     void greeting_relayed() noexcept { phase_ = Phase::Dialogue; }
 
-    // Client bytes are held back until the backend answers (see machine.hpp). A subclass
-    // calls client_stalled() where it stops for that reason, and asks yield_to_client() after
-    // every backend line: when it says so, on_backend() returns at once, so the held bytes are
-    // looked at before the next line, however the backend's bytes were cut.
-    void client_stalled() noexcept { client_stalled_ = true; }
-    [[nodiscard]] bool yield_to_client() noexcept {
-        const bool yield = client_stalled_;
-        client_stalled_ = false;
-        return yield;
+    // A SASL exchange (IMAP AUTHENTICATE, POP3 AUTH, SMTP AUTH: RFC 9051 §6.2.2, RFC 5034 §4,
+    // RFC 4954 §4): until its final reply the client sends one response line per challenge of
+    // the backend's, never a command; those lines are forwarded as they are, and the client is
+    // held back while it owes no answer.
+    void sasl_start() noexcept {
+        sasl_active_ = true;
+        sasl_credits_ = 0;
+    }
+    void sasl_challenge() noexcept {  // the backend asked: the client may answer one line
+        if (sasl_credits_ < kMaxSaslCredits) {
+            ++sasl_credits_;
+        }
+    }
+    void sasl_end() noexcept {
+        sasl_active_ = false;
+        sasl_credits_ = 0;
+    }
+    [[nodiscard]] bool sasl_active() const noexcept { return sasl_active_; }
+
+    // The protocol's "backend unavailable" reply (replies.hpp).
+    [[nodiscard]] std::string backend_unavailable_reply() const {
+        return replies_.backend_unavailable.text(settings_.hostname);
     }
 
     // Bad commands the machine answers itself, in a row (settings_.max_errors): count_error()
@@ -116,11 +155,25 @@ protected:
     const MachineSettings settings_;
 
 private:
-    std::size_t pre_tls_client(std::string_view data, Actions& out);
+    static constexpr std::uint32_t kMaxSaslCredits = 64;
 
+    std::size_t pre_tls_client(std::string_view data, Actions& out);
+    std::size_t dialogue_client(std::string_view data, Actions& out);
+    std::size_t relay_backend(std::string_view data, Actions& out);
+    void close_with(Actions& out, const replies::Canned& reply, CloseReason reason);
+
+    const replies::ProtocolReplies& replies_;
     Phase phase_;
     LineReader pre_tls_reader_;  // the plaintext dialogue's lines; forgotten at StartTls
+    LineReader client_reader_;   // the dialogue's command lines
+    LineReader backend_reader_;  // the backend's lines, greeting included
     std::size_t errors_ = 0;
+    std::uint32_t sasl_credits_ = 0;  // challenges not yet answered by the client
+    bool sasl_active_ = false;
+    // Client bytes are held back until the backend answers (see machine.hpp): set where the
+    // client side stops for that reason; after every backend line, when it is set, on_bytes()
+    // returns at once, so the held bytes are looked at before the next line, however the
+    // backend's bytes were cut.
     bool client_stalled_ = false;
     bool client_tls_ = false;
 };

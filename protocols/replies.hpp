@@ -6,7 +6,7 @@
 // PREAUTH and no [ALERT] ever reaches a plaintext client (NO STARTTLS, USENIX Security 2021).
 // "...AfterTag" texts complete the client's own IMAP tag, which the caller writes first.
 
-#include "protocols/action.hpp"
+#include "protocols/protocol.hpp"
 
 #include <string>
 #include <string_view>
@@ -28,6 +28,17 @@ namespace detail {
 
 }  // namespace detail
 
+// A reply postern writes itself that may name its host: SMTP's 421 replies start with the
+// domain (RFC 5321 §4.2.3), left out when postern has no hostname configured.
+struct Canned {
+    std::string_view head;       // the whole reply, or what comes before the hostname
+    std::string_view tail = {};  // what follows "<hostname> "; empty: the reply names no host
+
+    [[nodiscard]] std::string text(std::string_view hostname) const {
+        return tail.empty() ? std::string(head) : detail::with_host(head, hostname, tail);
+    }
+};
+
 // IMAP (RFC 9051). BYE announces that the server closes (§7.1.5); UNAVAILABLE is RFC 5530 §3.
 inline constexpr std::string_view kImapBackendUnavailable =
     "* BYE [UNAVAILABLE] Backend server unavailable, try again later\r\n";
@@ -44,6 +55,8 @@ inline constexpr std::string_view kImapTlsActiveAfterTag = " BAD TLS is already 
 inline constexpr std::string_view kImapTlsUnavailableAfterTag = " BAD TLS is not available now\r\n";
 inline constexpr std::string_view kImapJunk = "* BAD Invalid characters in command\r\n";
 inline constexpr std::string_view kImapTooManyErrors = "* BYE Too many invalid commands\r\n";
+// Said when the session closes for idling (RFC 9051 §7.1.5).
+inline constexpr std::string_view kImapTimeout = "* BYE Autologout; idle for too long\r\n";
 
 // IMAP before TLS (RFC 9051 §6.2.1, RFC 2595 §3.1). LOGINDISABLED (§6.2.3) when require_tls;
 // PRIVACYREQUIRED is RFC 5530 §3.
@@ -77,6 +90,7 @@ inline constexpr std::string_view kPop3TlsActive = "-ERR TLS is already active\r
 inline constexpr std::string_view kPop3TlsUnavailable = "-ERR TLS is not available now\r\n";
 inline constexpr std::string_view kPop3Junk = "-ERR Invalid characters in command\r\n";
 inline constexpr std::string_view kPop3TooManyErrors = "-ERR Too many invalid commands\r\n";
+inline constexpr std::string_view kPop3Timeout = "-ERR Autologout; idle for too long\r\n";
 
 // POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). USER is offered only when
 // the client may go on in plaintext (require_tls = false); no APOP timestamp: postern never
@@ -127,30 +141,72 @@ inline constexpr std::string_view kSmtpBadSyntax = "500 5.5.2 Error: bad syntax\
 inline constexpr std::string_view kSmtpUnknown = "502 5.5.2 Error: command not recognized\r\n";
 
 // 421 closes the channel (RFC 5321 §3.8); 4.7.0 as Postfix's smtpd_hard_error_limit answer.
-[[nodiscard]] inline std::string smtp_too_many_errors(std::string_view hostname) {
-    return detail::with_host("421 4.7.0 ", hostname, "Error: too many errors\r\n");
-}
-
+inline constexpr Canned kSmtpTooManyErrors{"421 4.7.0 ", "Error: too many errors\r\n"};
 // 421 "<domain> Service not available, closing transmission channel" (RFC 5321 §4.2.3);
-// 4.3.0 "other or undefined mail system status" (RFC 3463 §3.4). The domain is left out when
-// postern has no hostname configured.
+// 4.3.0 "other or undefined mail system status" (RFC 3463 §3.4).
+inline constexpr Canned kSmtpBackendUnavailable{"421 4.3.0 ",
+                                                "Service not available, try again later\r\n"};
+// The session closes for idling: 421 4.4.2 "connection dropped" (RFC 5321 §4.5.3.2, RFC 3463
+// §3.5).
+inline constexpr Canned kSmtpTimeout{"421 4.4.2 ", "Error: timeout exceeded\r\n"};
+
 [[nodiscard]] inline std::string smtp_backend_unavailable(std::string_view hostname) {
-    return detail::with_host("421 4.3.0 ", hostname, "Service not available, try again later\r\n");
+    return kSmtpBackendUnavailable.text(hostname);
 }
 
-// Said to a client whose session the proxy closes for idling (the session's timers, after the
-// machine is gone): IMAP BYE (RFC 9051 §7.1.5), POP3 -ERR, SMTP 421 4.4.2 "connection dropped"
-// (RFC 5321 §4.5.3.2, RFC 3463 §3.5).
-[[nodiscard]] inline std::string timeout_reply(Protocol protocol, std::string_view hostname) {
+// What the parts every protocol shares write to a client in that protocol: the line discipline
+// and the backend-failure reply (relay_machine.cpp), the idle timeout (the session, after the
+// machine is gone). One table per protocol, as nginx's mail modules keep their canned replies
+// as data beside their protocol descriptor.
+struct ProtocolReplies {
+    Canned line_too_long;
+    Canned nul_byte;
+    Canned junk;  // a control byte, or an 8-bit byte where the command must be ASCII
+    Canned too_many_errors;
+    Canned backend_unavailable;
+    Canned timeout;
+};
+
+inline constexpr ProtocolReplies kImap{
+    .line_too_long = {kImapLineTooLong},
+    .nul_byte = {kImapNulByte},
+    .junk = {kImapJunk},
+    .too_many_errors = {kImapTooManyErrors},
+    .backend_unavailable = {kImapBackendUnavailable},
+    .timeout = {kImapTimeout},
+};
+inline constexpr ProtocolReplies kPop3{
+    .line_too_long = {kPop3LineTooLong},
+    .nul_byte = {kPop3NulByte},
+    .junk = {kPop3Junk},
+    .too_many_errors = {kPop3TooManyErrors},
+    .backend_unavailable = {kPop3BackendUnavailable},
+    .timeout = {kPop3Timeout},
+};
+inline constexpr ProtocolReplies kSmtp{
+    .line_too_long = {kSmtpLineTooLong},
+    .nul_byte = {kSmtpNulByte},
+    .junk = {kSmtpJunk},
+    .too_many_errors = kSmtpTooManyErrors,
+    .backend_unavailable = kSmtpBackendUnavailable,
+    .timeout = kSmtpTimeout,
+};
+
+[[nodiscard]] constexpr const ProtocolReplies& of(Protocol protocol) noexcept {
     switch (protocol) {
         case Protocol::Imap:
-            return "* BYE Autologout; idle for too long\r\n";
+            return kImap;
         case Protocol::Pop3:
-            return "-ERR Autologout; idle for too long\r\n";
+            return kPop3;
         case Protocol::Smtp:
-            return detail::with_host("421 4.4.2 ", hostname, "Error: timeout exceeded\r\n");
+            return kSmtp;
     }
-    return {};
+    return kImap;
+}
+
+// Said to a client whose session the proxy closes for idling (the session's timers).
+[[nodiscard]] inline std::string timeout_reply(Protocol protocol, std::string_view hostname) {
+    return of(protocol).timeout.text(hostname);
 }
 
 }  // namespace postern::protocols::replies

@@ -1,14 +1,15 @@
 #include "protocols/smtp.hpp"
 
 #include "protocols/capabilities.hpp"
-#include "protocols/line_reader.hpp"
 #include "protocols/pending.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
+#include "protocols/smtp_reply.hpp"
 #include "protocols/text.hpp"
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace postern::protocols {
@@ -18,7 +19,6 @@ namespace {
 using text::iequals;
 
 constexpr std::size_t kMaxPending = 256;  // pipelined commands awaiting replies (RFC 2920)
-constexpr std::uint32_t kMaxSaslCredits = 64;
 // A reply line is at most 512 octets with its code and CRLF (RFC 5321 §4.5.3.1.5).
 constexpr std::size_t kMaxExtension = 512 - 4 - 2;
 
@@ -106,42 +106,24 @@ bool needs_tls(std::string_view verb) noexcept {
     return false;
 }
 
-struct ReplyLine {
-    int code = 0;
-    bool last = false;
-    bool valid = false;
-};
-
-// "ddd" [("-" / SP) text] (RFC 5321 §4.2).
-ReplyLine parse_reply_line(std::string_view content) noexcept {
-    if (content.size() < 3 || !std::all_of(content.begin(), content.begin() + 3,
-                                           [](char c) { return c >= '0' && c <= '9'; })) {
-        return {};
-    }
-    const int code = (content[0] - '0') * 100 + (content[1] - '0') * 10 + (content[2] - '0');
-    if (content.size() == 3 || content[3] == ' ') {
-        return {code, true, true};
-    }
-    return {code, false, content[3] == '-'};
-}
-
 class SmtpMachine final : public RelayMachine {
 public:
     using RelayMachine::RelayMachine;
 
 private:
-    enum class Step : std::uint8_t { Consumed, Stall };
-
-    std::size_t on_client(std::string_view data, Actions& out) override;
-    std::size_t on_backend(std::string_view data, Actions& out) override;
+    std::size_t client_content(std::string_view data, Actions& out) override;
+    // Waiting for the DATA reply (is the next byte content or a command?), or for room in the
+    // queue.
+    [[nodiscard]] bool client_waits() const noexcept override {
+        return client_mode_ == ClientMode::AwaitDataReply || pending_.size() >= kMaxPending;
+    }
+    LineStep client_line(std::string_view line, Actions& out) override;
+    void backend_line(std::string_view line, Actions& out) override;
+    void backend_unreadable(Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
         return replies::smtp_greeting(settings_.hostname);
     }
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
-    [[nodiscard]] std::string problem_reply(Problem problem) const override;
-    [[nodiscard]] std::string backend_unavailable_reply() const override {
-        return replies::smtp_backend_unavailable(settings_.hostname);
-    }
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override;
 
     // The domain our EHLO/HELO reply must start with (RFC 5321 §4.1.1.1).
@@ -149,15 +131,11 @@ private:
         return settings_.hostname.empty() ? std::string_view("localhost") : settings_.hostname;
     }
     [[nodiscard]] std::string pre_tls_ehlo_reply() const;
-    std::size_t client_content(std::string_view data, Actions& out);
-    Step client_line(std::string_view line, Actions& out);
-    void greeting_line(std::string_view line, ReplyLine reply, Actions& out);
-    void backend_line(std::string_view line, ReplyLine reply, Actions& out);
-    void ehlo_line(std::string_view line, ReplyLine reply, Actions& out);
+    void greeting_line(std::string_view line, const SmtpLine& reply, Actions& out);
+    void reply_line(std::string_view line, const SmtpLine& reply, Actions& out);
+    void ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out);
     void reply_done(Kind kind, int code, Actions& out);
 
-    LineReader client_reader_;
-    LineReader backend_reader_;
     PendingQueue<Kind> pending_;
     std::string held_;  // EHLO reply: the newest line, until we know whether it is the last
     // require_tls = false, before the plaintext backend is reached: the client's last EHLO or
@@ -165,27 +143,11 @@ private:
     // STARTTLS: after TLS the client says EHLO again (RFC 3207 §4.2).
     std::string replay_;
     std::uint64_t chunk_left_ = 0;
-    std::uint32_t sasl_credits_ = 0;  // 334 challenges not yet answered by the client
-    std::uint32_t reply_lines_ = 0;   // lines of the current backend reply seen so far
+    std::uint32_t reply_lines_ = 0;  // lines of the current backend reply seen so far
     ClientMode client_mode_ = ClientMode::Command;
     std::uint8_t dot_state_ = 0;
-    bool sasl_active_ = false;
     bool replaying_ = false;  // the replayed EHLO/HELO is out; its reply is read and dropped
 };
-
-std::string SmtpMachine::problem_reply(Problem problem) const {
-    switch (problem) {
-        case Problem::LineTooLong:
-            return std::string(replies::kSmtpLineTooLong);
-        case Problem::NulByte:
-            return std::string(replies::kSmtpNulByte);
-        case Problem::Junk:
-            return std::string(replies::kSmtpJunk);
-        case Problem::TooManyErrors:
-            return replies::smtp_too_many_errors(settings_.hostname);
-    }
-    return {};
-}
 
 std::string SmtpMachine::pre_tls_ehlo_reply() const {
     std::string reply = "250-";
@@ -261,42 +223,15 @@ std::string_view SmtpMachine::dialogue_state_name() const noexcept {
         case ClientMode::AwaitDataReply:
             break;
     }
-    return sasl_active_ ? "auth" : "command";
+    return sasl_active() ? "auth" : "command";
 }
 
-std::size_t SmtpMachine::on_client(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (phase() == Phase::Dialogue && pos < data.size()) {
-        if (client_mode_ == ClientMode::Data || client_mode_ == ClientMode::Chunk) {
-            pos += client_content(data.substr(pos), out);
-            continue;
-        }
-        // Waiting for the DATA reply, for a 334 during AUTH, or for room in the queue: the
-        // client's bytes keep until the backend has answered.
-        if (client_mode_ == ClientMode::AwaitDataReply || (sasl_active_ && sasl_credits_ == 0) ||
-            pending_.size() >= kMaxPending) {
-            client_stalled();
-            break;
-        }
-        const auto read = client_reader_.next(data.substr(pos), settings_.max_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        if (read.status == LineReader::Status::TooLong) {
-            close_with(out, replies::kSmtpLineTooLong, CloseReason::LineTooLong);
-            break;
-        }
-        if (client_line(read.line, out) == Step::Stall) {
-            client_reader_.unread(read.line.size());
-            client_stalled();
-            break;
-        }
-        pos += read.line.size();
-    }
-    return pos;
-}
-
+// Message content, relayed byte for byte: DATA up to and including CRLF.CRLF, or what is left
+// of a BDAT chunk.
 std::size_t SmtpMachine::client_content(std::string_view data, Actions& out) {
+    if (client_mode_ == ClientMode::Command || client_mode_ == ClientMode::AwaitDataReply) {
+        return 0;
+    }
     std::size_t n = 0;
     if (client_mode_ == ClientMode::Data) {
         n = scan_content(data, dot_state_);
@@ -315,26 +250,17 @@ std::size_t SmtpMachine::client_content(std::string_view data, Actions& out) {
     return n;
 }
 
-SmtpMachine::Step SmtpMachine::client_line(std::string_view line, Actions& out) {
-    if (text::has_nul(line)) {  // see imap.cpp: a NUL could hide a command from us
-        close_with(out, replies::kSmtpNulByte, CloseReason::ProtocolError);
-        return Step::Consumed;
-    }
-    if (sasl_active_) {  // a base64 response or "*" (RFC 4954 §4), not a command
-        --sasl_credits_;
-        send_to_backend(out, line);
-        return Step::Consumed;
-    }
+SmtpMachine::LineStep SmtpMachine::client_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
     if (iequals(verb, "STARTTLS")) {
         if (!pending_.empty()) {
-            return Step::Stall;  // replies stay in command order (RFC 2920 §3)
+            return LineStep::Stall;  // replies stay in command order (RFC 2920 §3)
         }
         // Never forwarded: the backend would start a TLS handshake inside ours.
         send_to_client(out,
                        client_on_tls() ? replies::kSmtpTlsActive : replies::kSmtpTlsUnavailable);
         count_error(out);
-        return Step::Consumed;
+        return LineStep::Consumed;
     }
     no_error();
     Kind kind = Kind::Other;
@@ -347,7 +273,7 @@ SmtpMachine::Step SmtpMachine::client_line(std::string_view line, Actions& out) 
         if (!size || !(last_word.empty() || iequals(last_word, "LAST")) ||
             !text::split_word(after_last).first.empty()) {
             close_with(out, replies::kSmtpBadChunkSize, CloseReason::ProtocolError);
-            return Step::Consumed;
+            return LineStep::Consumed;
         }
         chunk_left_ = *size;
         if (chunk_left_ > 0) {
@@ -360,47 +286,39 @@ SmtpMachine::Step SmtpMachine::client_line(std::string_view line, Actions& out) 
         client_mode_ = ClientMode::AwaitDataReply;
     } else if (iequals(verb, "AUTH")) {
         kind = Kind::Auth;
-        sasl_active_ = true;
-        sasl_credits_ = 0;
+        sasl_start();
     } else if (iequals(verb, "QUIT")) {
         kind = Kind::Quit;
     }
     pending_.push(kind);
     send_to_backend(out, line);
-    return Step::Consumed;
+    return LineStep::Consumed;
 }
 
-std::size_t SmtpMachine::on_backend(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (relaying() && pos < data.size()) {
-        const auto read = backend_reader_.next(data.substr(pos), settings_.max_backend_line);
-        if (read.status == LineReader::Status::NeedMore) {
-            break;
-        }
-        const ReplyLine reply = read.status == LineReader::Status::Line
-                                    ? parse_reply_line(text::strip_eol(read.line))
-                                    : ReplyLine{};
-        if (!reply.valid) {  // too long, or not a reply: we can no longer follow the dialogue
-            if (phase() == Phase::Greeting) {
-                close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
-            } else {
-                close(out, CloseReason::ProtocolError);
-            }
-            break;
-        }
-        pos += read.line.size();
-        backend_line(read.line, reply, out);
-        if (yield_to_client()) {
-            break;
-        }
+void SmtpMachine::backend_line(std::string_view line, Actions& out) {
+    const std::optional<SmtpLine> reply = parse_smtp_line(text::strip_eol(line));
+    if (!reply) {
+        backend_unreadable(out);
+    } else if (phase() == Phase::Greeting) {
+        greeting_line(line, *reply, out);
+    } else {
+        reply_line(line, *reply, out);
     }
-    return pos;
+}
+
+// A greeting postern cannot read still owes the client the protocol's goodbye.
+void SmtpMachine::backend_unreadable(Actions& out) {
+    if (phase() == Phase::Greeting) {
+        close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
+    } else {
+        close(out, CloseReason::ProtocolError);
+    }
 }
 
 // The greeting, and on the plaintext path of a STARTTLS listener the reply to the replayed
 // EHLO/HELO. A refusal (RFC 5321 §3.1: 554 or 421 instead of 220) is relayed whole and closes;
 // a 220 is relayed only on implicit TLS, since a STARTTLS listener has greeted the client.
-void SmtpMachine::greeting_line(std::string_view line, ReplyLine reply, Actions& out) {
+void SmtpMachine::greeting_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     const bool ok = reply.code / 100 == 2;
     if (!ok || (relay_greeting() && !replaying_)) {
         send_to_client(out, line);
@@ -422,11 +340,7 @@ void SmtpMachine::greeting_line(std::string_view line, ReplyLine reply, Actions&
     }
 }
 
-void SmtpMachine::backend_line(std::string_view line, ReplyLine reply, Actions& out) {
-    if (phase() == Phase::Greeting) {
-        greeting_line(line, reply, out);
-        return;
-    }
+void SmtpMachine::reply_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     if (pending_.empty()) {  // unsolicited, e.g. a 421 before an idle disconnect
         send_to_client(out, line);
         return;
@@ -445,7 +359,7 @@ void SmtpMachine::backend_line(std::string_view line, ReplyLine reply, Actions& 
     reply_done(kind, reply.code, out);
 }
 
-void SmtpMachine::ehlo_line(std::string_view line, ReplyLine reply, Actions& out) {
+void SmtpMachine::ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     // The first line names the server, never an extension (RFC 5321 §4.1.1.1).
     if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_starttls(line)) {
         if (reply.last) {  // "250-SMTPUTF8" + "250 STARTTLS" -> "250 SMTPUTF8"
@@ -466,9 +380,7 @@ void SmtpMachine::ehlo_line(std::string_view line, ReplyLine reply, Actions& out
 
 void SmtpMachine::reply_done(Kind kind, int code, Actions& out) {
     if (kind == Kind::Auth && code == 334) {
-        if (sasl_credits_ < kMaxSaslCredits) {
-            ++sasl_credits_;
-        }
+        sasl_challenge();
         return;  // still the AUTH exchange
     }
     pending_.pop();
@@ -485,8 +397,7 @@ void SmtpMachine::reply_done(Kind kind, int code, Actions& out) {
             // No Passthrough after 235: SMTP allows EHLO at any time, and every later EHLO
             // reply must still lose STARTTLS (and a later STARTTLS get 503), so the command and
             // DATA/BDAT tracking stays for the whole session (style.md §3.1).
-            sasl_active_ = false;
-            sasl_credits_ = 0;
+            sasl_end();
             return;
         case Kind::Quit:
             if (code == 221) {

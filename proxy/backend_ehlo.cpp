@@ -1,5 +1,6 @@
 #include "proxy/backend_ehlo.hpp"
 
+#include "protocols/smtp_reply.hpp"
 #include "proxy/log.hpp"
 #include "proxy/trampoline.hpp"
 
@@ -74,15 +75,15 @@ void BackendEhlo::on_read() {
             }
             return;
         }
-        const std::string_view text{line.get(), length};
-        if (text.size() < 4 || (text[3] != ' ' && text[3] != '-')) {
+        const auto reply = protocols::parse_smtp_line({line.get(), length});
+        if (!reply) {
             finish("not an SMTP reply");
             return;
         }
-        const bool last = text[3] == ' ';
+        const bool last = reply->last;
         switch (step_) {
             case Step::Greeting:
-                if (text[0] != '2') {
+                if (reply->code / 100 != 2) {
                     finish("greeting is not 2xx");
                     return;
                 }
@@ -93,12 +94,12 @@ void BackendEhlo::on_read() {
                 }
                 break;
             case Step::Ehlo:
-                if (text[0] != '2') {
+                if (reply->code / 100 != 2) {
                     finish("EHLO refused");
                     return;
                 }
                 // The first line is the server's name; the rest are extensions (RFC 5321 4.1.1.1).
-                pending_.emplace_back(text.substr(4));
+                pending_.emplace_back(reply->text);
                 if (last) {
                     pending_.erase(pending_.begin());
                     if (pending_.size() > kMaxExtensions) {

@@ -13,18 +13,6 @@ namespace {
 
 constexpr timeval kAcceptRetry{1, 0};
 
-protocols::Protocol machine_protocol(conf::Protocol protocol) {
-    switch (protocol) {
-        case conf::Protocol::Imap:
-            return protocols::Protocol::Imap;
-        case conf::Protocol::Pop3:
-            return protocols::Protocol::Pop3;
-        case conf::Protocol::Smtp:
-            return protocols::Protocol::Smtp;
-    }
-    return protocols::Protocol::Imap;
-}
-
 void accept_cb(evconnlistener* /*l*/, evutil_socket_t fd, sockaddr* peer, int /*len*/,
                void* arg) noexcept {
     auto* listener = static_cast<ListenerContext*>(arg);
@@ -105,7 +93,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
             error.insert(0, ctx->name + ": ");
             return nullptr;
         }
-        ctx->machine.protocol = machine_protocol(spec.protocol);
+        ctx->machine.protocol = spec.protocol;
         ctx->machine.implicit_tls = spec.tls == conf::TlsMode::Implicit;
         ctx->machine.require_tls = spec.require_tls;
         ctx->machine.max_errors = spec.max_errors;

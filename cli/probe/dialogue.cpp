@@ -1,5 +1,6 @@
 #include "cli/probe/dialogue.hpp"
 
+#include "protocols/smtp_reply.hpp"
 #include "protocols/text.hpp"
 
 #include <algorithm>
@@ -9,6 +10,7 @@ namespace postern::cli::probe {
 
 namespace {
 
+using protocols::parse_smtp_line;
 using protocols::text::iequals;
 using protocols::text::istarts_with;
 using protocols::text::split_word;
@@ -38,32 +40,7 @@ std::vector<std::string> split_atoms(std::string_view s) {
     return out;
 }
 
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-
 }  // namespace
-
-std::string_view to_string(Protocol protocol) noexcept {
-    switch (protocol) {
-        case Protocol::Smtp:
-            return "smtp";
-        case Protocol::Imap:
-            return "imap";
-        case Protocol::Pop3:
-            return "pop3";
-    }
-    return "unknown";
-}
-
-std::optional<Protocol> protocol_named(std::string_view name) noexcept {
-    for (const auto p : {Protocol::Smtp, Protocol::Imap, Protocol::Pop3}) {
-        if (iequals(name, to_string(p))) {
-            return p;
-        }
-    }
-    return std::nullopt;
-}
 
 std::optional<Protocol> protocol_of_greeting(std::string_view line) noexcept {
     if (line.starts_with("* ")) {
@@ -81,24 +58,6 @@ std::optional<Protocol> protocol_of_greeting(std::string_view line) noexcept {
         return Protocol::Smtp;
     }
     return std::nullopt;
-}
-
-std::optional<SmtpLine> parse_smtp_line(std::string_view line) noexcept {
-    if (line.size() < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2])) {
-        return std::nullopt;
-    }
-    SmtpLine out;
-    out.code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    if (line.size() == 3) {
-        out.last = true;
-        return out;
-    }
-    if (line[3] != ' ' && line[3] != '-') {
-        return std::nullopt;
-    }
-    out.last = line[3] == ' ';
-    out.text = line.substr(4);
-    return out;
 }
 
 std::optional<std::vector<std::string>> imap_response_capabilities(std::string_view line) {

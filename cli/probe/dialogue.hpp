@@ -10,6 +10,8 @@
 // Invariants: it never asks to start TLS twice; every error is a sentence for the user that
 // quotes at most kMaxQuoted bytes of server text (unsanitized: the caller escapes it).
 
+#include "protocols/protocol.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -19,24 +21,14 @@
 
 namespace postern::cli::probe {
 
-enum class Protocol : std::uint8_t { Smtp, Imap, Pop3 };
-
-[[nodiscard]] std::string_view to_string(Protocol protocol) noexcept;  // "smtp" | "imap" | "pop3"
-
-// "smtp", "imap" or "pop3" (ASCII case-insensitive); nullopt otherwise.
-[[nodiscard]] std::optional<Protocol> protocol_named(std::string_view name) noexcept;
+// The protocols' own enum, its names and its case-insensitive parser (protocols/protocol.hpp).
+using protocols::Protocol;
+using protocols::protocol_named;
+using protocols::to_string;
 
 // Which protocol a server greeting line belongs to: "* OK"/"* PREAUTH"/"* BYE" IMAP,
 // "+OK"/"-ERR" POP3, three digits then SP, '-' or the end SMTP; nullopt for anything else.
 [[nodiscard]] std::optional<Protocol> protocol_of_greeting(std::string_view line) noexcept;
-
-// One line of an SMTP reply (RFC 5321 §4.2): "250-SIZE 100" -> {250, false, "SIZE 100"}.
-struct SmtpLine {
-    int code = 0;
-    bool last = false;      // "250 " (or a bare "250") ends the reply, "250-" continues it
-    std::string_view text;  // after the separator; may be empty
-};
-[[nodiscard]] std::optional<SmtpLine> parse_smtp_line(std::string_view line) noexcept;
 
 // The atoms of an IMAP "[CAPABILITY ...]" response code in a greeting or tagged reply
 // (RFC 9051 §7.1), or nullopt when the line carries none.

@@ -1,4 +1,5 @@
 #include "cli/probe/dialogue.hpp"
+#include "protocols/smtp_reply.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,12 +10,12 @@
 
 using postern::cli::probe::Dialogue;
 using postern::cli::probe::imap_response_capabilities;
-using postern::cli::probe::parse_smtp_line;
 using postern::cli::probe::Protocol;
 using postern::cli::probe::protocol_named;
 using postern::cli::probe::protocol_of_greeting;
 using postern::cli::probe::Step;
 using postern::cli::probe::Then;
+using postern::protocols::parse_smtp_line;
 
 namespace {
 
