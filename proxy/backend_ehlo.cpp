@@ -15,25 +15,16 @@ constexpr timeval kRefresh{300, 0};
 constexpr std::size_t kMaxLine = 1024;
 constexpr std::size_t kMaxExtensions = 64;
 
-void timer_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
-    auto* probe = static_cast<BackendEhlo*>(self);
-    try {
-        probe->on_timer();
-    } catch (const std::exception& e) {
-        probe->fail_internal(e.what());
-    }
-}
-
 }  // namespace
 
 BackendEhlo::BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
-                     std::string hostname, std::chrono::milliseconds timeout)
+                         std::string hostname, std::chrono::milliseconds timeout)
     : base_(base),
       backend_name_(std::move(backend_name)),
       address_(address),
       hostname_(std::move(hostname)),
       timeout_(timeout),
-      timer_(evtimer_new(base, &timer_cb, this)) {}
+      timer_(event_new(base, -1, 0, &event_cb<BackendEhlo, &BackendEhlo::on_timer>, this)) {}
 
 void BackendEhlo::start() {
     on_timer();

@@ -20,7 +20,7 @@ using Extensions = std::shared_ptr<const std::vector<std::string>>;
 class BackendEhlo {
 public:
     BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
-              std::string hostname, std::chrono::milliseconds timeout);
+                std::string hostname, std::chrono::milliseconds timeout);
     BackendEhlo(const BackendEhlo&) = delete;
     BackendEhlo& operator=(const BackendEhlo&) = delete;
     BackendEhlo(BackendEhlo&&) = delete;

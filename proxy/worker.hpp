@@ -7,11 +7,11 @@
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
+#include "proxy/backend_ehlo.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
-#include "proxy/backend_ehlo.hpp"
 #include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
@@ -42,6 +42,12 @@ struct ListenerContext {
     BackendEhlo* backend_ehlo = nullptr;  // SMTP STARTTLS listeners: the backend's EHLO extensions
     ListenerPtr listener;
     EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
+
+    // libevent entry points (proxy/trampoline.hpp)
+    void on_accept(evutil_socket_t fd, const sockaddr* peer);
+    void on_error();
+    void on_retry();
+    void fail_internal(const char* what) const;
 };
 
 class Worker {
@@ -87,6 +93,7 @@ public:
     void on_accept_error(ListenerContext& listener);
     // Destroys the retired sessions (from the reaper event, outside their callbacks).
     void reap();
+    void fail_internal(const char* what);
 
 private:
     struct Delivered {
