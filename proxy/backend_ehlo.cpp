@@ -17,17 +17,29 @@ constexpr std::size_t kMaxExtensions = 64;
 
 }  // namespace
 
-BackendEhlo::BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
-                         std::string hostname, std::chrono::milliseconds timeout)
-    : base_(base),
-      backend_name_(std::move(backend_name)),
+BackendEhlo::BackendEhlo(std::string backend_name, SocketAddress address, std::string hostname,
+                         std::chrono::milliseconds timeout)
+    : backend_name_(std::move(backend_name)),
       address_(address),
       hostname_(std::move(hostname)),
-      timeout_(timeout),
-      timer_(event_new(base, -1, 0, &event_cb<BackendEhlo, &BackendEhlo::on_timer>, this)) {}
+      timeout_(timeout) {}
 
-void BackendEhlo::start() {
+void BackendEhlo::start(event_base* base) {
+    base_ = base;
+    timer_.reset(event_new(base, -1, 0, &event_cb<BackendEhlo, &BackendEhlo::on_timer>, this));
     on_timer();
+}
+
+Extensions BackendEhlo::extensions() const {
+    const std::lock_guard lock(published_mutex_);
+    return published_;
+}
+
+// Sessions see a new answer as soon as it is parsed, as when they shared this loop.
+void BackendEhlo::on_data() {
+    on_read();
+    const std::lock_guard lock(published_mutex_);
+    published_ = extensions_;
 }
 
 void BackendEhlo::on_timer() {
@@ -40,7 +52,7 @@ void BackendEhlo::on_timer() {
         return;
     }
     bev_.reset(b);
-    bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_read>, nullptr,
+    bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_data>, nullptr,
                       &bev_event_cb<BackendEhlo, &BackendEhlo::on_event>, this);
     const timeval t = to_timeval(timeout_);
     bufferevent_set_timeouts(b, &t, &t);

@@ -81,9 +81,16 @@ int run(const conf::Config& loaded) {
     // (proxy/balancer.hpp). Declared first: workers point at it until they are gone.
     Balancer balancer{count};
     std::vector<std::unique_ptr<Worker>> workers;
+    // One connector and one EHLO learner per backend for the whole process. Declared after the
+    // workers, so gone before them: the learners run on worker 0's loop.
+    Backends backends;
+    if (std::string error; !make_backends(config, backends, error)) {
+        spdlog::error("{}", error);
+        return 1;
+    }
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
-        auto worker = Worker::create(config, source, ticket_keys, count > 1, error);
+        auto worker = Worker::create(config, backends, source, ticket_keys, count > 1, error);
         if (!worker) {
             spdlog::error("{}", error);
             return 1;
@@ -107,6 +114,7 @@ int run(const conf::Config& loaded) {
         return 1;
     }
     reloader.start();
+    start_ehlos(backends, main_base);
     spdlog::info("postern {} ready ({} worker(s))", POSTERN_VERSION, count);
     {
         std::vector<std::jthread> threads;

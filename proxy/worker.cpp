@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -37,10 +38,46 @@ Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
 Worker::~Worker() {
     sessions_.clear();  // before the listeners and the base they point into
     listeners_.clear();
-    backend_ehlos_.clear();
 }
 
-std::unique_ptr<Worker> Worker::create(const conf::Config& config,
+bool make_backends(const conf::Config& config, Backends& out, std::string& error) {
+    for (const auto& spec : config.listeners) {
+        const conf::BackendSpec* backend = config.find_backend(spec.backend);
+        if (backend == nullptr) {
+            continue;  // Worker::create says so, naming the listener
+        }
+        Backend& entry = out[backend->name];
+        if (entry.connector) {
+            continue;
+        }
+        SocketAddress address;
+        if (!resolve(backend->address, address, error)) {
+            error.insert(0, "backend " + backend->name + ": ");
+            return false;
+        }
+        entry.connector = std::make_shared<TcpConnector>(address, backend->connect_timeout);
+        const bool smtp_starttls = std::any_of(
+            config.listeners.begin(), config.listeners.end(), [&](const conf::ListenerSpec& l) {
+                return config.find_backend(l.backend) == backend &&
+                       l.protocol == conf::Protocol::Smtp && l.tls == conf::TlsMode::StartTls;
+            });
+        if (smtp_starttls) {
+            entry.ehlo = std::make_unique<BackendEhlo>(
+                backend->name, address, config.server.hostname, backend->connect_timeout);
+        }
+    }
+    return true;
+}
+
+void start_ehlos(Backends& backends, event_base* base) {
+    for (auto& [name, backend] : backends) {
+        if (backend.ehlo) {
+            backend.ehlo->start(base);
+        }
+    }
+}
+
+std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backends& backends,
                                        std::shared_ptr<tls::CertSource> certs,
                                        const std::shared_ptr<tls::TicketKeys>& ticket_keys,
                                        bool shared_port, std::string& error) {
@@ -63,11 +100,8 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
             return nullptr;
         }
         ctx->backend_name = backend->name;
-        ctx->connect_timeout = backend->connect_timeout;
-        if (!resolve(backend->address, ctx->backend_address, error)) {
-            error.insert(0, "backend " + backend->name + ": ");
-            return nullptr;
-        }
+        const Backend& shared = backends.at(backend->name);
+        ctx->connector = shared.connector;
         ctx->strict_sni = config.tls.strict_sni;
         ctx->front = tls::FrontContext::create(config.tls, ticket_keys, error);
         if (!ctx->front) {
@@ -80,14 +114,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         ctx->machine.max_errors = spec.max_errors;
         ctx->machine.hostname = !spec.hostname.empty() ? spec.hostname : config.server.hostname;
         if (spec.protocol == conf::Protocol::Smtp && spec.tls == conf::TlsMode::StartTls) {
-            auto& probe = worker->backend_ehlos_[backend->name];
-            if (!probe) {
-                probe = std::make_unique<BackendEhlo>(worker->base(), backend->name,
-                                                      ctx->backend_address, config.server.hostname,
-                                                      backend->connect_timeout);
-                probe->start();
-            }
-            ctx->backend_ehlo = probe.get();
+            ctx->backend_ehlo = shared.ehlo.get();
         }
 
         SocketAddress address;
