@@ -168,7 +168,7 @@ void Session::apply(protocols::Action& action) {
             if constexpr (std::is_same_v<A, protocols::SendToClient>) {
                 relay_.send(Peer::Client, a.bytes);
             } else if constexpr (std::is_same_v<A, protocols::SendToBackend>) {
-                if (link_ != Link::None) {  // queued while connecting, like the preamble's tail
+                if (link_ != Link::None) {  // queued while connecting; no backend: dropped
                     relay_.send(Peer::Backend, a.bytes);
                 }
             } else if constexpr (std::is_same_v<A, protocols::StartTls>) {
