@@ -4,7 +4,7 @@
 // buffered input under the configured limits, and produces the same actions however the
 // input is split into calls (one byte at a time or everything at once).
 //
-// Driving contract (proxy/session.cpp):
+// Driving contract (protocols/driver.hpp runs it for proxy::Session, the tests and the fuzzers):
 //  - on_bytes() consumes a prefix of `data` and returns its length; the caller keeps the rest
 //    and offers it again, with more appended, on the next call. Returning 0 with no new
 //    action means "nothing to do with these bytes yet" (for example client bytes while the

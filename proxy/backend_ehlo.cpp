@@ -16,28 +16,31 @@ constexpr timeval kRefresh{300, 0};
 constexpr std::size_t kMaxLine = 1024;
 constexpr std::size_t kMaxExtensions = 64;
 
-void timer_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
-    auto* probe = static_cast<BackendEhlo*>(self);
-    try {
-        probe->on_timer();
-    } catch (const std::exception& e) {
-        probe->fail_internal(e.what());
-    }
-}
-
 }  // namespace
 
-BackendEhlo::BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
-                     std::string hostname, std::chrono::milliseconds timeout)
-    : base_(base),
-      backend_name_(std::move(backend_name)),
+BackendEhlo::BackendEhlo(std::string backend_name, SocketAddress address, std::string hostname,
+                         std::chrono::milliseconds timeout)
+    : backend_name_(std::move(backend_name)),
       address_(address),
       hostname_(std::move(hostname)),
-      timeout_(timeout),
-      timer_(evtimer_new(base, &timer_cb, this)) {}
+      timeout_(timeout) {}
 
-void BackendEhlo::start() {
+void BackendEhlo::start(event_base* base) {
+    base_ = base;
+    timer_.reset(event_new(base, -1, 0, &event_cb<BackendEhlo, &BackendEhlo::on_timer>, this));
     on_timer();
+}
+
+Extensions BackendEhlo::extensions() const {
+    const std::lock_guard lock(published_mutex_);
+    return published_;
+}
+
+// Sessions see a new answer as soon as it is parsed, as when they shared this loop.
+void BackendEhlo::on_data() {
+    on_read();
+    const std::lock_guard lock(published_mutex_);
+    published_ = extensions_;
 }
 
 void BackendEhlo::on_timer() {
@@ -50,7 +53,7 @@ void BackendEhlo::on_timer() {
         return;
     }
     bev_.reset(b);
-    bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_read>, nullptr,
+    bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_data>, nullptr,
                       &bev_event_cb<BackendEhlo, &BackendEhlo::on_event>, this);
     const timeval t = to_timeval(timeout_);
     bufferevent_set_timeouts(b, &t, &t);

@@ -4,12 +4,16 @@
 // advertises what the backend really supports rather than a hard-coded list. One probe per
 // SMTP backend: connect, read the greeting, EHLO, QUIT; again every few minutes so an upgraded
 // backend is picked up. Until the first answer the list is empty (only STARTTLS is offered).
+// One per backend for the whole process: it runs on the main loop (worker 0's) and publishes
+// each answer as an immutable snapshot that sessions on every worker thread read once, at
+// accept, under a mutex.
 
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,28 +23,31 @@ using Extensions = std::shared_ptr<const std::vector<std::string>>;
 
 class BackendEhlo {
 public:
-    BackendEhlo(event_base* base, std::string backend_name, SocketAddress address,
-              std::string hostname, std::chrono::milliseconds timeout);
+    BackendEhlo(std::string backend_name, SocketAddress address, std::string hostname,
+                std::chrono::milliseconds timeout);
     BackendEhlo(const BackendEhlo&) = delete;
     BackendEhlo& operator=(const BackendEhlo&) = delete;
     BackendEhlo(BackendEhlo&&) = delete;
     BackendEhlo& operator=(BackendEhlo&&) = delete;
     ~BackendEhlo() = default;
 
-    void start();  // probes now, then every kRefresh
-    [[nodiscard]] const Extensions& extensions() const noexcept { return extensions_; }
+    // Probes now, then every kRefresh, on `base` (which must outlive this object).
+    void start(event_base* base);
+    // The latest answer (any thread).
+    [[nodiscard]] Extensions extensions() const;
 
     // libevent entry points
-    void on_read();
+    void on_data();
     void on_event(short what);
     void on_timer();
     void fail_internal(const char* what);
 
 private:
     enum class Step : std::uint8_t { Idle, Greeting, Ehlo, Quit };
+    void on_read();
     void finish(const char* failure);
 
-    event_base* base_;
+    event_base* base_ = nullptr;
     std::string backend_name_;
     SocketAddress address_;
     std::string hostname_;
@@ -49,7 +56,9 @@ private:
     EventPtr timer_;
     Step step_ = Step::Idle;
     std::vector<std::string> pending_;
-    Extensions extensions_ = std::make_shared<const std::vector<std::string>>();
+    Extensions extensions_ = std::make_shared<const std::vector<std::string>>();  // loop's copy
+    mutable std::mutex published_mutex_;
+    Extensions published_ = extensions_;  // guarded by published_mutex_
     bool warned_ = false;
 };
 

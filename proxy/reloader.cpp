@@ -2,6 +2,7 @@
 
 #include "conf/load.hpp"
 #include "proxy/log.hpp"
+#include "proxy/trampoline.hpp"
 #include "tls/cert_checks.hpp"
 
 #include <spdlog/spdlog.h>
@@ -20,17 +21,6 @@ constexpr timeval kDebounce{1, 0};
 constexpr timeval kDaily{time_t{24} * 3600, 0};
 constexpr std::uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
                                      IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
-
-template <void (Reloader::*Method)()>
-void reloader_cb(evutil_socket_t /*fd*/, short /*what*/, void* self) noexcept {
-    try {
-        (static_cast<Reloader*>(self)->*Method)();
-    } catch (const std::exception& e) {
-        spdlog::error("certificate reload: {}", e.what());
-    } catch (...) {
-        spdlog::error("certificate reload: unknown exception");
-    }
-}
 
 // Folders whose changes can change what is served: the folder of each configured path (a
 // symlink swapped there is seen) and the folder its link finally points into (a file rewritten
@@ -76,9 +66,9 @@ Reloader::Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::C
     : base_(base),
       config_(std::move(config)),
       source_(std::move(source)),
-      debounce_(evtimer_new(base, &reloader_cb<&Reloader::on_debounced>, this)),
-      built_(event_new(base, -1, 0, &reloader_cb<&Reloader::on_built>, this)),
-      daily_(evtimer_new(base, &reloader_cb<&Reloader::on_daily>, this)) {}
+      debounce_(event_new(base, -1, 0, &event_cb<Reloader, &Reloader::on_debounced>, this)),
+      built_(event_new(base, -1, 0, &event_cb<Reloader, &Reloader::on_built>, this)),
+      daily_(event_new(base, -1, 0, &event_cb<Reloader, &Reloader::on_daily>, this)) {}
 
 Reloader::~Reloader() {
     if (builder_.joinable()) {
@@ -94,7 +84,7 @@ bool Reloader::start() {
         return false;
     }
     inotify_event_.reset(event_new(base_, inotify_.get(), EV_READ | EV_PERSIST,
-                                   &reloader_cb<&Reloader::on_inotify>, this));
+                                   &event_cb<Reloader, &Reloader::on_inotify>, this));
     event_add(inotify_event_.get(), nullptr);
     rewatch();
     return true;
@@ -206,7 +196,6 @@ void Reloader::on_built() {
         return;
     }
     if (result->store && result->config) {
-        ++reloads_;
         const bool listeners_changed =
             result->config->listeners.size() != config_.listeners.size() ||
             result->config->backends.size() != config_.backends.size();
@@ -242,6 +231,14 @@ void Reloader::on_built() {
     if (!pending_why_.empty()) {
         build_async(std::exchange(pending_why_, {}));
     }
+}
+
+void Reloader::on_signal() {
+    request("SIGHUP");
+}
+
+void Reloader::fail_internal(const char* what) {
+    spdlog::error("certificate reload: {}", what);
 }
 
 void Reloader::on_daily() {

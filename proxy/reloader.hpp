@@ -38,14 +38,13 @@ public:
     bool start();
     void request(const char* why);
 
-    [[nodiscard]] std::uint64_t reloads() const noexcept { return reloads_; }
-    [[nodiscard]] std::uint64_t failures() const noexcept { return failures_; }
-
-    // libevent entry points
+    // libevent entry points (proxy/trampoline.hpp)
+    void on_signal();  // SIGHUP
     void on_inotify();
     void on_debounced();
     void on_built();
     void on_daily();
+    void fail_internal(const char* what);
 
 private:
     struct Result {
@@ -73,7 +72,6 @@ private:
     std::jthread builder_;
     std::mutex result_mutex_;
     std::optional<Result> result_;  // handed from the builder thread to the loop
-    std::uint64_t reloads_ = 0;
     std::uint64_t failures_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/reloader.hpp"
+#include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
 #include "tls/cert_checks.hpp"
 #include "tls/cert_store.hpp"
@@ -18,28 +19,20 @@
 namespace postern::proxy {
 namespace {
 
+// Runs on worker 0's loop (the main thread); the other loops are woken through libevent's
+// pthread notification, which evthread_use_pthreads() turned on.
 struct StopContext {
     std::vector<std::unique_ptr<Worker>>* workers = nullptr;
     int signal = 0;
+
+    void on_signal(evutil_socket_t number, short /*what*/) {
+        signal = number;
+        for (auto& worker : *workers) {
+            event_base_loopbreak(worker->base());
+        }
+    }
+    static void fail_internal(const char* what) { spdlog::error("stop signal: {}", what); }
 };
-
-// Runs on worker 0's loop (the main thread); the other loops are woken through libevent's
-// pthread notification, which evthread_use_pthreads() turned on.
-void on_stop_signal(evutil_socket_t signal, short /*what*/, void* arg) noexcept {
-    auto* stop = static_cast<StopContext*>(arg);
-    stop->signal = signal;
-    for (auto& worker : *stop->workers) {
-        event_base_loopbreak(worker->base());
-    }
-}
-
-void on_reload_signal(evutil_socket_t /*signal*/, short /*what*/, void* arg) noexcept {
-    try {
-        static_cast<Reloader*>(arg)->request("SIGHUP");
-    } catch (const std::exception& e) {
-        spdlog::error("reload on SIGHUP: {}", e.what());
-    }
-}
 
 unsigned worker_count(unsigned configured) {
     if (configured != 0) {
@@ -88,9 +81,16 @@ int run(const conf::Config& loaded) {
     // (proxy/balancer.hpp). Declared first: workers point at it until they are gone.
     Balancer balancer{count};
     std::vector<std::unique_ptr<Worker>> workers;
+    // One connector and one EHLO learner per backend for the whole process. Declared after the
+    // workers, so gone before them: the learners run on worker 0's loop.
+    Backends backends;
+    if (std::string error; !make_backends(config, backends, error)) {
+        spdlog::error("{}", error);
+        return 1;
+    }
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
-        auto worker = Worker::create(config, source, ticket_keys, count > 1, error);
+        auto worker = Worker::create(config, backends, source, ticket_keys, count > 1, error);
         if (!worker) {
             spdlog::error("{}", error);
             return 1;
@@ -102,16 +102,19 @@ int run(const conf::Config& loaded) {
     }
     StopContext stop{.workers = &workers};
     event_base* main_base = workers.front()->base();
-    EventPtr term{evsignal_new(main_base, SIGTERM, &on_stop_signal, &stop)};
-    EventPtr intr{evsignal_new(main_base, SIGINT, &on_stop_signal, &stop)};
+    const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
+    EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
+    EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
     Reloader reloader{main_base, config, source};
-    EventPtr hup{evsignal_new(main_base, SIGHUP, &on_reload_signal, &reloader)};
+    const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
+    EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
     if (!term || !intr || !hup || event_add(term.get(), nullptr) != 0 ||
         event_add(intr.get(), nullptr) != 0 || event_add(hup.get(), nullptr) != 0) {
         spdlog::error("cannot install signal handlers");
         return 1;
     }
     reloader.start();
+    start_ehlos(backends, main_base);
     spdlog::info("postern {} ready ({} worker(s))", POSTERN_VERSION, count);
     {
         std::vector<std::jthread> threads;

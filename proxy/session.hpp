@@ -1,22 +1,32 @@
 #pragma once
-// One client connection from accept to close: the TLS handshake (certificate chosen by SNI in
-// tls::FrontContext), the protocol machine that speaks the dialogue up to authentication, the
-// backend connection, and then a plain relay of bytes both ways with back-pressure. It writes
-// exactly one log line when it ends. The Worker owns it; it never deletes itself.
+// One client connection from accept to close, and the one place its phases change: the TLS
+// handshake (certificate chosen by SNI in tls::FrontContext), the protocol machine's dialogue
+// and the actions it asks for (replies, STARTTLS, a backend, passthrough, close), then the
+// relay, then the end. It writes exactly one log line when it ends. The Worker owns it; it
+// never deletes itself.
 //
-// Path of a session: Handshaking -> Dialogue (machine) -> Relaying (machine freed) -> Closing
-// (flush what is owed to the client) -> Closed (retired to the worker's reaper).
+// Phases: [Dialogue -> Upgrading ->] Handshake -> Dialogue -> Relaying -> Closing -> Closed.
+// A STARTTLS listener starts in a plaintext Dialogue; Upgrading waits for the go-ahead reply to
+// leave before the handshake. Closing flushes what is owed to the client; Closed is retired to
+// the worker's reaper. Beside the phase, the backend link: none, connecting (a BackendAttempt
+// from the listener's BackendConnector), open, or half-closed after the client's EOF.
+//
+// Helpers, each in its own file: proxy/relay.hpp moves the bytes (back-pressure, counts, the
+// goodbye tail), proxy/deadlines.hpp says which timeout is due, proxy/backend_connector.hpp
+// makes the backend connection, protocols/driver.hpp offers bytes to the machine.
 //
 // Every event (either socket, the timer) ends in progress(), the one place that moves bytes.
 // Sockets are edge-triggered (proxy/stream.hpp); one timer per session checks timestamps, so
 // traffic never re-arms anything.
 
 #include "protocols/machine.hpp"
+#include "proxy/backend_connector.hpp"
+#include "proxy/deadlines.hpp"
 #include "proxy/event.hpp"
+#include "proxy/relay.hpp"
 #include "proxy/stream.hpp"
 #include "tls/front_context.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,12 +54,15 @@ public:
     // Callback entry points (through proxy/trampoline.hpp).
     void on_client_io(short what);
     void on_backend_io(short what);
+    void on_backend_attempt(short what);
     void on_timer(short what);
     void fail_internal(const char* what);
 
 private:
-    using Clock = std::chrono::steady_clock;
-    enum class State : std::uint8_t { Handshaking, Dialogue, Relaying, Closing, Closed };
+    using Clock = Deadlines::Clock;
+    enum class Phase : std::uint8_t { Handshake, Dialogue, Upgrading, Relaying, Closing, Closed };
+    enum class Link : std::uint8_t { None, Connecting, Open, HalfClosed };
+    struct MachineHost;  // the session as protocols/driver.hpp's host
 
     void progress();
     bool step_handshake();
@@ -61,54 +74,45 @@ private:
     void complete_upgrade();
     void on_tls_ready();
     void connect_backend();
-    void on_backend_connected();
+    void on_backend_connected(BackendOutcome outcome);
     void backend_failed(std::string detail);
-    std::size_t feed_once(protocols::Peer from);
+    void consumed(protocols::Peer from, std::size_t n);
     void feed_event(protocols::Event event);
     void apply_actions();
+    void apply(protocols::Action& action);
     void start_relay();
-    void write_to(protocols::Peer to, std::string_view bytes);
-    void remember_tail(const ByteBuffer& sent, std::size_t length);
     void arm_timer();
     void close(protocols::CloseReason reason);
     void close_with(protocols::CloseReason reason, std::string_view reply);
     void finish();
     void log_end() const;
-    [[nodiscard]] Stream& stream(protocols::Peer peer) noexcept {
-        return peer == protocols::Peer::Client ? client_ : backend_;
+    [[nodiscard]] bool in_dialogue() const noexcept {
+        return phase_ == Phase::Dialogue || phase_ == Phase::Upgrading;
     }
-    [[nodiscard]] std::chrono::milliseconds quiet_limit() const;
+    [[nodiscard]] bool tls_established() const noexcept { return tls_version_ != nullptr; }
 
     ListenerContext& listener_;
     std::string client_address_;
     tls::Handshake handshake_;
     Stream client_;
     Stream backend_;
+    Clock::time_point started_ = Clock::now();
+    Deadlines deadlines_;
+    Relay relay_;
     EventPtr timer_;
+    // The dialogue's machine: from the first Dialogue (a STARTTLS session keeps it through
+    // Upgrading and Handshake) until Relaying or Closing.
     std::unique_ptr<protocols::Machine> machine_;
     protocols::Actions actions_;
-    State state_ = State::Handshaking;
+    std::unique_ptr<BackendAttempt> attempt_;  // while Link::Connecting
+    Phase phase_ = Phase::Handshake;
+    Link link_ = Link::None;
+    bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent
     protocols::CloseReason end_ = protocols::CloseReason::ClientClosed;
     std::string end_detail_;
-    bool backend_connecting_ = false;
-    bool backend_connected_ = false;
-    bool upgrading_ = false;  // StartTls: waiting for the reply to leave
-    bool tls_established_ = false;
-    bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent
-    bool backend_write_shut_ = false;
-    std::uint64_t discarded_ = 0;  // plaintext bytes pipelined after STARTTLS, dropped
-    std::uint64_t bytes_in_ = 0;   // client -> backend, plaintext
-    std::uint64_t bytes_out_ = 0;  // backend -> client, plaintext
-    std::string tail_;             // the client's last bytes while relaying (protocols/goodbye.hpp)
-    const char* tls_version_ = "-";
-    const char* cipher_ = "-";
-    Clock::time_point started_ = Clock::now();
-    Clock::time_point handshake_started_ = started_;
-    Clock::time_point connect_started_{};
-    Clock::time_point client_seen_ = started_;  // last bytes from the client
-    Clock::time_point backend_seen_{};          // last bytes from the backend
-    Clock::time_point client_flushed_{};        // last write progress to the client
-    Clock::time_point close_deadline_{};
+    // Learned when the handshake completes; null while plaintext.
+    const char* tls_version_ = nullptr;
+    const char* cipher_ = nullptr;
 };
 
 }  // namespace postern::proxy

@@ -238,13 +238,4 @@ void Stream::reschedule() noexcept {
     }
 }
 
-int Stream::connect_error() const noexcept {
-    int err = 0;
-    socklen_t length = sizeof(err);
-    if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
-        return errno;
-    }
-    return err;
-}
-
 }  // namespace postern::proxy

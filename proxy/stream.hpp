@@ -57,8 +57,6 @@ public:
     void reschedule() noexcept;
 
     [[nodiscard]] const std::string& error() const noexcept { return error_; }
-    // The connect() outcome, read once the socket reports writable.
-    [[nodiscard]] int connect_error() const noexcept;
 
     ByteBuffer in;     // read, not yet consumed (protocol dialogue only)
     ByteBuffer out;    // waiting to be written

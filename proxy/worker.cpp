@@ -2,9 +2,11 @@
 
 #include "proxy/log.hpp"
 #include "proxy/session.hpp"
+#include "proxy/trampoline.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -13,53 +15,57 @@ namespace {
 
 constexpr timeval kAcceptRetry{1, 0};
 
-void accept_cb(evconnlistener* /*l*/, evutil_socket_t fd, sockaddr* peer, int /*len*/,
-               void* arg) noexcept {
-    auto* listener = static_cast<ListenerContext*>(arg);
-    try {
-        listener->worker->on_accept(*listener, fd, peer);
-    } catch (const std::exception& e) {
-        spdlog::error("accept on {}: {}", listener->name, e.what());
-    } catch (...) {
-        spdlog::error("accept on {}: unknown exception", listener->name);
-    }
-}
-
-void accept_error_cb(evconnlistener* /*l*/, void* arg) noexcept {
-    auto* listener = static_cast<ListenerContext*>(arg);
-    listener->worker->on_accept_error(*listener);
-}
-
-void retry_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
-    auto* listener = static_cast<ListenerContext*>(arg);
-    evconnlistener_enable(listener->listener.get());
-}
-
-void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept;
-
-void inbox_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
-    try {
-        static_cast<Worker*>(arg)->on_inbox();
-    } catch (...) {
-        spdlog::error("taking over a connection: unknown exception");
-    }
-}
-
 }  // namespace
 
 Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
     : base_(std::move(base)), certs_(std::move(certs)) {
-    reaper_.reset(event_new(base_.get(), -1, 0, &reap_cb, this));
-    inbox_event_.reset(event_new(base_.get(), -1, 0, &inbox_cb, this));
+    reaper_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::reap>, this));
+    inbox_event_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::on_inbox>, this));
 }
 
 Worker::~Worker() {
     sessions_.clear();  // before the listeners and the base they point into
     listeners_.clear();
-    backend_ehlos_.clear();
 }
 
-std::unique_ptr<Worker> Worker::create(const conf::Config& config,
+bool make_backends(const conf::Config& config, Backends& out, std::string& error) {
+    for (const auto& spec : config.listeners) {
+        const conf::BackendSpec* backend = config.find_backend(spec.backend);
+        if (backend == nullptr) {
+            continue;  // Worker::create says so, naming the listener
+        }
+        Backend& entry = out[backend->name];
+        if (entry.connector) {
+            continue;
+        }
+        SocketAddress address;
+        if (!resolve(backend->address, address, error)) {
+            error.insert(0, "backend " + backend->name + ": ");
+            return false;
+        }
+        entry.connector = std::make_shared<TcpConnector>(address, backend->connect_timeout);
+        const bool smtp_starttls = std::any_of(
+            config.listeners.begin(), config.listeners.end(), [&](const conf::ListenerSpec& l) {
+                return config.find_backend(l.backend) == backend &&
+                       l.protocol == conf::Protocol::Smtp && l.tls == conf::TlsMode::StartTls;
+            });
+        if (smtp_starttls) {
+            entry.ehlo = std::make_unique<BackendEhlo>(
+                backend->name, address, config.server.hostname, backend->connect_timeout);
+        }
+    }
+    return true;
+}
+
+void start_ehlos(Backends& backends, event_base* base) {
+    for (auto& [name, backend] : backends) {
+        if (backend.ehlo) {
+            backend.ehlo->start(base);
+        }
+    }
+}
+
+std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backends& backends,
                                        std::shared_ptr<tls::CertSource> certs,
                                        const std::shared_ptr<tls::TicketKeys>& ticket_keys,
                                        bool shared_port, std::string& error) {
@@ -82,11 +88,8 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
             return nullptr;
         }
         ctx->backend_name = backend->name;
-        ctx->connect_timeout = backend->connect_timeout;
-        if (!resolve(backend->address, ctx->backend_address, error)) {
-            error.insert(0, "backend " + backend->name + ": ");
-            return nullptr;
-        }
+        const Backend& shared = backends.at(backend->name);
+        ctx->connector = shared.connector;
         ctx->strict_sni = config.tls.strict_sni;
         ctx->front = tls::FrontContext::create(config.tls, ticket_keys, error);
         if (!ctx->front) {
@@ -99,14 +102,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
         ctx->machine.max_errors = spec.max_errors;
         ctx->machine.hostname = !spec.hostname.empty() ? spec.hostname : config.server.hostname;
         if (spec.protocol == conf::Protocol::Smtp && spec.tls == conf::TlsMode::StartTls) {
-            auto& probe = worker->backend_ehlos_[backend->name];
-            if (!probe) {
-                probe =
-                    std::make_unique<BackendEhlo>(worker->base(), backend->name, ctx->backend_address,
-                                                config.server.hostname, backend->connect_timeout);
-                probe->start();
-            }
-            ctx->backend_ehlo = probe.get();
+            ctx->backend_ehlo = shared.ehlo.get();
         }
 
         SocketAddress address;
@@ -115,7 +111,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
             return nullptr;
         }
         ctx->listener.reset(evconnlistener_new_bind(
-            worker->base(), &accept_cb, ctx.get(),
+            worker->base(), &accept_cb<ListenerContext, &ListenerContext::on_accept>, ctx.get(),
             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
                 (shared_port ? LEV_OPT_REUSEABLE_PORT : 0U),
             -1, address.get(), static_cast<int>(address.length)));
@@ -124,8 +120,11 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config,
             error.append(": ").append(errno_text(errno));
             return nullptr;
         }
-        evconnlistener_set_error_cb(ctx->listener.get(), &accept_error_cb);
-        ctx->retry.reset(evtimer_new(worker->base(), &retry_cb, ctx.get()));
+        evconnlistener_set_error_cb(ctx->listener.get(),
+                                    &accept_error_cb<ListenerContext, &ListenerContext::on_error>);
+        ctx->retry.reset(event_new(worker->base(), -1, 0,
+                                   &event_cb<ListenerContext, &ListenerContext::on_retry>,
+                                   ctx.get()));
         spdlog::info("listening on {} protocol={} tls={} backend={} ({})", ctx->name,
                      conf::to_string(spec.protocol), conf::to_string(spec.tls), backend->name,
                      backend->address.to_string());
@@ -244,10 +243,24 @@ void Worker::close_all_sessions() {
     reap();
 }
 
-namespace {
-void reap_cb(evutil_socket_t /*fd*/, short /*what*/, void* arg) noexcept {
-    static_cast<Worker*>(arg)->reap();
+void Worker::fail_internal(const char* what) {
+    spdlog::error("worker {}: {}", index_ + 1, what);
 }
-}  // namespace
+
+void ListenerContext::on_accept(evutil_socket_t fd, const sockaddr* peer) {
+    worker->on_accept(*this, fd, peer);
+}
+
+void ListenerContext::on_error() {
+    worker->on_accept_error(*this);
+}
+
+void ListenerContext::on_retry() {
+    evconnlistener_enable(listener.get());
+}
+
+void ListenerContext::fail_internal(const char* what) const {
+    spdlog::error("accept on {}: {}", name, what);
+}
 
 }  // namespace postern::proxy

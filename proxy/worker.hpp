@@ -1,21 +1,22 @@
 #pragma once
 // A Worker is one event loop with its listening sockets and the sessions they accepted. It
 // owns every Session and destroys them only from its reaper event, never inside a session's
-// own callback. Workers share nothing mutable but the certificate-store pointer and, with
-// several workers, the Balancer's session counts and each worker's inbox of handed-over
-// sockets (proxy/balancer.hpp).
+// own callback. Workers share nothing mutable but the certificate-store pointer, each SMTP
+// backend's EHLO snapshot (proxy/backend_ehlo.hpp) and, with several workers, the Balancer's
+// session counts and each worker's inbox of handed-over sockets (proxy/balancer.hpp). The
+// backends (a BackendConnector each, stateless) are built once by run() and shared.
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
+#include "proxy/backend_connector.hpp"
+#include "proxy/backend_ehlo.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
-#include "proxy/backend_ehlo.hpp"
 #include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
-#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,23 +35,43 @@ struct ListenerContext {
     conf::ListenerSpec spec;
     std::string name;  // the listen address as configured: "127.0.0.1:993"
     std::string backend_name;
-    SocketAddress backend_address;
-    std::chrono::milliseconds connect_timeout{};
+    std::shared_ptr<const BackendConnector> connector;
     bool strict_sni = false;
     std::unique_ptr<tls::FrontContext> front;
     protocols::MachineSettings machine;
-    BackendEhlo* backend_ehlo = nullptr;  // SMTP STARTTLS listeners: the backend's EHLO extensions
+    // SMTP STARTTLS listeners: the backend's EHLO extensions (process-wide, any thread).
+    const BackendEhlo* backend_ehlo = nullptr;
     ListenerPtr listener;
     EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
+
+    // libevent entry points (proxy/trampoline.hpp)
+    void on_accept(evutil_socket_t fd, const sockaddr* peer);
+    void on_error();
+    void on_retry();
+    void fail_internal(const char* what) const;
 };
+
+// What the process knows about one configured backend, shared by every worker: how to connect
+// to it and, for SMTP STARTTLS listeners, its EHLO extensions (learned on the main loop).
+struct Backend {
+    std::shared_ptr<const BackendConnector> connector;
+    std::unique_ptr<BackendEhlo> ehlo;
+};
+using Backends = std::unordered_map<std::string, Backend>;
+
+// The backends the listeners use, resolved once (no session ever waits on a resolver); false
+// with `error` set when one cannot be resolved. The EHLO learners start with start_ehlos().
+[[nodiscard]] bool make_backends(const conf::Config& config, Backends& out, std::string& error);
+void start_ehlos(Backends& backends, event_base* base);
 
 class Worker {
 public:
     // Binds every listener; null with `error` naming the address when one cannot be bound.
     // `shared_port`: SO_REUSEPORT, so that several workers accept on one address.
     [[nodiscard]] static std::unique_ptr<Worker> create(
-        const conf::Config& config, std::shared_ptr<tls::CertSource> certs,
-        const std::shared_ptr<tls::TicketKeys>& ticket_keys, bool shared_port, std::string& error);
+        const conf::Config& config, const Backends& backends,
+        std::shared_ptr<tls::CertSource> certs, const std::shared_ptr<tls::TicketKeys>& ticket_keys,
+        bool shared_port, std::string& error);
 
     Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs);
     Worker(const Worker&) = delete;
@@ -87,6 +108,7 @@ public:
     void on_accept_error(ListenerContext& listener);
     // Destroys the retired sessions (from the reaper event, outside their callbacks).
     void reap();
+    void fail_internal(const char* what);
 
 private:
     struct Delivered {
@@ -101,7 +123,6 @@ private:
     std::shared_ptr<tls::CertSource> certs_;
     BufferPool buffers_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
-    std::unordered_map<std::string, std::unique_ptr<BackendEhlo>> backend_ehlos_;  // by backend
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
     std::vector<Session*> retired_;
     EventPtr reaper_;

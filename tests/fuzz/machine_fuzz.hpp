@@ -1,18 +1,19 @@
 #pragma once
 // Shared libFuzzer harness for the protocol machines. The input is a script: a settings byte,
 // then operations (an event, or up to 255 bytes from the client or the backend). The script
-// is played twice, once in whole chunks and once byte at a time, the way proxy::Session
-// drives a machine (dialogue.hpp does the same for unit tests), including dropping the
-// client's unconsumed bytes at StartTls. Invariants checked, besides "no crash, leak, hang or
-// UB": both plays yield the same merged actions; on_bytes() never claims more than it was
-// given; nothing follows Passthrough or Close; no empty sends; nothing reaches the backend
-// before the client has been sent something (a greeting); once pumped to rest, a live machine
-// leaves fewer than max_backend_line backend bytes unconsumed (it never waits on the client to
-// read them). STARTTLS listeners: at most one StartTls and none on implicit TLS, emitted by a
-// client call that consumed exactly through a line's LF, after a reply to the client; with
+// is played twice, once in whole chunks and once byte at a time, through the loop that drives
+// proxy::Session's machine (protocols/driver.hpp; dialogue.hpp does the same for unit tests),
+// dropping the client's unconsumed bytes at StartTls as the session does. Invariants checked,
+// besides "no crash, leak, hang or UB": both plays yield the same merged actions; on_bytes() never
+// claims more than it was given; nothing follows Passthrough or Close; no empty sends; nothing
+// reaches the backend before the client has been sent something (a greeting); once pumped to rest,
+// a live machine leaves fewer than max_backend_line backend bytes unconsumed (it never waits on the
+// client to read them). STARTTLS listeners: at most one StartTls and none on implicit TLS, emitted
+// by a client call that consumed exactly through a line's LF, after a reply to the client; with
 // require_tls, neither ConnectBackend nor SendToBackend before a TlsReady that followed
 // StartTls (no plaintext ever reaches the backend).
 
+#include "protocols/driver.hpp"
 #include "protocols/machine.hpp"
 
 #include <cstddef>
@@ -52,9 +53,7 @@ public:
                 if (op.event == Event::TlsReady && start_tls_) {
                     tls_ready_ = true;
                 }
-                out_.clear();
-                machine_->on_event(op.event, out_);
-                record();
+                deliver(*this, op.event, out_);
                 pump();
             }
             return;
@@ -76,26 +75,13 @@ public:
                "|client=" + client_ + "|backend=" + backend_;
     }
 
-private:
-    void pump() {
-        bool progress = true;
-        while (progress && !done_) {
-            progress = feed(Peer::Backend, backend_);
-            progress = feed(Peer::Client, client_) || progress;
-        }
-        const std::string_view state = machine_->state_name();
-        if (!done_ && state != "await_tls" && state != "connecting" && state != "accepted" &&
-            state != "pre_tls" && state != "tls_pending") {
-            require(backend_.size() < settings_.max_backend_line);
-        }
-    }
+    // The host side of protocols/driver.hpp (the session's loop).
+    Machine* machine() { return done_ ? nullptr : machine_.get(); }
+    std::string_view unread(Peer from) const { return from == Peer::Client ? client_ : backend_; }
+    void act(Actions& /*actions: out_*/) { record(); }
 
-    bool feed(Peer from, std::string& buffer) {
-        if (buffer.empty() || done_) {
-            return false;
-        }
-        out_.clear();
-        const std::size_t n = machine_->on_bytes(from, buffer, out_);
+    void consumed(Peer from, std::size_t n, Actions& /*actions: out_*/) {
+        std::string& buffer = from == Peer::Client ? client_ : backend_;
         require(n <= buffer.size());
         for (const auto& action : out_) {
             if (std::holds_alternative<StartTls>(action)) {
@@ -104,7 +90,16 @@ private:
         }
         buffer.erase(0, n);
         record();
-        return n > 0;
+    }
+
+private:
+    void pump() {
+        protocols::pump(*this, out_);
+        const std::string_view state = machine_->state_name();
+        if (!done_ && state != "await_tls" && state != "connecting" && state != "accepted" &&
+            state != "pre_tls" && state != "tls_pending") {
+            require(backend_.size() < settings_.max_backend_line);
+        }
     }
 
     // Consecutive bytes in one direction are merged: how they are cut into actions depends

@@ -1,12 +1,13 @@
 #pragma once
 // Test driver for protocol machines: plays a scripted dialogue (events, client bytes, backend
-// bytes) the way proxy::Session drives a machine (keep what was not consumed, offer it again
-// with more appended, re-offer client bytes after backend progress, relay leftovers raw after
-// Passthrough, drop them after Close, and drop the client's unconsumed bytes at StartTls as
-// the session's begin_upgrade() does) and records a Transcript. check_splits() replays the
-// script with every step split at every byte offset, and byte at a time, and requires the
-// same Transcript each time (h11's "one big chunk vs byte at a time" invariant).
+// bytes) the way proxy::Session drives a machine (the same loop, protocols/driver.hpp: keep what
+// was not consumed, offer it again with more appended, re-offer client bytes after backend
+// progress, relay leftovers raw after Passthrough, drop them after Close, and drop the client's
+// unconsumed bytes at StartTls as the session's begin_upgrade() does) and records a Transcript.
+// check_splits() replays the script with every step split at every byte offset, and byte at a time,
+// and requires the same Transcript each time (h11's "one big chunk vs byte at a time" invariant).
 
+#include "protocols/driver.hpp"
 #include "protocols/machine.hpp"
 
 #include <doctest/doctest.h>
@@ -157,13 +158,8 @@ public:
         : machine_(make_machine(settings)), at_start_tls_(at_start_tls) {}
 
     void event(Event e) {
-        if (done_) {
-            return;
-        }
-        out_.clear();
-        machine_->on_event(e, out_);
-        record();
-        pump();
+        deliver(*this, e, out_);
+        pump(*this, out_);
     }
 
     void bytes(Peer from, std::string_view chunk) {
@@ -175,7 +171,7 @@ public:
             return;
         }
         (from == Peer::Client ? client_ : backend_).append(chunk);
-        pump();
+        pump(*this, out_);
     }
 
     Transcript finish() {
@@ -185,23 +181,14 @@ public:
         return t_;
     }
 
-private:
-    // The session's loop: backend bytes first, then client bytes kept back earlier, until
-    // neither side makes progress.
-    void pump() {
-        bool progress = true;
-        while (progress && !done_) {
-            progress = feed(Peer::Backend, backend_);
-            progress = feed(Peer::Client, client_) || progress;
-        }
-    }
+    // The host side of protocols/driver.hpp, which runs the session's loop: backend bytes
+    // first, then client bytes kept back earlier, until neither side makes progress.
+    Machine* machine() { return done_ ? nullptr : machine_.get(); }
+    std::string_view unread(Peer from) const { return from == Peer::Client ? client_ : backend_; }
+    void act(Actions& /*actions: out_*/) { record(); }
 
-    bool feed(Peer from, std::string& buffer) {
-        if (buffer.empty() || done_) {
-            return false;
-        }
-        out_.clear();
-        const std::size_t n = machine_->on_bytes(from, buffer, out_);
+    void consumed(Peer from, std::size_t n, Actions& /*actions: out_*/) {
+        std::string& buffer = from == Peer::Client ? client_ : backend_;
         REQUIRE(n <= buffer.size());
         // "0 with no new action" means wait; 0 with ConnectBackend is a line held for the
         // backend a STARTTLS listener connects in plaintext (require_tls = false).
@@ -218,9 +205,9 @@ private:
         buffer.erase(0, n);
         record();
         REQUIRE((n > 0 || only_connect || done_));
-        return n > 0;
     }
 
+private:
     void add(std::string_view prefix, std::string_view bytes) {
         if (!t_.actions.empty() && t_.actions.back().starts_with(prefix)) {
             t_.actions.back().append(bytes);

@@ -1,0 +1,99 @@
+#pragma once
+// The seam between a session and its backend. The session hands a BackendConnector what it
+// knows about its client and gets back, asynchronously, a BackendOutcome: a connected
+// non-blocking fd plus bytes to send before any of the client's, or a failure with a detail
+// for the log. The session's state machine knows nothing of how the fd came to be.
+//
+// Today there is one kind, TcpConnector: one resolved address, a non-blocking connect(). The
+// seam leaves room for the kinds to come without touching the session: an address list tried
+// in order (the attempt moves to the next address and reports nothing yet), a PROXY protocol
+// v1/v2 header (built from BackendRequest::client into BackendOutcome::preamble), an exec'd
+// child on a socketpair with UCSPI variables (the attempt completes at once, through its
+// event). How long the session waits is the connector's say (timeout()); the session's one
+// timer enforces it (proxy/deadlines.hpp), so an attempt costs no timer of its own.
+//
+// One connector per backend for the whole process, shared by every worker: connect() is const
+// and keeps no state; each attempt lives on the loop of the session that made it.
+
+#include "proxy/endpoint.hpp"
+#include "proxy/event.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace postern::proxy {
+
+// What a session knows about its client when it asks for a backend.
+struct ClientInfo {
+    int fd = -1;                   // the client's socket (getpeername/getsockname: both ends)
+    std::string_view address;      // "203.0.113.7:50123", as logged
+    std::string_view sni;          // empty: none sent, or still plaintext
+    const char* tls_version = "";  // "" while plaintext (a STARTTLS client allowed through)
+    const char* cipher = "";
+};
+
+struct BackendRequest {
+    event_base* base = nullptr;
+    // The attempt's event calls this with `arg` (through proxy/trampoline.hpp); the session
+    // then asks the attempt what happened (BackendAttempt::on_event).
+    event_callback_fn callback = nullptr;
+    void* arg = nullptr;
+    ClientInfo client;
+};
+
+struct BackendOutcome {
+    UniqueFd fd;           // connected, non-blocking; invalid on failure
+    std::string preamble;  // sent to the backend before any other byte (e.g. a PROXY header)
+    std::string failure;   // why not, for the session's log line ("connect: ...")
+};
+
+// One connection attempt in flight. Destroying it abandons the attempt (closes what it opened);
+// that is safe from inside its own event's callback.
+class BackendAttempt {
+public:
+    BackendAttempt() = default;
+    BackendAttempt(const BackendAttempt&) = delete;
+    BackendAttempt& operator=(const BackendAttempt&) = delete;
+    BackendAttempt(BackendAttempt&&) = delete;
+    BackendAttempt& operator=(BackendAttempt&&) = delete;
+    virtual ~BackendAttempt() = default;
+
+    // The attempt's event fired with `what`: true with `outcome` filled once it is decided,
+    // false while it goes on (it re-armed its event).
+    [[nodiscard]] virtual bool on_event(short what, BackendOutcome& outcome) = 0;
+};
+
+class BackendConnector {
+public:
+    BackendConnector() = default;
+    BackendConnector(const BackendConnector&) = delete;
+    BackendConnector& operator=(const BackendConnector&) = delete;
+    BackendConnector(BackendConnector&&) = delete;
+    BackendConnector& operator=(BackendConnector&&) = delete;
+    virtual ~BackendConnector() = default;
+
+    // How long a session waits for an attempt's outcome.
+    [[nodiscard]] virtual std::chrono::milliseconds timeout() const noexcept = 0;
+    // Starts an attempt; null with `failed.failure` set when it failed at once.
+    [[nodiscard]] virtual std::unique_ptr<BackendAttempt> connect(const BackendRequest& request,
+                                                                  BackendOutcome& failed) const = 0;
+};
+
+// A TCP connection to one resolved address.
+class TcpConnector final : public BackendConnector {
+public:
+    TcpConnector(SocketAddress address, std::chrono::milliseconds timeout) noexcept
+        : address_(address), timeout_(timeout) {}
+
+    [[nodiscard]] std::chrono::milliseconds timeout() const noexcept override { return timeout_; }
+    [[nodiscard]] std::unique_ptr<BackendAttempt> connect(const BackendRequest& request,
+                                                          BackendOutcome& failed) const override;
+
+private:
+    SocketAddress address_;
+    std::chrono::milliseconds timeout_;
+};
+
+}  // namespace postern::proxy

@@ -1,0 +1,100 @@
+#pragma once
+// When a session's one timer is due and which timeout that is: a pure value (no sockets, no
+// libevent) holding the session's timestamps and limits. The session moves the timestamps as
+// bytes move (a store each, never a timer call), arms its timer for next(), and asks
+// expired() when the timer fires; an early fire just re-arms for what is left.
+//
+// The timeouts: the TLS handshake (handshake_timeout); the quiet limit, no bytes either way
+// (plaintext_timeout on a STARTTLS listener until TLS is up or a plaintext client was handed
+// to the backend, then idle_timeout); a client not reading what it is owed for the same quiet
+// limit; the backend connect (its limit belongs to the BackendConnector); the close flush
+// (kCloseFlush for what is owed to a client once the session ends).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace postern::proxy {
+
+enum class Timeout : std::uint8_t {
+    None,
+    Handshake,         // no complete TLS handshake in time
+    Idle,              // no bytes either way for the quiet limit
+    ClientNotReading,  // bytes owed to the client have not moved for the quiet limit
+    BackendConnect,    // the backend did not answer the connect in time
+    CloseFlush,        // closing: what the client is owed did not leave in time
+};
+
+class Deadlines {
+public:
+    using Clock = std::chrono::steady_clock;
+    using TimePoint = Clock::time_point;
+
+    static constexpr std::chrono::seconds kCloseFlush{5};
+
+    struct Limits {
+        std::chrono::milliseconds handshake{};
+        std::chrono::milliseconds idle{};
+        std::chrono::milliseconds plaintext{};  // STARTTLS listeners, before TLS
+    };
+    struct Due {
+        Timeout which = Timeout::None;
+        TimePoint at{};
+    };
+
+    // A session accepted at `now`: open (a plaintext dialogue) until handshake() or closing().
+    Deadlines(const Limits& limits, TimePoint now) noexcept : limits_(limits), client_seen_(now) {}
+
+    // The phases the timer tells apart.
+    void handshake(TimePoint now) noexcept {
+        phase_ = Phase::Handshake;
+        phase_due_ = now + limits_.handshake;
+    }
+    // TLS is up: the dialogue starts, the idle limit applies, the client counts as just seen.
+    void tls_ready(TimePoint now) noexcept {
+        phase_ = Phase::Open;
+        full_idle_ = true;
+        client_seen_ = now;
+    }
+    void closing(TimePoint now) noexcept {
+        phase_ = Phase::Closing;
+        phase_due_ = now + kCloseFlush;
+    }
+
+    // The backend: connecting until `due`, then connected (or failed: no deadline).
+    void connecting(TimePoint due) noexcept { connect_due_ = due; }
+    void connect_failed() noexcept { connect_due_.reset(); }
+    // A plaintext client past postern's own dialogue now idles like any other.
+    void backend_ready() noexcept {
+        connect_due_.reset();
+        full_idle_ = true;
+    }
+
+    // Traffic.
+    void client_seen(TimePoint now) noexcept { client_seen_ = now; }
+    void backend_seen(TimePoint now) noexcept { backend_seen_ = now; }
+    // The client's turn to read starts (its buffer was empty) or it took some bytes.
+    void client_flushed(TimePoint now) noexcept { client_flushed_ = now; }
+
+    [[nodiscard]] std::chrono::milliseconds quiet_limit() const noexcept {
+        return full_idle_ ? limits_.idle : limits_.plaintext;
+    }
+    // The earliest deadline; `client_owed`: bytes wait to be written to the client.
+    [[nodiscard]] Due next(bool client_owed) const noexcept;
+    // The timeout that has passed at `now` (None: the timer fired early).
+    [[nodiscard]] Timeout expired(TimePoint now, bool client_owed) const noexcept;
+
+private:
+    enum class Phase : std::uint8_t { Open, Handshake, Closing };
+
+    Limits limits_;
+    Phase phase_ = Phase::Open;
+    bool full_idle_ = false;  // idle_timeout rather than plaintext_timeout
+    TimePoint phase_due_{};   // Handshake, Closing
+    std::optional<TimePoint> connect_due_;
+    TimePoint client_seen_;
+    TimePoint backend_seen_{};
+    TimePoint client_flushed_{};
+};
+
+}  // namespace postern::proxy
