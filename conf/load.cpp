@@ -52,11 +52,6 @@ constexpr std::array<Choice<TlsMode>, 2> kTlsModes{{
     {"starttls", TlsMode::StartTls},
 }};
 
-struct FileCloser {
-    void operator()(std::FILE* file) const noexcept { (void)std::fclose(file); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
-
 fs::path absolute_path(const fs::path& file) {
     std::error_code ec;
     fs::path absolute = fs::absolute(file, ec);
