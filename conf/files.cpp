@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <memory>
 #include <system_error>
 
 namespace postern::conf {
@@ -16,15 +15,6 @@ std::string errno_text(int code) {
 namespace postern::conf::detail {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-struct FileCloser {
-    void operator()(std::FILE* file) const noexcept { (void)std::fclose(file); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
-
-}  // namespace
 
 std::optional<std::string> unreadable_file_reason(const fs::path& path) {
     std::error_code ec;

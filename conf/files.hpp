@@ -1,9 +1,12 @@
 #pragma once
 // File checks shared by the loader and the certificates_dir scan: can this process read a
 // path, and if not, the OS's words for why. Nothing is parsed here. The checks are private to
-// conf/; errno_text() is the one strerror wrapper of every layer (conf/ is the leaf all link).
+// conf/; errno_text() is the one strerror wrapper and FilePtr the one owner of a C stdio stream
+// of every layer (conf/ is the leaf all link).
 
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -12,6 +15,13 @@ namespace postern::conf {
 // strerror() for an errno value, safe from any thread (strerror itself may share one buffer
 // between threads): "No such file or directory".
 [[nodiscard]] std::string errno_text(int code);
+
+// Owns a std::FILE* from std::fopen. Every stream postern opens is only read, so what fclose
+// returns says nothing worth reporting.
+struct FileClose {
+    void operator()(std::FILE* file) const noexcept { (void)std::fclose(file); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileClose>;
 
 }  // namespace postern::conf
 

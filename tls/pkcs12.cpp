@@ -22,10 +22,6 @@ Pkcs12Read fail(Problem problem, std::string error) {
     return Pkcs12Read{std::nullopt, problem, std::move(error)};
 }
 
-struct FileClose {
-    void operator()(std::FILE* file) const noexcept { (void)std::fclose(file); }
-};
-
 struct QueuedErrors {
     std::string text;  // as ossl_errors() writes it
     bool unsupported_algorithm = false;
@@ -157,7 +153,7 @@ Pkcs12Read read_pkcs12(const std::filesystem::path& bundle, const std::string& p
 }
 
 PasswordRead read_password_file(const std::filesystem::path& file) {
-    const std::unique_ptr<std::FILE, FileClose> stream{std::fopen(file.c_str(), "rb")};
+    const conf::FilePtr stream{std::fopen(file.c_str(), "rb")};
     if (!stream) {
         return {std::nullopt,
                 "cannot read password file " + file.string() + ": " + conf::errno_text(errno)};

@@ -1,0 +1,198 @@
+// [[listener]] tables and the rules that span listeners: which keys a listener's protocol and
+// tls mode allow, listen addresses that two listeners would both bind, and what any listener
+// needs from [tls] and [[certificate]]. Part of detail::Loader (conf/loader.hpp).
+
+#include "conf/loader.hpp"
+#include "conf/parse_value.hpp"
+
+#include <arpa/inet.h>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <netinet/in.h>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace postern::conf::detail {
+
+namespace {
+
+// The protocols' own names (protocols/protocol.hpp), matched exactly.
+constexpr std::array<Choice<Protocol>, 3> kProtocols{{
+    {to_string(Protocol::Imap), Protocol::Imap},
+    {to_string(Protocol::Pop3), Protocol::Pop3},
+    {to_string(Protocol::Smtp), Protocol::Smtp},
+}};
+constexpr std::array<Choice<TlsMode>, 2> kTlsModes{{
+    {"implicit", TlsMode::Implicit},
+    {"starttls", TlsMode::StartTls},
+}};
+
+// submission, require_tls and plaintext_timeout, which depend on protocol and tls. A key is
+// only checked against a protocol or tls mode that was itself read without error, so one typo
+// is not reported twice.
+void read_starttls_keys(TableReader& table, ListenerSpec& spec, bool protocol_known,
+                        bool mode_known) {
+    const bool implicit = mode_known && spec.tls == TlsMode::Implicit;
+    if (auto submission = table.boolean("submission")) {
+        if (protocol_known && spec.protocol != Protocol::Smtp) {
+            table.error("submission", table.at("submission"),
+                        std::string{"submission only applies to smtp listeners (this one is "} +
+                            std::string{to_string(spec.protocol)} + ")");
+        } else {
+            spec.submission = *submission;
+        }
+    }
+    const std::optional<bool> require_tls = table.boolean("require_tls");
+    if (require_tls && implicit) {
+        table.error("require_tls", table.at("require_tls"),
+                    "require_tls only applies to starttls listeners; with tls = \"implicit\" "
+                    "TLS is always required");
+    }
+    if (auto timeout = table.duration("plaintext_timeout")) {
+        if (implicit) {
+            table.error("plaintext_timeout", table.at("plaintext_timeout"),
+                        "plaintext_timeout only applies to starttls listeners; with tls = "
+                        "\"implicit\" handshake_timeout limits the time before TLS");
+        } else {
+            spec.plaintext_timeout = *timeout;
+        }
+    }
+    // RFC 3207 4: a publicly referenced MX must not require TLS, so plain smtp (port 25) lets
+    // clients go on without it unless told otherwise; submission, IMAP and POP3 do not.
+    const bool by_default = spec.protocol != Protocol::Smtp || spec.submission;
+    spec.require_tls = spec.tls == TlsMode::Implicit || require_tls.value_or(by_default);
+}
+
+Reach reach_of(const std::string& host) {
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+        return v4.s_addr == htonl(INADDR_ANY) ? Reach::Any4 : Reach::One4;
+    }
+    if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+        return IN6_IS_ADDR_UNSPECIFIED(&v6) ? Reach::Any6 : Reach::One6;
+    }
+    return Reach::Unknown;
+}
+
+// Two different addresses on one port that one bind would refuse (and SO_REUSEPORT, with
+// several workers, would let through to split the clients).
+bool overlap(Reach a, Reach b) {
+    if (a == Reach::Unknown || b == Reach::Unknown) {
+        return false;
+    }
+    if (a == Reach::Any6 || b == Reach::Any6) {
+        return true;
+    }
+    return (a == Reach::Any4 && b == Reach::One4) || (a == Reach::One4 && b == Reach::Any4);
+}
+
+}  // namespace
+
+void Loader::read_listener(TableReader& table) {
+    table.reject_unknown_keys({"listen", "protocol", "tls", "backend", "handshake_timeout",
+                               "idle_timeout", "hostname", "require_tls", "submission",
+                               "plaintext_timeout", "max_errors"});
+    ListenerSpec spec;
+    spec.key_name = table.path();
+    spec.at = table.at();
+    if (first_listener_at_.line == 0) {
+        first_listener_at_ = spec.at;
+    }
+    if (auto listen = table.endpoint("listen", Need::Required)) {
+        const std::string claim = lower_ascii(listen->to_string());
+        const Source listen_at = table.at("listen");
+        const auto [it, fresh] =
+            listen_owners_.try_emplace(claim, table.key_path("listen"), listen_at);
+        if (!fresh) {
+            table.error("listen", listen_at,
+                        "listen address " + listen->to_string() + " is already used by " +
+                            it->second.first + " on line " +
+                            std::to_string(it->second.second.line));
+        } else {
+            check_overlap(table, *listen, listen_at);
+        }
+        spec.listen = std::move(*listen);
+    }
+    const std::optional<Protocol> protocol =
+        table.choice<Protocol>("protocol", kProtocols, Need::Required);
+    if (protocol) {
+        spec.protocol = *protocol;
+        spec.idle_timeout = default_idle_timeout(*protocol);
+    }
+    const std::optional<TlsMode> mode =
+        table.choice<TlsMode>("tls", kTlsModes, Need::Optional, "tls mode");
+    if (mode) {
+        spec.tls = *mode;
+    }
+    if (auto backend = table.string("backend", Need::Required)) {
+        if (backend_names_.find(*backend) == backend_names_.end()) {
+            std::vector<std::string_view> names;
+            for (const auto& [name, declared] : backend_names_) {
+                names.push_back(name);
+            }
+            table.error("backend", table.at("backend"),
+                        "no backend named \"" + *backend + "\" " +
+                            (names.empty() ? "(no [[backend]] is defined)"
+                                           : "(have: " + detail::join(names) + ")"));
+        }
+        spec.backend = std::move(*backend);
+    }
+    if (auto timeout = table.duration("handshake_timeout")) {
+        spec.handshake_timeout = *timeout;
+    }
+    if (auto timeout = table.duration("idle_timeout")) {
+        spec.idle_timeout = *timeout;
+    }
+    read_hostname(table, spec.hostname);
+    if (auto errors = table.integer("max_errors", 1, static_cast<std::int64_t>(kMaxMaxErrors))) {
+        spec.max_errors = static_cast<std::size_t>(*errors);
+    }
+    read_starttls_keys(table, spec, protocol.has_value(), !table.has("tls") || mode.has_value());
+    config_.listeners.push_back(std::move(spec));
+}
+
+void Loader::check_overlap(TableReader& table, const Endpoint& listen, const Source& at) {
+    const Reach reach = reach_of(listen.host);
+    for (const Claim& earlier : listens_) {
+        if (earlier.listen.port != listen.port || !overlap(reach, earlier.reach)) {
+            continue;
+        }
+        const bool dual = reach == Reach::Any6 || earlier.reach == Reach::Any6;
+        table.error("listen", at,
+                    "listen address " + listen.to_string() + " overlaps " +
+                        earlier.listen.to_string() + " of " + earlier.key + " on line " +
+                        std::to_string(earlier.at.line) + ": " +
+                        (dual ? "[::] takes IPv4 clients too, so "
+                              : "0.0.0.0 takes every IPv4 address, so ") +
+                        "both would accept the same clients on port " +
+                        std::to_string(listen.port) + "; use one, or another port");
+        break;
+    }
+    listens_.push_back(Claim{listen, reach, table.key_path("listen"), at});
+}
+
+void Loader::check_listener_needs(std::size_t listeners, std::size_t certificates) {
+    if (listeners == 0) {
+        return;
+    }
+    if (certificates == 0 && !certificates_dir_given_) {
+        errors_.add(first_listener_at_, "certificate",
+                    "no [[certificate]] and no tls.certificates_dir is defined; a [[listener]] "
+                    "needs at least one certificate");
+    }
+    // With no SNI (or an unknown name) a listener still has to present some certificate.
+    if (!tls_default_given_) {
+        const Source at = tls_at_.line != 0 ? tls_at_ : first_listener_at_;
+        errors_.add(at, "tls.default_certificate",
+                    "missing required key \"default_certificate\": needed when any [[listener]] "
+                    "is defined, to pick the certificate for clients that send no SNI or an "
+                    "unknown name");
+    }
+}
+
+}  // namespace postern::conf::detail
