@@ -10,7 +10,7 @@
 
 namespace postern::proxy {
 
-bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& error) {
+AddrInfoPtr lookup(const conf::Endpoint& endpoint, std::string& error) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -18,11 +18,20 @@ bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& er
     addrinfo* found = nullptr;
     const std::string port = std::to_string(endpoint.port);
     const int rc = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    AddrInfoPtr owner{found};
     if (rc != 0 || found == nullptr) {
-        error = "cannot resolve " + endpoint.to_string() + ": " + gai_strerror(rc);
+        error = rc != 0 ? gai_strerror(rc) : "no address";
+        return nullptr;
+    }
+    return owner;
+}
+
+bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& error) {
+    const AddrInfoPtr found = lookup(endpoint, error);
+    if (!found) {
+        error.insert(0, "cannot resolve " + endpoint.to_string() + ": ");
         return false;
     }
-    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner{found, &freeaddrinfo};
     std::memcpy(&out.storage, found->ai_addr, found->ai_addrlen);
     out.length = found->ai_addrlen;
     return true;

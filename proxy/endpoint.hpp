@@ -3,7 +3,10 @@
 // session ever blocks on a resolver), and socket addresses back into log text.
 
 #include "conf/config.hpp"
+#include "tls/ossl.hpp"
 
+#include <memory>
+#include <netdb.h>
 #include <string>
 #include <sys/socket.h>
 
@@ -17,6 +20,12 @@ struct SocketAddress {
         return reinterpret_cast<const sockaddr*>(&storage);
     }
 };
+
+using AddrInfoPtr = std::unique_ptr<addrinfo, tls::CFree<&freeaddrinfo>>;
+
+// Every address the resolver gives for a stream connection to the endpoint, in its order; null
+// with `error` set to the resolver's reason (gai_strerror) when there is none.
+[[nodiscard]] AddrInfoPtr lookup(const conf::Endpoint& endpoint, std::string& error);
 
 // First address the resolver gives for the endpoint; false with `error` set otherwise.
 [[nodiscard]] bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& error);

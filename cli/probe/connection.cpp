@@ -15,8 +15,6 @@ namespace postern::cli::probe {
 
 namespace {
 
-using AddrInfoPtr = std::unique_ptr<addrinfo, tls::CFree<&freeaddrinfo>>;
-
 // Longest server line accepted, and most bytes read in all: the probe stops a server that
 // talks forever instead of waiting for it.
 constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
@@ -194,19 +192,13 @@ Connection::Fill Connection::ssl_read(char* data, std::size_t size, std::size_t&
 std::optional<Connection> connect_to(const conf::Endpoint& endpoint,
                                      std::chrono::milliseconds timeout, std::string& address,
                                      std::string& error) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    addrinfo* found = nullptr;
-    const std::string port = std::to_string(endpoint.port);
-    if (const int rc = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-        error = "cannot resolve " + endpoint.host + ": " + gai_strerror(rc);
+    const proxy::AddrInfoPtr found = proxy::lookup(endpoint, error);
+    if (!found) {
+        error.insert(0, "cannot resolve " + endpoint.host + ": ");
         return std::nullopt;
     }
-    const AddrInfoPtr owner{found};
     std::string errors;
-    for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    for (const addrinfo* ai = found.get(); ai != nullptr; ai = ai->ai_next) {
         const std::string tried = proxy::to_string(ai->ai_addr);
         proxy::UniqueFd fd;
         const int failure = connect_blocking(*ai, timeout, fd);
