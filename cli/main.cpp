@@ -1,17 +1,20 @@
 // postern's command line: run | check | probe | --version. Parsing only; the work is in
 // runtime.cpp, check.cpp and probe.cpp.
 
-#include "conf/load.hpp"
 #include "cli/check.hpp"
-#include "proxy/log.hpp"
 #include "cli/probe/probe.hpp"
+#include "conf/load.hpp"
+#include "proxy/log.hpp"
 #include "proxy/runtime.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <exception>
 #include <iostream>
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_command_line(int argc, char** argv) {
     CLI::App app{
         "postern: TLS and STARTTLS edge proxy for SMTP, IMAP and POP3 with "
         "per-domain certificates chosen by SNI"};
@@ -81,4 +84,17 @@ int main(int argc, char** argv) {
         return 1;
     }
     return postern::proxy::run(*loaded.config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run_command_line(argc, argv);
+    } catch (const std::exception& e) {  // e.g. std::bad_alloc while reading the config
+        std::cerr << "postern: " << e.what() << '\n';
+    } catch (...) {
+        std::cerr << "postern: unknown exception\n";
+    }
+    return 1;
 }

@@ -26,10 +26,7 @@ public:
             outcome.failure = std::string("backend connect: ") + errno_text(err);
             return true;
         }
-        const int one = 1;
-        // Best effort: mail dialogues are small request/response lines; a failure only costs
-        // latency.
-        (void)setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        set_nodelay(fd_.get());
         outcome.fd = std::move(fd_);
         return true;
     }

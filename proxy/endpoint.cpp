@@ -6,6 +6,7 @@
 #include <memory>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 namespace postern::proxy {
@@ -35,6 +36,11 @@ bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& er
     std::memcpy(&out.storage, found->ai_addr, found->ai_addrlen);
     out.length = found->ai_addrlen;
     return true;
+}
+
+void set_nodelay(int fd) noexcept {
+    const int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 std::string to_string(const sockaddr* address) {

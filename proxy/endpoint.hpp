@@ -30,6 +30,10 @@ using AddrInfoPtr = std::unique_ptr<addrinfo, tls::CFree<&freeaddrinfo>>;
 // First address the resolver gives for the endpoint; false with `error` set otherwise.
 [[nodiscard]] bool resolve(const conf::Endpoint& endpoint, SocketAddress& out, std::string& error);
 
+// TCP_NODELAY, best effort: mail dialogues are small request/response lines, and a failure
+// only costs latency.
+void set_nodelay(int fd) noexcept;
+
 // "127.0.0.1:993", "[::1]:993"
 [[nodiscard]] std::string to_string(const sockaddr* address);
 

@@ -22,12 +22,6 @@ using protocols::Peer;
 // the others on the loop (and continues on its next turn).
 constexpr int kRounds = 8;
 
-void set_nodelay(int fd) {
-    const int one = 1;
-    // Best effort: mail dialogues are small request/response lines; a failure only costs latency.
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 Deadlines::Limits limits(const conf::ListenerSpec& spec) {
     return {.handshake = spec.handshake_timeout,
             .idle = spec.idle_timeout,

@@ -1,9 +1,9 @@
 #pragma once
-// One client connection from accept to close, and the one place its phases change: the TLS
-// handshake (certificate chosen by SNI in tls::FrontContext), the protocol machine's dialogue
-// and the actions it asks for (replies, STARTTLS, a backend, passthrough, close), then the
-// relay, then the end. It writes exactly one log line when it ends. The Worker owns it; it
-// never deletes itself.
+// One client connection from accept to close: the TLS handshake (certificate chosen by SNI in
+// tls::FrontContext), the protocol machine's dialogue and the actions it asks for (replies,
+// STARTTLS, a backend, passthrough, close; session_actions.cpp), then the relay, then the end
+// (session.cpp). Only this class changes its phase. It writes exactly one log line when it
+// ends. The Worker owns it; it never deletes itself.
 //
 // Phases: [Dialogue -> Upgrading ->] Handshake -> Dialogue -> Relaying -> Closing -> Closed.
 // A STARTTLS listener starts in a plaintext Dialogue; Upgrading waits for the go-ahead reply to

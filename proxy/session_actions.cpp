@@ -17,12 +17,15 @@ namespace postern::proxy {
 using protocols::CloseReason;
 using protocols::Peer;
 
-// What protocols/driver.hpp offers bytes through: the machine only in the Dialogue phase (not
-// while Upgrading: nothing the client sent after STARTTLS may be acted on).
+// What protocols/driver.hpp drives the machine through. Bytes reach it only in the Dialogue
+// phase (nothing the client sent after STARTTLS may be acted on); events also while Upgrading
+// (the machine waits for TlsReady in its own TLS-pending state).
 struct Session::MachineHost {
     Session& s;
+    bool events = false;
     [[nodiscard]] protocols::Machine* machine() const noexcept {
-        return s.phase_ == Phase::Dialogue ? s.machine_.get() : nullptr;
+        const bool open = s.phase_ == Phase::Dialogue || (events && s.phase_ == Phase::Upgrading);
+        return open ? s.machine_.get() : nullptr;
     }
     [[nodiscard]] std::string_view unread(Peer from) const noexcept {
         return s.relay_.stream(from).in.view();
@@ -30,6 +33,7 @@ struct Session::MachineHost {
     void consumed(Peer from, std::size_t n, protocols::Actions& /*s.actions_*/) {
         s.consumed(from, n);
     }
+    void act(protocols::Actions& /*s.actions_*/) { s.apply_actions(); }
 };
 
 bool Session::pump_machine() {
@@ -126,12 +130,8 @@ void Session::backend_failed(std::string detail) {
 // --- the protocol machine -------------------------------------------------------------------
 
 void Session::feed_event(protocols::Event event) {
-    if (!in_dialogue() || !machine_) {
-        return;
-    }
-    actions_.clear();
-    machine_->on_event(event, actions_);
-    apply_actions();
+    MachineHost host{*this, true};
+    protocols::deliver(host, event, actions_);
 }
 
 void Session::consumed(Peer from, std::size_t n) {
@@ -190,7 +190,7 @@ void Session::apply(protocols::Action& action) {
 }
 
 void Session::start_relay() {
-    if (!in_dialogue()) {
+    if (phase_ != Phase::Dialogue) {  // never while Upgrading: TLS must come first
         return;
     }
     phase_ = Phase::Relaying;

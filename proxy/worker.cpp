@@ -243,7 +243,7 @@ void Worker::close_all_sessions() {
     reap();
 }
 
-void Worker::fail_internal(const char* what) {
+void Worker::fail_internal(const char* what) const {
     spdlog::error("worker {}: {}", index_ + 1, what);
 }
 
@@ -255,6 +255,7 @@ void ListenerContext::on_error() {
     worker->on_accept_error(*this);
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): a trampoline target, non-const
 void ListenerContext::on_retry() {
     evconnlistener_enable(listener.get());
 }

@@ -108,7 +108,7 @@ public:
     void on_accept_error(ListenerContext& listener);
     // Destroys the retired sessions (from the reaper event, outside their callbacks).
     void reap();
-    void fail_internal(const char* what);
+    void fail_internal(const char* what) const;
 
 private:
     struct Delivered {

@@ -30,8 +30,8 @@ bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& 
     }
     // IGNORE_UNEXPECTED_EOF: mail clients often close without close_notify; OpenSSL 3 would
     // otherwise report that EOF as an SSL_ERROR_SSL "unexpected eof while reading", and the
-    // session would end as a TLS failure; with it, the EOF comes back as SSL_ERROR_SYSCALL with
-    // nothing queued, which proxy/stream.cpp reads as the client's EOF.
+    // session would end as a TLS failure; with it, OpenSSL treats the EOF as a close_notify
+    // (SSL_ERROR_ZERO_RETURN), which proxy/stream.cpp reads as the client's EOF.
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
     // An idle session keeps no 16 KiB record buffers (about 33 KiB each).
