@@ -56,6 +56,12 @@ class IntegrationCase(unittest.TestCase):
         cls.addClassCleanup(service.stop)
         return service
 
+    def setUp(self):
+        super().setUp()
+        postern = getattr(self, "postern", None)
+        if isinstance(postern, Postern):
+            postern.test_began = postern.log_size()
+
     def own_for_test(self, service):
         """Like own(), for a service started by one test (stopped in that test's cleanup)."""
         self._test_owned.append(service)

@@ -49,6 +49,9 @@ class Postern(Service):
         self.log = self.dir / "postern.log"
         self.logs = [self.log]
         self.daemon: Optional[Daemon] = None
+        # session_end() reads only lines written since the current test began: an earlier
+        # test's client may have used the same source port on the same listener.
+        self.test_began = 0
 
     def _rel(self, path: Path) -> str:
         try:
@@ -139,7 +142,7 @@ class Postern(Service):
         rx = r"^.*\bsession end\b.*\bclient=" + re.escape(client) + r"\s"
         if listener is not None:
             rx += r".*\blistener=" + re.escape(self.listen_address(listener)) + r"\s"
-        m = self.wait_log(rx + r".*$", timeout, since)
+        m = self.wait_log(rx + r".*$", timeout, max(since, self.test_began))
         return parse_fields(m.group(0))
 
 
