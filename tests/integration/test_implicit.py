@@ -267,16 +267,7 @@ class ImplicitTls(IntegrationCase):
         port = m.sock.getsockname()[1]
         version, cipher = m.sock.version(), m.sock.cipher()[0]
         self.assertEqual(self.pki.identify(m.sock.getpeercert(binary_form=True)), "a")
-        self.assertEqual(m.login("test@a.test", PASSWORD)[0], "OK")
-        self.assertEqual(m.select("INBOX")[0], "OK")
-        typ, data = m.search(None, "SUBJECT", subject)
-        self.assertEqual(typ, "OK")
-        nums = data[0].split()
-        self.assertEqual(len(nums), 1, data)
-        typ, data = m.fetch(nums[0], "(RFC822)")
-        self.assertEqual(typ, "OK")
-        self.assertIn(f"Subject: {subject}".encode(), data[0][1])
-        m.logout()
+        self.read_message(m, subject, "(RFC822)")
         fields = self.assert_session(port, "imap", protocol="imap", sni="mail.a.test",
                                      cert="mail.a.test", backend="imap", tls=version, cipher=cipher)
         for key in ("bytes_in", "bytes_out", "duration_ms"):

@@ -9,7 +9,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from .base import KEEP_TMP
+from .base import KEEP_TMP, PASSWORD
 from .pki import Pki
 from .postern import Postern
 from .servers import Dovecot, Postfix
@@ -61,6 +61,20 @@ class IntegrationCase(unittest.TestCase):
         postern = getattr(self, "postern", None)
         if isinstance(postern, Postern):
             postern.test_began = postern.log_size()
+
+    def read_message(self, m, subject: str, item: str = "(BODY.PEEK[])") -> None:
+        """On an imaplib connection: log in as the test user, find the one message with this
+        subject in INBOX, fetch it, check its Subject line, log out."""
+        self.assertEqual(m.login("test@a.test", PASSWORD)[0], "OK")
+        self.assertEqual(m.select("INBOX")[0], "OK")
+        typ, data = m.search(None, "SUBJECT", subject)
+        self.assertEqual(typ, "OK")
+        nums = data[0].split()
+        self.assertEqual(len(nums), 1, data)
+        typ, data = m.fetch(nums[0], item)
+        self.assertEqual(typ, "OK")
+        self.assertIn(f"Subject: {subject}".encode(), data[0][1])
+        m.logout()
 
     def own_for_test(self, service):
         """Like own(), for a service started by one test (stopped in that test's cleanup)."""

@@ -166,29 +166,26 @@ class SmtpSni(smtplib.SMTP_SSL):
         return _wrap(self.context, (self._connect_host, port), self._sni, timeout)
 
 
-class ImapStarttls(imaplib.IMAP4):
+class _PlainToHost:
+    """Mixin for imaplib/poplib: the library's host is the SNI name (sent and checked after
+    STARTTLS/STLS), while the plaintext connection goes to connect_host."""
+
+    def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
+                 timeout: float = 10.0):
+        self._connect_host = connect_host
+        super().__init__(sni or connect_host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self._connect_host, self.port), timeout)
+
+
+class ImapStarttls(_PlainToHost, imaplib.IMAP4):
     """imaplib in plaintext to connect_host; starttls(ssl_context=...) then sends SNI sni and
     checks the certificate against it (imaplib passes self.host as server_hostname)."""
 
-    def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
-                 timeout: float = 10.0):
-        self._connect_host = connect_host
-        super().__init__(sni or connect_host, port, timeout=timeout)
 
-    def _create_socket(self, timeout):
-        return socket.create_connection((self._connect_host, self.port), timeout)
-
-
-class Pop3Starttls(poplib.POP3):
+class Pop3Starttls(_PlainToHost, poplib.POP3):
     """poplib in plaintext to connect_host; stls(context=...) then sends SNI sni."""
-
-    def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
-                 timeout: float = 10.0):
-        self._connect_host = connect_host
-        super().__init__(sni or connect_host, port, timeout=timeout)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self._connect_host, self.port), timeout)
 
 
 class SmtpStarttls(smtplib.SMTP):
