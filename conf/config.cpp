@@ -1,6 +1,8 @@
 #include "conf/config.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 namespace postern::conf {
 
@@ -43,6 +45,86 @@ std::string Endpoint::to_string() const {
         return "[" + host + "]:" + std::to_string(port);
     }
     return host + ":" + std::to_string(port);
+}
+
+const char* to_string(ProxyHeader header) noexcept {
+    switch (header) {
+        case ProxyHeader::None:
+            return "none";
+        case ProxyHeader::V1:
+            return "v1";
+        case ProxyHeader::V2:
+            return "v2";
+    }
+    return "unknown";
+}
+
+const char* BackendSpec::identity() const noexcept {
+    if (is_exec()) {
+        return "exec";
+    }
+    switch (send_proxy) {
+        case ProxyHeader::V1:
+            return "proxy-v1";
+        case ProxyHeader::V2:
+            return "proxy-v2";
+        case ProxyHeader::None:
+            break;
+    }
+    return xclient ? "xclient" : "none";
+}
+
+bool Network::contains(std::uint8_t address_family, const std::uint8_t* address) const noexcept {
+    // ::ffff:a.b.c.d is how a dual-stack listener sees an IPv4 client.
+    static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (address_family == 6 && family == 4 &&
+        std::equal(kMapped.begin(), kMapped.end(), address)) {
+        address += kMapped.size();
+        address_family = 4;
+    }
+    if (address_family != family) {
+        return false;
+    }
+    const unsigned whole = prefix / 8U;
+    if (!std::equal(bytes.begin(), bytes.begin() + whole, address)) {
+        return false;
+    }
+    const unsigned rest = prefix % 8U;
+    if (rest == 0) {
+        return true;
+    }
+    const auto mask = static_cast<std::uint8_t>(0xFFU << (8U - rest));
+    return (address[whole] & mask) == bytes[whole];
+}
+
+std::string Network::to_string() const {
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    inet_ntop(family == 4 ? AF_INET : AF_INET6, bytes.data(), text.data(), text.size());
+    return std::string{text.data()} + "/" + std::to_string(prefix);
+}
+
+const std::string& Config::route(const ListenerSpec& listener,
+                                 std::string_view server_name) {
+    if (server_name.empty() || listener.routes.empty()) {
+        return listener.backend;
+    }
+    const auto find = [&listener](std::string_view name) -> const Route* {
+        const auto it = std::lower_bound(
+            listener.routes.begin(), listener.routes.end(), name,
+            [](const Route& route, std::string_view n) { return route.server_name < n; });
+        return it != listener.routes.end() && it->server_name == name ? &*it : nullptr;
+    };
+    if (const Route* exact = find(server_name)) {
+        return exact->backend;
+    }
+    if (const auto dot = server_name.find('.'); dot != std::string_view::npos) {
+        std::string wildcard{"*"};
+        wildcard.append(server_name.substr(dot));
+        if (const Route* wild = find(wildcard)) {
+            return wild->backend;
+        }
+    }
+    return listener.backend;
 }
 
 const BackendSpec* Config::find_backend(std::string_view name) const noexcept {

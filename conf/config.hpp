@@ -6,11 +6,14 @@
 
 #include "protocols/protocol.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace postern::conf {
@@ -89,11 +92,54 @@ struct CertificateSpec {
     CertificateOrigin origin = CertificateOrigin::Entry;
 };
 
+// backend.send_proxy: the PROXY protocol header written before any other byte.
+enum class ProxyHeader : std::uint8_t { None, V1, V2 };
+[[nodiscard]] const char* to_string(ProxyHeader header) noexcept;  // "none" | "v1" | "v2"
+
+// An exec backend (UCSPI, as tcpserver and couriertcpd run qmail and Courier): one process per
+// session, the session's plaintext on its fds 0 and 1.
+struct ExecSpec {
+    std::vector<std::string> argv;  // argv[0] is an absolute path; no shell
+    std::string user;               // exec_user as written; empty: postern's own
+    std::string group;              // exec_group as written; empty: the user's primary group
+    // Resolved by the loader: set when exec_user or exec_group is (the group defaults to the
+    // user's primary one). Unset: the child keeps postern's own.
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> gid;
+    std::vector<std::pair<std::string, std::string>> env;  // exec_env, sorted by name
+};
+
 struct BackendSpec {
     std::string name;
-    Endpoint address;
+    // Tried in order (failover); empty exactly when the backend is an exec one.
+    std::vector<Endpoint> addresses;
+    ExecSpec exec;  // argv empty: a TCP backend
+    ProxyHeader send_proxy = ProxyHeader::None;
+    bool xclient = false;  // the protocol's own forwarding command (XCLIENT, IMAP ID)
     std::chrono::milliseconds connect_timeout{std::chrono::seconds{10}};
     std::string key_name;  // "backend[1]"
+    Source at;
+
+    [[nodiscard]] bool is_exec() const noexcept { return !exec.argv.empty(); }
+    // How the backend learns the client: "proxy-v1", "proxy-v2", "xclient", "exec" or "none".
+    [[nodiscard]] const char* identity() const noexcept;
+};
+
+// An IPv4 or IPv6 network ("10.0.0.0/8", "192.0.2.7", "2001:db8::/32"): trusted_proxies.
+struct Network {
+    std::uint8_t family = 4;               // 4 | 6
+    std::array<std::uint8_t, 16> bytes{};  // network byte order; host bits cleared
+    std::uint8_t prefix = 32;
+    // `address`: 4 or 16 bytes in network byte order, of the given family. An IPv4-mapped IPv6
+    // address (a client on a dual-stack listener) is judged as the IPv4 address it carries.
+    [[nodiscard]] bool contains(std::uint8_t address_family, const std::uint8_t* address) const noexcept;
+    [[nodiscard]] std::string to_string() const;  // "10.0.0.0/8"
+};
+
+// listener.routes: one SNI name (or "*.name", one label) and the backend it picks.
+struct Route {
+    std::string server_name;  // lower case, no trailing dot; "*.beta.example" kept as such
+    std::string backend;
     Source at;
 };
 
@@ -123,7 +169,14 @@ struct ListenerSpec {
     // error. Not settable on implicit listeners (handshake_timeout covers them).
     std::chrono::milliseconds plaintext_timeout{std::chrono::seconds{60}};
     std::size_t max_errors = kDefaultMaxErrors;  // bad commands in a row before closing
-    std::string key_name;                        // "listener[1]"
+    // After the handshake the SNI picks the backend: an exact name, then "*." one label up,
+    // else `backend`. Sorted by server_name.
+    std::vector<Route> routes;
+    // Each connection starts with a PROXY v1/v2 header from one of trusted_proxies (a load
+    // balancer); its source address is the client from then on.
+    bool accept_proxy = false;
+    std::vector<Network> trusted_proxies;
+    std::string key_name;  // "listener[1]"
     Source at;
 };
 
@@ -138,6 +191,10 @@ struct Config {
 
     // Exact, case-sensitive name match; nullptr when no backend has that name.
     [[nodiscard]] const BackendSpec* find_backend(std::string_view name) const noexcept;
+    // The backend the listener's routes pick for `server_name` (lower case; empty: no SNI or
+    // no TLS), else its default backend.
+    [[nodiscard]] static const std::string& route(const ListenerSpec& listener,
+                                                  std::string_view server_name);
 };
 
 }  // namespace postern::conf

@@ -1,6 +1,6 @@
 // The loader's entry points and the document around the listeners: reading the file, TOML
-// syntax, [server], [tls], [[certificate]] and [[backend]]. [[listener]] is read in
-// conf/load_listener.cpp; detail::Loader (conf/loader.hpp) is the state both share.
+// syntax, [server], [tls] and [[certificate]]. [[backend]] is read in conf/load_backend.cpp,
+// [[listener]] in conf/load_listener.cpp; detail::Loader (conf/loader.hpp) is the state both share.
 
 #include "conf/load.hpp"
 
@@ -227,31 +227,6 @@ void Loader::read_certificate(TableReader& table) {
         }
     }
     config_.certificates.push_back(std::move(spec));
-}
-
-void Loader::read_backend(TableReader& table) {
-    table.reject_unknown_keys({"name", "address", "connect_timeout"});
-    BackendSpec spec;
-    spec.key_name = table.path();
-    spec.at = table.at();
-    if (auto name = table.string("name", Need::Required)) {
-        const auto [it, fresh] =
-            backend_names_.try_emplace(*name, table.key_path("name"), table.at("name"));
-        if (!fresh) {
-            table.error("name", table.at("name"),
-                        "duplicate backend name \"" + *name + "\" (first defined by " +
-                            it->second.first + " on line " +
-                            std::to_string(it->second.second.line) + ")");
-        }
-        spec.name = std::move(*name);
-    }
-    if (auto address = table.endpoint("address", Need::Required)) {
-        spec.address = std::move(*address);
-    }
-    if (auto timeout = table.duration("connect_timeout")) {
-        spec.connect_timeout = *timeout;
-    }
-    config_.backends.push_back(std::move(spec));
 }
 
 }  // namespace detail

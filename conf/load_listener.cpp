@@ -5,6 +5,7 @@
 #include "conf/loader.hpp"
 #include "conf/parse_value.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <array>
 #include <cstddef>
@@ -96,7 +97,8 @@ bool overlap(Reach a, Reach b) {
 void Loader::read_listener(TableReader& table) {
     table.reject_unknown_keys({"listen", "protocol", "tls", "backend", "handshake_timeout",
                                "idle_timeout", "hostname", "require_tls", "submission",
-                               "plaintext_timeout", "max_errors"});
+                               "plaintext_timeout", "max_errors", "routes", "accept_proxy",
+                               "trusted_proxies"});
     ListenerSpec spec;
     spec.key_name = table.path();
     spec.at = table.at();
@@ -130,18 +132,11 @@ void Loader::read_listener(TableReader& table) {
         spec.tls = *mode;
     }
     if (auto backend = table.string("backend", Need::Required)) {
-        if (backend_names_.find(*backend) == backend_names_.end()) {
-            std::vector<std::string_view> names;
-            for (const auto& [name, declared] : backend_names_) {
-                names.push_back(name);
-            }
-            table.error("backend", table.at("backend"),
-                        "no backend named \"" + *backend + "\" " +
-                            (names.empty() ? "(no [[backend]] is defined)"
-                                           : "(have: " + detail::join(names) + ")"));
-        }
+        check_backend_name(table, "backend", *backend, table.at("backend"));
         spec.backend = std::move(*backend);
     }
+    read_routes(table, spec);
+    read_proxy_in(table, spec);
     if (auto timeout = table.duration("handshake_timeout")) {
         spec.handshake_timeout = *timeout;
     }
@@ -154,6 +149,77 @@ void Loader::read_listener(TableReader& table) {
     }
     read_starttls_keys(table, spec, protocol.has_value(), !table.has("tls") || mode.has_value());
     config_.listeners.push_back(std::move(spec));
+}
+
+void Loader::check_backend_name(TableReader& table, std::string_view key,
+                                const std::string& name, Source at) {
+    if (backend_names_.find(name) != backend_names_.end()) {
+        return;
+    }
+    std::vector<std::string_view> names;
+    for (const auto& [known, declared] : backend_names_) {
+        names.push_back(known);
+    }
+    table.error(key, at,
+                "no backend named \"" + name + "\" " +
+                    (names.empty() ? "(no [[backend]] is defined)"
+                                   : "(have: " + detail::join(names) + ")"));
+}
+
+// routes = { "mail.alpha.example" = "alpha", "*.beta.example" = "beta" }: names compared as
+// SNI is (lower case, no trailing dot), so two spellings of one name are one route.
+void Loader::read_routes(TableReader& table, ListenerSpec& spec) {
+    const std::optional<std::vector<TableReader::Item>> routes = table.string_table("routes");
+    if (!routes) {
+        return;
+    }
+    for (const TableReader::Item& item : *routes) {
+        const std::optional<std::string> name = route_name(item.name);
+        if (!name) {
+            table.error(item.key, item.at,
+                        "\"" + item.name +
+                            "\" is not a server name: write a DNS name (mail.example.com) or "
+                            "\"*.\" and one (*.example.com, any one label)");
+            continue;
+        }
+        check_backend_name(table, item.key, item.text, item.at);
+        const auto same = std::find_if(spec.routes.begin(), spec.routes.end(),
+                                       [&name](const Route& r) { return r.server_name == *name; });
+        if (same != spec.routes.end()) {
+            table.error(item.key, item.at,
+                        "\"" + item.name + "\" is the same server name as a route on line " +
+                            std::to_string(same->at.line));
+            continue;
+        }
+        spec.routes.push_back(Route{*name, item.text, item.at});
+    }
+    std::sort(spec.routes.begin(), spec.routes.end(),
+              [](const Route& a, const Route& b) { return a.server_name < b.server_name; });
+}
+
+// accept_proxy and trusted_proxies: one without the other is a mistake either way (a header
+// from anyone, or a list that does nothing).
+void Loader::read_proxy_in(TableReader& table, ListenerSpec& spec) {
+    spec.accept_proxy = table.boolean("accept_proxy").value_or(false);
+    if (auto proxies = table.strings("trusted_proxies", Need::Optional)) {
+        for (const TableReader::Item& item : *proxies) {
+            Parsed<Network> network = parse_network(item.text);
+            if (!network.value) {
+                table.error(item.key, item.at, std::move(network.error));
+                continue;
+            }
+            spec.trusted_proxies.push_back(*network.value);
+        }
+        if (!spec.accept_proxy && table.has("trusted_proxies")) {
+            table.error("trusted_proxies", table.at("trusted_proxies"),
+                        "trusted_proxies only applies with accept_proxy = true");
+        }
+    } else if (spec.accept_proxy && !table.has("trusted_proxies")) {
+        table.error("accept_proxy", table.at("accept_proxy"),
+                    "accept_proxy needs trusted_proxies: the load balancers' addresses or "
+                    "networks (a PROXY header from anyone else would let a client claim any "
+                    "address)");
+    }
 }
 
 void Loader::check_overlap(TableReader& table, const Endpoint& listen, const Source& at) {

@@ -1,7 +1,7 @@
 #pragma once
 // The loader's one pass over a config document, shared by the files that implement it:
-// conf/load.cpp (the document, [server], [tls], [[certificate]], [[backend]]) and
-// conf/load_listener.cpp ([[listener]] and the checks that span listeners). Private to those
+// conf/load.cpp (the document, [server], [tls], [[certificate]]), conf/load_backend.cpp
+// ([[backend]]) and conf/load_listener.cpp ([[listener]] and the checks that span listeners). Private to those
 // files; everything else uses conf/load.hpp.
 
 #include "conf/config.hpp"
@@ -40,7 +40,12 @@ private:
     void read_tls(TableReader& root);
     void read_certificate(TableReader& table);
     void read_backend(TableReader& table);
+    void read_exec(TableReader& table, BackendSpec& spec);
     void read_listener(TableReader& table);
+    void read_routes(TableReader& table, ListenerSpec& spec);
+    void read_proxy_in(TableReader& table, ListenerSpec& spec);
+    void check_backend_name(TableReader& table, std::string_view key, const std::string& name,
+                            Source at);
     void check_listener_needs(std::size_t listeners, std::size_t certificates);
     void check_overlap(TableReader& table, const Endpoint& listen, const Source& at);
     std::optional<std::filesystem::path> existing_file(TableReader& table, std::string_view key);

@@ -1,5 +1,6 @@
 #include "conf/parse_value.hpp"
 
+#include <arpa/inet.h>
 #include <charconv>
 #include <cstddef>
 #include <limits>
@@ -241,6 +242,65 @@ bool is_dns_name(std::string_view name) noexcept {
         }
         start = dot + 1;
     }
+}
+
+Parsed<Network> parse_network(std::string_view text) {
+    const std::string quoted = "\"" + std::string{text} + "\"";
+    const auto fail = [&quoted](std::string_view why) {
+        return Parsed<Network>{std::nullopt, quoted + " is not an address or network (" +
+                                                 std::string{why} +
+                                                 "); write e.g. \"10.0.0.0/8\", \"192.0.2.7\" "
+                                                 "or \"2001:db8::/32\""};
+    };
+    const std::size_t slash = text.find('/');
+    const std::string address{text.substr(0, slash)};
+    Network net;
+    if (inet_pton(AF_INET, address.c_str(), net.bytes.data()) == 1) {
+        net.family = 4;
+        net.prefix = 32;
+    } else if (inet_pton(AF_INET6, address.c_str(), net.bytes.data()) == 1) {
+        net.family = 6;
+        net.prefix = 128;
+    } else {
+        return fail("not an IPv4 or IPv6 address");
+    }
+    if (slash != std::string_view::npos) {
+        const std::string_view digits = text.substr(slash + 1);
+        unsigned prefix = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+        if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() ||
+            prefix > net.prefix || (digits.size() > 1 && digits.front() == '0')) {
+            return fail("the prefix length must be 0 to " + std::to_string(net.prefix));
+        }
+        net.prefix = static_cast<std::uint8_t>(prefix);
+    }
+    const std::size_t size = net.family == 4 ? 4 : 16;
+    Network cleared = net;
+    for (std::size_t bit = net.prefix; bit < size * 8; ++bit) {
+        cleared.bytes[bit / 8] &= static_cast<std::uint8_t>(~(0x80U >> (bit % 8)));
+    }
+    if (cleared.bytes != net.bytes) {
+        return fail("host bits are set; the network is " + cleared.to_string() + ", one address is " +
+                    address);
+    }
+    return {net, {}};
+}
+
+std::optional<std::string> route_name(std::string_view text) {
+    std::string name{text};
+    for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    if (!name.empty() && name.back() == '.') {
+        name.pop_back();
+    }
+    const std::string_view host = name.starts_with("*.") ? std::string_view{name}.substr(2) : name;
+    if (!is_dns_name(host)) {
+        return std::nullopt;
+    }
+    return name;
 }
 
 }  // namespace postern::conf

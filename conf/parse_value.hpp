@@ -47,4 +47,14 @@ inline constexpr std::chrono::hours kMaxDuration{24 * 365};
 // (service labels, RFC 8552, never name a host), no wildcard, no trailing dot.
 [[nodiscard]] bool is_dns_name(std::string_view name) noexcept;
 
+// An IPv4 or IPv6 address, or a network in CIDR notation ("10.0.0.0/8", "2001:db8::/32"). A
+// bare address is a /32 or /128. Refuses host bits set under the prefix ("10.0.0.1/8" is
+// almost always a typo for a single address or a different network), prefixes out of range,
+// names and brackets.
+[[nodiscard]] Parsed<Network> parse_network(std::string_view text);
+
+// A listener route's server name as it is matched against SNI: lower case, a trailing dot
+// dropped, then a DNS name or "*." followed by one. nullopt for anything else.
+[[nodiscard]] std::optional<std::string> route_name(std::string_view text);
+
 }  // namespace postern::conf

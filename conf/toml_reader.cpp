@@ -185,6 +185,71 @@ std::optional<Endpoint> TableReader::endpoint(std::string_view key, Need need) {
     return std::move(parsed.value);
 }
 
+std::optional<std::vector<TableReader::Item>> TableReader::strings(std::string_view key,
+                                                                   Need need) {
+    const toml::node* node = find(key, need);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    if (node->is_string()) {
+        if (auto text = string(key, need)) {
+            return std::vector<Item>{{{}, std::move(*text), std::string{key}, at(key)}};
+        }
+        return std::nullopt;
+    }
+    const toml::array* list = node->as_array();
+    if (list == nullptr || list->empty()) {
+        wrong_type(key, *node, "a string or a non-empty list of strings");
+        return std::nullopt;
+    }
+    std::vector<Item> items;
+    bool ok = true;
+    std::size_t index = 0;
+    for (const toml::node& element : *list) {
+        Item item{{}, {}, std::string{key} + "[" + std::to_string(++index) + "]",
+                  source_of(element.source())};
+        const auto* text = element.as_string();
+        if (text == nullptr || text->get().empty()) {
+            error(item.key, item.at,
+                  text == nullptr ? std::string{"expected a string, got "} + describe(element.type())
+                                  : std::string{"must not be empty"});
+            ok = false;
+            continue;
+        }
+        item.text = text->get();
+        items.push_back(std::move(item));
+    }
+    return ok ? std::optional{std::move(items)} : std::nullopt;
+}
+
+std::optional<std::vector<TableReader::Item>> TableReader::string_table(std::string_view key) {
+    const toml::node* node = find(key, Need::Optional);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    const toml::table* entries = node->as_table();
+    if (entries == nullptr) {
+        wrong_type(key, *node, "a table such as { \"name\" = \"value\" }");
+        return std::nullopt;
+    }
+    std::vector<Item> items;
+    bool ok = true;
+    for (const auto& [name, value] : *entries) {
+        Item item{std::string{name.str()}, {},
+                  std::string{key} + ".\"" + std::string{name.str()} + "\"",
+                  source_of(value.source())};
+        const auto* text = value.as_string();
+        if (text == nullptr) {
+            error(item.key, item.at, std::string{"expected a string, got "} + describe(value.type()));
+            ok = false;
+            continue;
+        }
+        item.text = text->get();
+        items.push_back(std::move(item));
+    }
+    return ok ? std::optional{std::move(items)} : std::nullopt;
+}
+
 const toml::table* TableReader::table(std::string_view key) {
     const toml::node* node = find(key, Need::Optional);
     if (node == nullptr) {

@@ -82,6 +82,19 @@ public:
     [[nodiscard]] std::optional<T> choice(std::string_view key, std::span<const Choice<T>> choices,
                                           Need need, std::string_view what = {});
 
+    // One value of a list or table read below, with its own key ("address[2]",
+    // "routes.\"mail.example\"") for errors, and its position.
+    struct Item {
+        std::string name;  // strings(): empty; string_table(): the key as written
+        std::string text;
+        std::string key;
+        Source at;
+    };
+    // A string, or a non-empty array of strings (`address = "a"` or `address = ["a", "b"]`).
+    [[nodiscard]] std::optional<std::vector<Item>> strings(std::string_view key, Need need);
+    // A table whose values are all strings (`routes = { "a.example" = "x" }`), in key order.
+    [[nodiscard]] std::optional<std::vector<Item>> string_table(std::string_view key);
+
     // A sub-table such as [tls]; nullptr when absent or not a table (reported).
     [[nodiscard]] const toml::table* table(std::string_view key);
     // Calls fn(TableReader&) for each table of an array of tables such as [[listener]], each

@@ -25,12 +25,16 @@
 
 namespace postern::proxy {
 
-// What a session knows about its client when it asks for a backend.
+// What a session knows about its client when it asks for a backend. With accept_proxy the
+// addresses are the PROXY header's (the balancer is not the client); a v2 LOCAL header (a
+// health check) leaves them the socket's own.
 struct ClientInfo {
-    int fd = -1;                   // the client's socket (getpeername/getsockname: both ends)
-    std::string_view address;      // "203.0.113.7:50123", as logged
-    std::string_view sni;          // empty: none sent, or still plaintext
-    const char* tls_version = "";  // "" while plaintext (a STARTTLS client allowed through)
+    SocketAddress peer;             // the client; family AF_UNSPEC: no client (a local check)
+    SocketAddress local;            // the address the client connected to
+    std::string_view address;       // "203.0.113.7:50123", as logged
+    std::string_view sni;           // empty: none sent, or still plaintext
+    std::string_view hostname;      // the listener's own name (greetings; TCPLOCALHOST)
+    const char* tls_version = "";   // "" while plaintext (a STARTTLS client allowed through)
     const char* cipher = "";
 };
 

@@ -74,6 +74,7 @@ private:
     void complete_upgrade();
     void on_tls_ready();
     void connect_backend();
+    void client_addresses(ClientInfo& client) const;
     void on_backend_connected(BackendOutcome outcome);
     void backend_failed(std::string detail);
     void consumed(protocols::Peer from, std::size_t n);

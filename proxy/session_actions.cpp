@@ -63,14 +63,17 @@ void Session::connect_backend() {
     if (link_ != Link::None || !in_dialogue()) {
         return;
     }
-    const BackendRequest request{.base = listener_.worker->base(),
-                                 .callback = &event_cb<Session, &Session::on_backend_attempt>,
-                                 .arg = this,
-                                 .client = {.fd = client_.fd(),
-                                            .address = client_address_,
-                                            .sni = handshake_.sni,
-                                            .tls_version = tls_established() ? tls_version_ : "",
-                                            .cipher = tls_established() ? cipher_ : ""}};
+    BackendRequest request{.base = listener_.worker->base(),
+                           .callback = &event_cb<Session, &Session::on_backend_attempt>,
+                           .arg = this,
+                           .client = {.peer = {},
+                                      .local = {},
+                                      .address = client_address_,
+                                      .sni = handshake_.sni,
+                                      .hostname = listener_.machine.hostname,
+                                      .tls_version = tls_established() ? tls_version_ : "",
+                                      .cipher = tls_established() ? cipher_ : ""}};
+    client_addresses(request.client);
     BackendOutcome failed;
     attempt_ = listener_.connector->connect(request, failed);
     if (!attempt_) {
@@ -81,6 +84,22 @@ void Session::connect_backend() {
     link_ = Link::Connecting;
     deadlines_.connecting(Clock::now() + listener_.connector->timeout());
     arm_timer();
+}
+
+// The client's two addresses: the socket's own, unless a trusted balancer's PROXY header named
+// them (accept_proxy).
+void Session::client_addresses(ClientInfo& client) const {
+    auto& peer = client.peer;
+    auto& local = client.local;
+    peer.length = sizeof(peer.storage);
+    local.length = sizeof(local.storage);
+    if (getpeername(client_.fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) {
+        peer = {};
+    }
+    if (getsockname(client_.fd(), reinterpret_cast<sockaddr*>(&local.storage), &local.length) !=
+        0) {
+        local = {};
+    }
 }
 
 void Session::on_backend_attempt(short what) {

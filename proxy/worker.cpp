@@ -39,7 +39,7 @@ bool make_backends(const conf::Config& config, Backends& out, std::string& error
             continue;
         }
         SocketAddress address;
-        if (!resolve(backend->address, address, error)) {
+        if (!resolve(backend->addresses.front(), address, error)) {
             error.insert(0, "backend " + backend->name + ": ");
             return false;
         }
@@ -127,7 +127,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
                                    ctx.get()));
         spdlog::info("listening on {} protocol={} tls={} backend={} ({})", ctx->name,
                      conf::to_string(spec.protocol), conf::to_string(spec.tls), backend->name,
-                     backend->address.to_string());
+                     backend->addresses.front().to_string());
         worker->listeners_.push_back(std::move(ctx));
     }
     return worker;

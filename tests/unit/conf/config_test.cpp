@@ -25,10 +25,14 @@ TEST_CASE("conf: an endpoint prints as host:port and brackets an IPv6 host again
 
 TEST_CASE("conf: find_backend matches the exact name or returns null") {
     Config config;
-    config.backends.push_back(BackendSpec{"imap", {"127.0.0.1", 143}, {}, "backend[1]", {}});
-    config.backends.push_back(BackendSpec{"pop3", {"127.0.0.1", 110}, {}, "backend[2]", {}});
+    for (const auto& [name, port] : {std::pair{"imap", 143}, std::pair{"pop3", 110}}) {
+        BackendSpec backend;
+        backend.name = name;
+        backend.addresses = {{"127.0.0.1", static_cast<std::uint16_t>(port)}};
+        config.backends.push_back(std::move(backend));
+    }
     REQUIRE(config.find_backend("pop3") != nullptr);
-    CHECK(config.find_backend("pop3")->address.port == 110);
+    CHECK(config.find_backend("pop3")->addresses.at(0).port == 110);
     CHECK(config.find_backend("POP3") == nullptr);
     CHECK(config.find_backend("smtp") == nullptr);
 }

@@ -53,12 +53,14 @@ TEST_CASE("conf: an unknown key anywhere is reported with the keys allowed there
           "unknown key \"servr\" (allowed: server, tls, certificate, backend, listener)");
     CHECK(result.errors[1].key == "backend[1].tiemout");
     CHECK(result.errors[1].line == line_of(text, "tiemout"));
-    CHECK(contains(result.errors[1].message, "(allowed: name, address, connect_timeout)"));
+    CHECK(contains(result.errors[1].message, "(allowed: name, address, exec, exec_user, exec_group, exec_env, "
+                                                    "send_proxy, xclient, connect_timeout)"));
     CHECK(result.errors[2].key == "listener[1].extra");
     CHECK(result.errors[2].line == line_of(text, "[listener.extra]"));
     CHECK(contains(result.errors[2].message,
                    "(allowed: listen, protocol, tls, backend, handshake_timeout, idle_timeout, "
-                   "hostname, require_tls, submission, plaintext_timeout, max_errors)"));
+                   "hostname, require_tls, submission, plaintext_timeout, max_errors, routes, "
+                   "accept_proxy, trusted_proxies)"));
 }
 
 TEST_CASE("conf: a value of the wrong type names the type expected and the one found") {
@@ -126,7 +128,7 @@ TEST_CASE("conf: each missing required key is reported at its table's line") {
         CHECK(error.key == row.key);
         CHECK(error.line == line_of("\n" + row.text, row.table_header));
         const std::string leaf = row.key.substr(row.key.rfind('.') + 1);
-        CHECK(error.message == "missing required key \"" + leaf + "\"");
+        CHECK(error.message.starts_with("missing required key \"" + leaf + "\""));
     }
 }
 

@@ -68,10 +68,10 @@ TEST_CASE("conf: the annotated example file loads with every key applied") {
 
     REQUIRE(config.backends.size() == 3);
     CHECK(config.backends[0].name == "imap");
-    CHECK(config.backends[0].address.to_string() == "127.0.0.1:143");
+    CHECK(config.backends[0].addresses.at(0).to_string() == "127.0.0.1:143");
     CHECK(config.backends[0].connect_timeout == 10s);
-    CHECK(config.backends[1].address.to_string() == "127.0.0.1:110");
-    CHECK(config.backends[2].address.to_string() == "127.0.0.1:25");
+    CHECK(config.backends[1].addresses.at(0).to_string() == "127.0.0.1:110");
+    CHECK(config.backends[2].addresses.at(0).to_string() == "127.0.0.1:25");
     CHECK(config.backends[2].connect_timeout == 5s);
     CHECK(config.backends[2].key_name == "backend[3]");
 
@@ -90,7 +90,7 @@ TEST_CASE("conf: the annotated example file loads with every key applied") {
     CHECK(config.listeners[1].protocol == Protocol::Pop3);
     CHECK(config.listeners[2].listen.port == 465);
     CHECK(config.listeners[2].protocol == Protocol::Smtp);
-    CHECK(config.find_backend(config.listeners[2].backend)->address.port == 25);
+    CHECK(config.find_backend(config.listeners[2].backend)->addresses.at(0).port == 25);
     CHECK(config.listeners[2].require_tls);
     CHECK_FALSE(config.listeners[2].submission);
 
@@ -160,8 +160,8 @@ backend = "v6"
     CHECK(config.listeners[0].listen.host == "2001:db8::1");
     CHECK(config.listeners[0].listen.port == 993);
     CHECK(config.listeners[1].listen.to_string() == "[::]:995");
-    CHECK(config.find_backend("v6")->address.host == "::1");
-    CHECK(config.find_backend("v6")->address.to_string() == "[::1]:1143");
+    CHECK(config.find_backend("v6")->addresses.at(0).host == "::1");
+    CHECK(config.find_backend("v6")->addresses.at(0).to_string() == "[::1]:1143");
 }
 
 TEST_CASE("conf: a listener's idle timeout defaults by protocol and can be overridden") {
