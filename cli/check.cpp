@@ -41,6 +41,78 @@ std::string served_note(const tls::CertStore& store, const tls::Certificate& cer
     return served == &cert ? std::string{} : "  [not served]";
 }
 
+// Where a backend's plaintext goes: its addresses in failover order, or the program it runs.
+std::string destination(const conf::BackendSpec& backend) {
+    std::string out;
+    if (backend.is_exec()) {
+        out = "exec";
+        for (const std::string& arg : backend.exec.argv) {
+            out.append(" ").append(arg);
+        }
+        if (!backend.exec.user.empty()) {
+            out.append(" (as ").append(backend.exec.user).append(")");
+        }
+        return out;
+    }
+    for (const conf::Endpoint& address : backend.addresses) {
+        out.append(out.empty() ? "" : ", ").append(address.to_string());
+    }
+    return out;
+}
+
+void print_listeners(const conf::Config& config, std::ostream& out) {
+    for (const auto& l : config.listeners) {
+        out << "  " << l.listen.to_string() << "  " << conf::to_string(l.protocol) << "  "
+            << conf::to_string(l.tls) << "  -> " << l.backend << '\n';
+        for (const conf::Route& route : l.routes) {
+            out << "      sni " << route.server_name << "  -> " << route.backend << '\n';
+        }
+        if (l.accept_proxy) {
+            out << "      PROXY header from";
+            for (const conf::Network& network : l.trusted_proxies) {
+                out << ' ' << network.to_string();
+            }
+            out << '\n';
+        }
+    }
+    out << config.backends.size() << " backend(s)\n";
+    for (const auto& b : config.backends) {
+        out << "  " << b.name << "  " << destination(b) << "  client address: " << b.identity()
+            << '\n';
+    }
+}
+
+// An MX (smtp without a TLS requirement) whose backend learns nothing about the client: the
+// backend sees postern's address for every client.
+std::vector<std::string> identity_warnings(const conf::Config& config) {
+    std::vector<std::string> warnings;
+    for (const auto& l : config.listeners) {
+        if (l.protocol != conf::Protocol::Smtp || l.require_tls) {
+            continue;
+        }
+        std::vector<std::string> names{l.backend};
+        for (const conf::Route& route : l.routes) {
+            if (std::find(names.begin(), names.end(), route.backend) == names.end()) {
+                names.push_back(route.backend);
+            }
+        }
+        for (const std::string& name : names) {
+            const conf::BackendSpec* backend = config.find_backend(name);
+            if (backend == nullptr || std::string_view{backend->identity()} != "none") {
+                continue;
+            }
+            warnings.push_back(
+                "warning: listener " + l.listen.to_string() + " (smtp, TLS not required: an MX) " +
+                "passes no client address to backend " + name + ": it sees every sender as " +
+                "postern's own address, so a backend that trusts that address (Postfix " +
+                "mynetworks) relays for anyone, and DNSBL, SPF and fail2ban see only postern; set " +
+                "send_proxy = \"v2\" or xclient = true on " + backend->key_name +
+                " (README: Passing the client's address to the backend)");
+        }
+    }
+    return warnings;
+}
+
 }  // namespace
 
 bool has_something_to_serve(const conf::Config& config, const std::filesystem::path& config_file,
@@ -109,13 +181,14 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         << store.certificates().size() << " certificate(s), " << (rows.size() - 1)
         << " name(s); default " << config.tls.default_certificate << "; " << config.listeners.size()
         << " listener(s)\n";
-    for (const auto& l : config.listeners) {
-        out << "  " << l.listen.to_string() << "  " << conf::to_string(l.protocol) << "  "
-            << conf::to_string(l.tls) << "  -> " << l.backend << '\n';
+    print_listeners(config, out);
+    const std::vector<std::string> identity = identity_warnings(config);
+    for (const std::string& warning : identity) {
+        out << warning << '\n';
     }
     out << config_file.string() << ": OK";
-    if (!findings.empty()) {
-        out << " with " << findings.size() << " warning(s)";
+    if (const std::size_t warnings = findings.size() + identity.size(); warnings > 0) {
+        out << " with " << warnings << " warning(s)";
     }
     out << '\n';
     return 0;

@@ -1,7 +1,11 @@
 #include "proxy/backend_connector.hpp"
 
 #include "proxy/log.hpp"
+#include "proxy/proxy_protocol.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,51 +14,156 @@
 namespace postern::proxy {
 namespace {
 
-// A non-blocking connect() in flight: done when the socket turns writable (or fails).
+// A non-blocking connect() in flight, address after address: done when a socket turns
+// writable (or every address failed or timed out).
 class TcpAttempt final : public BackendAttempt {
 public:
-    TcpAttempt(UniqueFd fd, EventPtr event) noexcept
-        : fd_(std::move(fd)), event_(std::move(event)) {}
+    TcpAttempt(std::shared_ptr<const TcpConnector> connector, const BackendRequest& request)
+        : connector_(std::move(connector)),
+          base_(request.base),
+          callback_(request.callback),
+          arg_(request.arg),
+          order_(connector_->order()) {
+        if (connector_->send_proxy() != conf::ProxyHeader::None) {
+            preamble_ = proxy_header_for(connector_->send_proxy(), request.client);
+        }
+    }
 
-    bool on_event(short /*what*/, BackendOutcome& outcome) override {
+    // Starts the next address that can be started; false when none is left.
+    bool next() {
+        while (position_ < order_.size()) {
+            const std::size_t index = order_[position_];
+            std::string why;
+            if (start(connector_->targets()[index].address, why)) {
+                return true;
+            }
+            give_up(why);
+        }
+        return false;
+    }
+
+    bool on_event(short what, BackendOutcome& outcome) override {
         int err = 0;
         socklen_t length = sizeof(err);
-        if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
+        if ((what & EV_TIMEOUT) != 0) {
+            err = ETIMEDOUT;
+        } else if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
             err = errno;
         }
-        if (err != 0) {
-            outcome.failure = std::string("backend connect: ") + errno_text(err);
+        if (err == 0) {
+            const std::size_t index = order_[position_];
+            connector_->served(index);
+            set_nodelay(fd_.get());
+            outcome.fd = std::move(fd_);
+            outcome.preamble = std::move(preamble_);
+            outcome.served = connector_->targets()[index].text;
             return true;
         }
-        set_nodelay(fd_.get());
-        outcome.fd = std::move(fd_);
+        give_up(std::string("connect: ") + errno_text(err));
+        if (next()) {
+            return false;
+        }
+        outcome.failure = std::move(failures_);
         return true;
     }
 
+    [[nodiscard]] std::string take_failures() { return std::move(failures_); }
+
 private:
+    bool start(const SocketAddress& address, std::string& why) {
+        event_.reset();
+        fd_.reset(::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (fd_.get() < 0) {
+            why = std::string("socket: ") + errno_text(errno);
+            return false;
+        }
+        if (::connect(fd_.get(), address.get(), address.length) != 0 && errno != EINPROGRESS) {
+            why = std::string("connect: ") + errno_text(errno);
+            return false;
+        }
+        event_.reset(event_new(base_, fd_.get(), EV_WRITE, callback_, arg_));
+        const timeval timeout = to_timeval(connector_->address_timeout());
+        if (!event_ || event_add(event_.get(), &timeout) != 0) {
+            why = "cannot register the socket with the event loop";
+            return false;
+        }
+        return true;
+    }
+
+    // The address at `position_` failed: noted for the log and for the next sessions' order.
+    void give_up(const std::string& why) {
+        const std::size_t index = order_[position_];
+        const std::string& text = connector_->targets()[index].text;
+        connector_->failed(index);
+        ++position_;
+        if (position_ < order_.size()) {
+            spdlog::warn("backend {}: {} failed ({}); trying {}", connector_->name(), text, why,
+                         connector_->targets()[order_[position_]].text);
+        }
+        if (order_.size() > 1) {
+            failures_.append(failures_.empty() ? "" : "; ").append(text).append(": ");
+        }
+        failures_.append(why);
+    }
+
+    std::shared_ptr<const TcpConnector> connector_;
+    event_base* base_;
+    event_callback_fn callback_;
+    void* arg_;
+    std::vector<std::size_t> order_;
+    std::size_t position_ = 0;
+    std::string preamble_;
+    std::string failures_;
     UniqueFd fd_;
-    EventPtr event_;  // one-shot: EV_WRITE, the connect's end (a failure is writable too)
+    EventPtr event_;  // one-shot: EV_WRITE (the connect's end; a failure is writable too) or
+                      // the address's timeout
 };
 
 }  // namespace
 
+TcpConnector::TcpConnector(std::string name, std::vector<Target> targets,
+                           std::chrono::milliseconds timeout, conf::ProxyHeader send_proxy)
+    : name_(std::move(name)),
+      targets_(std::move(targets)),
+      timeout_(timeout),
+      send_proxy_(send_proxy),
+      failed_at_(targets_.size()) {}
+
+std::chrono::milliseconds TcpConnector::timeout() const noexcept {
+    return timeout_ * static_cast<long>(targets_.size()) + std::chrono::seconds{1};
+}
+
+std::vector<std::size_t> TcpConnector::order() const {
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    const auto demoted = [this, now](std::size_t i) {
+        const Clock::rep at = failed_at_[i].load(std::memory_order_relaxed);
+        return at != 0 && now - at < Clock::duration{kDemotion}.count();
+    };
+    std::vector<std::size_t> order(targets_.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+    }
+    std::stable_partition(order.begin(), order.end(),
+                          [&demoted](std::size_t i) { return !demoted(i); });
+    return order;
+}
+
+void TcpConnector::failed(std::size_t index) const noexcept {
+    failed_at_[index].store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
+void TcpConnector::served(std::size_t index) const noexcept {
+    failed_at_[index].store(0, std::memory_order_relaxed);
+}
+
 std::unique_ptr<BackendAttempt> TcpConnector::connect(const BackendRequest& request,
                                                       BackendOutcome& failed) const {
-    UniqueFd fd{::socket(address_.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
-    if (fd.get() < 0) {
-        failed.failure = std::string("socket: ") + errno_text(errno);
+    auto attempt = std::make_unique<TcpAttempt>(shared_from_this(), request);
+    if (!attempt->next()) {
+        failed.failure = attempt->take_failures();
         return nullptr;
     }
-    if (::connect(fd.get(), address_.get(), address_.length) != 0 && errno != EINPROGRESS) {
-        failed.failure = std::string("connect: ") + errno_text(errno);
-        return nullptr;
-    }
-    EventPtr event{event_new(request.base, fd.get(), EV_WRITE, request.callback, request.arg)};
-    if (!event || event_add(event.get(), nullptr) != 0) {
-        failed.failure = "cannot register the socket with the event loop";
-        return nullptr;
-    }
-    return std::make_unique<TcpAttempt>(std::move(fd), std::move(event));
+    return attempt;
 }
 
 }  // namespace postern::proxy

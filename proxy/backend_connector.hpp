@@ -4,24 +4,23 @@
 // non-blocking fd plus bytes to send before any of the client's, or a failure with a detail
 // for the log. The session's state machine knows nothing of how the fd came to be.
 //
-// Today there is one kind, TcpConnector: one resolved address, a non-blocking connect(). The
-// seam leaves room for the kinds to come without touching the session: an address list tried
-// in order (the attempt moves to the next address and reports nothing yet), a PROXY protocol
-// v1/v2 header (built from BackendRequest::client into BackendOutcome::preamble), an exec'd
-// child on a socketpair with UCSPI variables (the attempt completes at once, through its
-// event). How long the session waits is the connector's say (timeout()); the session's one
-// timer enforces it (proxy/deadlines.hpp), so an attempt costs no timer of its own.
+// TcpConnector tries a backend's addresses in order (the attempt moves to the next address and
+// reports nothing yet) and may put a PROXY header in BackendOutcome::preamble. How long the
+// session waits in all is the connector's say (timeout()); the session's one timer enforces it
+// (proxy/deadlines.hpp) as a backstop to the attempt's own.
 //
 // One connector per backend for the whole process, shared by every worker: connect() is const
-// and keeps no state; each attempt lives on the loop of the session that made it.
+// and thread-safe; each attempt lives on the loop of the session that made it.
 
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace postern::proxy {
 
@@ -51,6 +50,7 @@ struct BackendOutcome {
     UniqueFd fd;           // connected, non-blocking; invalid on failure
     std::string preamble;  // sent to the backend before any other byte (e.g. a PROXY header)
     std::string failure;   // why not, for the session's log line ("connect: ...")
+    std::string served;    // which address it is, for the log ("10.0.0.6:143")
 };
 
 // One connection attempt in flight. Destroying it abandons the attempt (closes what it opened);
@@ -85,19 +85,47 @@ public:
                                                                   BackendOutcome& failed) const = 0;
 };
 
-// A TCP connection to one resolved address.
-class TcpConnector final : public BackendConnector {
+// A TCP connection to the first of a backend's addresses that answers, each given `timeout`
+// (the attempt's own event times it out and moves on). An address that failed goes last for
+// kDemotion, so a dead first address costs one timeout per 30 s rather than one per session;
+// then it is tried in its place again. With send_proxy, the preamble is a PROXY v1/v2 header
+// for the client (proxy/proxy_preamble.hpp).
+class TcpConnector final : public BackendConnector,
+                           public std::enable_shared_from_this<TcpConnector> {
 public:
-    TcpConnector(SocketAddress address, std::chrono::milliseconds timeout) noexcept
-        : address_(address), timeout_(timeout) {}
+    static constexpr std::chrono::seconds kDemotion{30};
 
-    [[nodiscard]] std::chrono::milliseconds timeout() const noexcept override { return timeout_; }
+    struct Target {
+        SocketAddress address;
+        std::string text;  // as configured, for the log: "10.0.0.5:143"
+    };
+    TcpConnector(std::string name, std::vector<Target> targets, std::chrono::milliseconds timeout,
+                 conf::ProxyHeader send_proxy = conf::ProxyHeader::None);
+
+    // Every address's timeout, and a second for the loop: the session's backstop.
+    [[nodiscard]] std::chrono::milliseconds timeout() const noexcept override;
     [[nodiscard]] std::unique_ptr<BackendAttempt> connect(const BackendRequest& request,
                                                           BackendOutcome& failed) const override;
 
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] const std::vector<Target>& targets() const noexcept { return targets_; }
+    [[nodiscard]] std::chrono::milliseconds address_timeout() const noexcept { return timeout_; }
+    [[nodiscard]] conf::ProxyHeader send_proxy() const noexcept { return send_proxy_; }
+    // Indexes into targets() in the order the next attempt tries them.
+    [[nodiscard]] std::vector<std::size_t> order() const;
+    void failed(std::size_t index) const noexcept;
+    void served(std::size_t index) const noexcept;
+
 private:
-    SocketAddress address_;
+    using Clock = std::chrono::steady_clock;
+
+    std::string name_;
+    std::vector<Target> targets_;
     std::chrono::milliseconds timeout_;
+    conf::ProxyHeader send_proxy_;
+    // Per target: when it last failed (steady clock ticks), 0 when it served since. Shared by
+    // every worker thread.
+    mutable std::vector<std::atomic<Clock::rep>> failed_at_;
 };
 
 }  // namespace postern::proxy

@@ -18,12 +18,11 @@ constexpr std::size_t kMaxExtensions = 64;
 
 }  // namespace
 
-BackendEhlo::BackendEhlo(std::string backend_name, SocketAddress address, std::string hostname,
-                         std::chrono::milliseconds timeout)
+BackendEhlo::BackendEhlo(std::string backend_name,
+                         std::shared_ptr<const BackendConnector> connector, std::string hostname)
     : backend_name_(std::move(backend_name)),
-      address_(address),
-      hostname_(std::move(hostname)),
-      timeout_(timeout) {}
+      connector_(std::move(connector)),
+      hostname_(std::move(hostname)) {}
 
 void BackendEhlo::start(event_base* base) {
     base_ = base;
@@ -45,23 +44,51 @@ void BackendEhlo::on_data() {
 
 void BackendEhlo::on_timer() {
     evtimer_add(timer_.get(), &kRefresh);
-    if (bev_) {
+    if (bev_ || attempt_) {
         return;  // the previous probe is still running
     }
-    bufferevent* b = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (b == nullptr) {
+    pending_.clear();
+    step_ = Step::Greeting;
+    BackendOutcome failed;
+    const BackendRequest request{.base = base_,
+                                 .callback = &event_cb<BackendEhlo, &BackendEhlo::on_attempt>,
+                                 .arg = this,
+                                 .client = {.peer = {},
+                                            .local = {},
+                                            .address = "postern",
+                                            .sni = {},
+                                            .hostname = hostname_,
+                                            .tls_version = "",
+                                            .cipher = ""}};
+    attempt_ = connector_->connect(request, failed);
+    if (!attempt_) {
+        finish(failed.failure.c_str());
+    }
+}
+
+void BackendEhlo::on_attempt(short what) {
+    BackendOutcome outcome;
+    if (!attempt_ || !attempt_->on_event(what, outcome)) {
         return;
     }
+    attempt_.reset();
+    if (outcome.fd.get() < 0) {
+        finish(outcome.failure.c_str());
+        return;
+    }
+    bufferevent* b = bufferevent_socket_new(base_, outcome.fd.get(), BEV_OPT_CLOSE_ON_FREE);
+    if (b == nullptr) {
+        finish("cannot create a buffer event");
+        return;
+    }
+    static_cast<void>(outcome.fd.release());
     bev_.reset(b);
     bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_data>, nullptr,
                       &bev_event_cb<BackendEhlo, &BackendEhlo::on_event>, this);
-    const timeval t = to_timeval(timeout_);
+    const timeval t = to_timeval(connector_->timeout());
     bufferevent_set_timeouts(b, &t, &t);
-    step_ = Step::Greeting;
-    pending_.clear();
-    if (bufferevent_socket_connect(b, address_.get(), static_cast<int>(address_.length)) != 0) {
-        finish("cannot connect");
-        return;
+    if (!outcome.preamble.empty()) {
+        bufferevent_write(b, outcome.preamble.data(), outcome.preamble.size());
     }
     bufferevent_enable(b, EV_READ | EV_WRITE);
 }
@@ -143,6 +170,7 @@ void BackendEhlo::fail_internal(const char* what) {
 void BackendEhlo::finish(const char* failure) {
     step_ = Step::Idle;
     bev_.reset();
+    attempt_.reset();
     if (failure == nullptr) {
         if (warned_) {
             spdlog::info("smtp backend {} answers EHLO again", backend_name_);

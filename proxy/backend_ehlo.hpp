@@ -6,9 +6,10 @@
 // backend is picked up. Until the first answer the list is empty (only STARTTLS is offered).
 // One per backend for the whole process: it runs on the main loop (worker 0's) and publishes
 // each answer as an immutable snapshot that sessions on every worker thread read once, at
-// accept, under a mutex.
+// accept, under a mutex. It connects through the backend's own connector, so it reaches the
+// backend as sessions do (failover, a PROXY header with no client: v2 LOCAL, v1 UNKNOWN).
 
-#include "proxy/endpoint.hpp"
+#include "proxy/backend_connector.hpp"
 #include "proxy/event.hpp"
 
 #include <chrono>
@@ -23,8 +24,8 @@ using Extensions = std::shared_ptr<const std::vector<std::string>>;
 
 class BackendEhlo {
 public:
-    BackendEhlo(std::string backend_name, SocketAddress address, std::string hostname,
-                std::chrono::milliseconds timeout);
+    BackendEhlo(std::string backend_name, std::shared_ptr<const BackendConnector> connector,
+                std::string hostname);
     BackendEhlo(const BackendEhlo&) = delete;
     BackendEhlo& operator=(const BackendEhlo&) = delete;
     BackendEhlo(BackendEhlo&&) = delete;
@@ -40,6 +41,7 @@ public:
     void on_data();
     void on_event(short what);
     void on_timer();
+    void on_attempt(short what);
     void fail_internal(const char* what);
 
 private:
@@ -49,9 +51,9 @@ private:
 
     event_base* base_ = nullptr;
     std::string backend_name_;
-    SocketAddress address_;
+    std::shared_ptr<const BackendConnector> connector_;
     std::string hostname_;
-    std::chrono::milliseconds timeout_;
+    std::unique_ptr<BackendAttempt> attempt_;  // while connecting
     BevPtr bev_;
     EventPtr timer_;
     Step step_ = Step::Idle;

@@ -50,6 +50,11 @@ public:
         phase_ = Phase::Handshake;
         phase_due_ = now + limits_.handshake;
     }
+    // The plaintext dialogue of a STARTTLS listener starts now (after a PROXY header).
+    void plaintext(TimePoint now) noexcept {
+        phase_ = Phase::Open;
+        client_seen_ = now;
+    }
     // TLS is up: the dialogue starts, the idle limit applies, the client counts as just seen.
     void tls_ready(TimePoint now) noexcept {
         phase_ = Phase::Open;

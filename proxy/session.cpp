@@ -2,12 +2,15 @@
 
 #include "protocols/replies.hpp"
 #include "proxy/log.hpp"
+#include "proxy/proxy_protocol.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -60,14 +63,27 @@ void Session::start() {
         return;
     }
     set_nodelay(client_.fd());
+    if (listener_.spec.accept_proxy) {
+        phase_ = Phase::ProxyHeader;
+        deadlines_.handshake(Clock::now());  // the header counts against handshake_timeout
+        arm_timer();
+        progress();
+        return;
+    }
+    begin();
+    progress();
+}
+
+// The client's own dialogue: TLS first (implicit), or postern's plaintext greeting (STARTTLS).
+void Session::begin() {
     handshake_.store = listener_.worker->certs();
     handshake_.strict_sni = listener_.strict_sni;
     if (listener_.spec.tls == conf::TlsMode::Implicit) {
         complete_upgrade();  // straight to the handshake
-        progress();
         return;
     }
     phase_ = Phase::Dialogue;
+    deadlines_.plaintext(Clock::now());
     arm_timer();
     if (listener_.backend_ehlo != nullptr) {
         protocols::MachineSettings settings = listener_.machine;
@@ -77,7 +93,6 @@ void Session::start() {
         machine_ = protocols::make_machine(listener_.machine);
     }
     feed_event(protocols::Event::ClientConnected);
-    progress();
 }
 
 // --- the event entry points ----------------------------------------------------------------
@@ -104,7 +119,8 @@ void Session::on_timer(short /*what*/) {
             finish();  // the client stopped reading what it was owed
             return;
         case Timeout::Handshake:
-            end_detail_ = "no complete TLS handshake in time";
+            end_detail_ = phase_ == Phase::ProxyHeader ? "no complete PROXY header in time"
+                                                       : "no complete TLS handshake in time";
             end_ = CloseReason::Timeout;
             finish();
             return;
@@ -131,6 +147,11 @@ void Session::progress() {
         switch (phase_) {
             case Phase::Closed:
                 return;
+            case Phase::ProxyHeader:
+                if (!step_proxy_header()) {
+                    return;
+                }
+                continue;
             case Phase::Handshake:
                 if (!step_handshake()) {
                     return;
@@ -159,6 +180,54 @@ void Session::progress() {
     }
     // The budget is spent and there may be more: continue on the loop's next turn.
     client_.reschedule();
+}
+
+// Peeks, so that not one byte past the header is taken from the socket: what follows is a TLS
+// ClientHello for OpenSSL, or the plaintext dialogue. A header is at most kMaxV2Length bytes;
+// a peer that sends more without completing one is refused.
+bool Session::step_proxy_header() {
+    namespace header = protocols::proxy_header;
+    std::array<char, header::kMaxV2Length> peeked{};
+    const ssize_t n = ::recv(client_.fd(), peeked.data(), peeked.size(), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return false;
+    }
+    header::Header parsed;
+    header::ParseResult result;
+    if (n <= 0) {
+        result.status = header::Status::Invalid;
+        result.error = n == 0 ? "closed before a complete header" : errno_text(errno);
+    } else {
+        result = header::parse({peeked.data(), static_cast<std::size_t>(n)}, parsed);
+        if (result.status == header::Status::NeedMore &&
+            static_cast<std::size_t>(n) == peeked.size()) {
+            result.status = header::Status::Invalid;
+            result.error = "header too long";
+        }
+    }
+    if (result.status == header::Status::NeedMore) {
+        return false;
+    }
+    if (result.status == header::Status::Invalid ||
+        ::recv(client_.fd(), peeked.data(), result.consumed, 0) !=
+            static_cast<ssize_t>(result.consumed)) {
+        spdlog::warn("listener {}: closed the connection from balancer {}: bad PROXY header: {}",
+                     listener_.name, client_address_, sanitize(result.error, 200, true));
+        end_ = CloseReason::ProtocolError;
+        end_detail_ = "bad PROXY header";
+        finish();
+        return false;
+    }
+    via_ = std::move(client_address_);
+    if (parsed.local) {  // the balancer's own health check: served as the balancer
+        client_address_ = via_;
+    } else {
+        proxied_peer_ = socket_address(parsed.source);
+        proxied_local_ = socket_address(parsed.destination);
+        client_address_ = to_string(proxied_peer_.get());
+    }
+    begin();
+    return phase_ != Phase::Closed;
 }
 
 bool Session::step_handshake() {
@@ -374,11 +443,13 @@ void Session::log_end() const {
     const char* cert = handshake_.cert != nullptr ? handshake_.cert->primary_name().c_str() : "-";
     const std::string sni = handshake_.sni.empty() ? "-" : sanitize(handshake_.sni);
     spdlog::log(level,
-                "session end client={} listener={} protocol={} sni={} cert={} tls={} cipher={} "
-                "backend={} bytes_in={} bytes_out={} duration_ms={} end={}{}{}{}",
-                client_address_, listener_.name, conf::to_string(listener_.spec.protocol), sni,
+                "session end client={}{}{} listener={} protocol={} sni={} cert={} tls={} cipher={} "
+                "backend={}{}{} bytes_in={} bytes_out={} duration_ms={} end={}{}{}{}",
+                client_address_, via_.empty() ? "" : " via=", via_, listener_.name, conf::to_string(listener_.spec.protocol), sni,
                 cert, tls_established() ? tls_version_ : "-", tls_established() ? cipher_ : "-",
-                listener_.backend_name, relay_.bytes_in(), relay_.bytes_out(), ms,
+                target_ != nullptr ? target_->name : listener_.spec.backend,
+                backend_served_.empty() ? "" : " backend_addr=", backend_served_,
+                relay_.bytes_in(), relay_.bytes_out(), ms,
                 protocols::to_string(end_), end_detail_.empty() ? "" : " detail=\"",
                 sanitize(end_detail_, 200, true), end_detail_.empty() ? "" : "\"");
 }

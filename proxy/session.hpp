@@ -5,7 +5,9 @@
 // (session.cpp). Only this class changes its phase. It writes exactly one log line when it
 // ends. The Worker owns it; it never deletes itself.
 //
-// Phases: [Dialogue -> Upgrading ->] Handshake -> Dialogue -> Relaying -> Closing -> Closed.
+// Phases: [ProxyHeader ->] [Dialogue -> Upgrading ->] Handshake -> Dialogue -> Relaying ->
+// Closing -> Closed. ProxyHeader (accept_proxy) reads a trusted balancer's PROXY header and
+// nothing after it (the TLS or plaintext dialogue that follows is the client's own).
 // A STARTTLS listener starts in a plaintext Dialogue; Upgrading waits for the go-ahead reply to
 // leave before the handshake. Closing flushes what is owed to the client; Closed is retired to
 // the worker's reaper. Beside the phase, the backend link: none, connecting (a BackendAttempt
@@ -33,6 +35,7 @@
 
 namespace postern::proxy {
 
+struct BackendTarget;
 struct ListenerContext;
 
 class Session {
@@ -60,11 +63,21 @@ public:
 
 private:
     using Clock = Deadlines::Clock;
-    enum class Phase : std::uint8_t { Handshake, Dialogue, Upgrading, Relaying, Closing, Closed };
+    enum class Phase : std::uint8_t {
+        ProxyHeader,  // accept_proxy: the balancer's PROXY header comes first
+        Handshake,
+        Dialogue,
+        Upgrading,
+        Relaying,
+        Closing,
+        Closed
+    };
     enum class Link : std::uint8_t { None, Connecting, Open, HalfClosed };
     struct MachineHost;  // the session as protocols/driver.hpp's host
 
+    void begin();
     void progress();
+    bool step_proxy_header();
     bool step_handshake();
     bool flush(protocols::Peer to);
     bool read(protocols::Peer from);
@@ -94,6 +107,11 @@ private:
 
     ListenerContext& listener_;
     std::string client_address_;
+    // accept_proxy: the balancer's own address (client_address_ is then the header's source),
+    // and the two addresses the header named; empty/AF_UNSPEC otherwise (and for a LOCAL one).
+    std::string via_;
+    SocketAddress proxied_peer_;
+    SocketAddress proxied_local_;
     tls::Handshake handshake_;
     Stream client_;
     Stream backend_;
@@ -106,6 +124,8 @@ private:
     std::unique_ptr<protocols::Machine> machine_;
     protocols::Actions actions_;
     std::unique_ptr<BackendAttempt> attempt_;  // while Link::Connecting
+    const BackendTarget* target_ = nullptr;     // the backend chosen (by SNI, from the routes)
+    std::string backend_served_;                // which of its addresses answered
     Phase phase_ = Phase::Handshake;
     Link link_ = Link::None;
     bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent

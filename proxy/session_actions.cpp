@@ -69,26 +69,32 @@ void Session::connect_backend() {
                            .client = {.peer = {},
                                       .local = {},
                                       .address = client_address_,
-                                      .sni = handshake_.sni,
+                                      .sni = handshake_.server_name,
                                       .hostname = listener_.machine.hostname,
                                       .tls_version = tls_established() ? tls_version_ : "",
                                       .cipher = tls_established() ? cipher_ : ""}};
     client_addresses(request.client);
     BackendOutcome failed;
-    attempt_ = listener_.connector->connect(request, failed);
+    target_ = &listener_.backend_for(handshake_.server_name);
+    attempt_ = target_->connector->connect(request, failed);
     if (!attempt_) {
         end_detail_ = std::move(failed.failure);
         feed_event(protocols::Event::BackendFailed);
         return;
     }
     link_ = Link::Connecting;
-    deadlines_.connecting(Clock::now() + listener_.connector->timeout());
+    deadlines_.connecting(Clock::now() + target_->connector->timeout());
     arm_timer();
 }
 
 // The client's two addresses: the socket's own, unless a trusted balancer's PROXY header named
 // them (accept_proxy).
 void Session::client_addresses(ClientInfo& client) const {
+    if (proxied_peer_.length != 0) {
+        client.peer = proxied_peer_;
+        client.local = proxied_local_;
+        return;
+    }
     auto& peer = client.peer;
     auto& local = client.local;
     peer.length = sizeof(peer.storage);
@@ -126,6 +132,7 @@ void Session::on_backend_connected(BackendOutcome outcome) {
         return;
     }
     link_ = Link::Open;
+    backend_served_ = std::move(outcome.served);
     if (!outcome.preamble.empty()) {  // before what the machine queued while connecting
         ByteBuffer first{listener_.worker->buffers()};
         first.append(outcome.preamble);

@@ -1,6 +1,7 @@
 #include "proxy/worker.hpp"
 
 #include "proxy/log.hpp"
+#include "proxy/proxy_protocol.hpp"
 #include "proxy/session.hpp"
 #include "proxy/trampoline.hpp"
 
@@ -28,43 +29,6 @@ Worker::~Worker() {
     listeners_.clear();
 }
 
-bool make_backends(const conf::Config& config, Backends& out, std::string& error) {
-    for (const auto& spec : config.listeners) {
-        const conf::BackendSpec* backend = config.find_backend(spec.backend);
-        if (backend == nullptr) {
-            continue;  // Worker::create says so, naming the listener
-        }
-        Backend& entry = out[backend->name];
-        if (entry.connector) {
-            continue;
-        }
-        SocketAddress address;
-        if (!resolve(backend->addresses.front(), address, error)) {
-            error.insert(0, "backend " + backend->name + ": ");
-            return false;
-        }
-        entry.connector = std::make_shared<TcpConnector>(address, backend->connect_timeout);
-        const bool smtp_starttls = std::any_of(
-            config.listeners.begin(), config.listeners.end(), [&](const conf::ListenerSpec& l) {
-                return config.find_backend(l.backend) == backend &&
-                       l.protocol == conf::Protocol::Smtp && l.tls == conf::TlsMode::StartTls;
-            });
-        if (smtp_starttls) {
-            entry.ehlo = std::make_unique<BackendEhlo>(
-                backend->name, address, config.server.hostname, backend->connect_timeout);
-        }
-    }
-    return true;
-}
-
-void start_ehlos(Backends& backends, event_base* base) {
-    for (auto& [name, backend] : backends) {
-        if (backend.ehlo) {
-            backend.ehlo->start(base);
-        }
-    }
-}
-
 std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backends& backends,
                                        std::shared_ptr<tls::CertSource> certs,
                                        const std::shared_ptr<tls::TicketKeys>& ticket_keys,
@@ -81,15 +45,24 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
         ctx->index = worker->listeners_.size();
         ctx->spec = spec;
         ctx->name = spec.listen.to_string();
-        const conf::BackendSpec* backend = config.find_backend(spec.backend);
-        if (backend == nullptr) {
-            error = ctx->name;
-            error.append(": no backend named ").append(spec.backend);
-            return nullptr;
+        // The default backend first, then each other one the routes name.
+        std::vector<std::string> names{spec.backend};
+        for (const conf::Route& route : spec.routes) {
+            if (std::find(names.begin(), names.end(), route.backend) == names.end()) {
+                names.push_back(route.backend);
+            }
         }
-        ctx->backend_name = backend->name;
-        const Backend& shared = backends.at(backend->name);
-        ctx->connector = shared.connector;
+        for (const std::string& name : names) {
+            const auto found = backends.find(name);
+            if (found == backends.end()) {
+                error = ctx->name;
+                error.append(": no backend named ").append(name);
+                return nullptr;
+            }
+            ctx->backends.push_back(BackendTarget{name, found->second.connector,
+                                                  found->second.spec->xclient});
+        }
+        const Backend& shared = backends.at(spec.backend);
         ctx->strict_sni = config.tls.strict_sni;
         ctx->front = tls::FrontContext::create(config.tls, ticket_keys, error);
         if (!ctx->front) {
@@ -125,9 +98,9 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
         ctx->retry.reset(event_new(worker->base(), -1, 0,
                                    &event_cb<ListenerContext, &ListenerContext::on_retry>,
                                    ctx.get()));
-        spdlog::info("listening on {} protocol={} tls={} backend={} ({})", ctx->name,
-                     conf::to_string(spec.protocol), conf::to_string(spec.tls), backend->name,
-                     backend->addresses.front().to_string());
+        spdlog::info("listening on {} protocol={} tls={} backend={} routes={}{}", ctx->name,
+                     conf::to_string(spec.protocol), conf::to_string(spec.tls), spec.backend,
+                     spec.routes.size(), spec.accept_proxy ? " accept_proxy" : "");
         worker->listeners_.push_back(std::move(ctx));
     }
     return worker;
@@ -136,6 +109,12 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
 void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) {
     UniqueFd owned{fd};
     std::string address = to_string(peer);
+    if (listener.spec.accept_proxy && !trusted_proxy(listener.spec.trusted_proxies, peer)) {
+        // Before any byte is read: only a trusted balancer may say who the client is.
+        spdlog::warn("listener {}: refused a connection from {}: not in trusted_proxies",
+                     listener.name, sanitize(address));
+        return;
+    }
     if (balancer_ != nullptr) {
         const std::size_t to = balancer_->place(index_);
         if (to != index_) {
@@ -245,6 +224,13 @@ void Worker::close_all_sessions() {
 
 void Worker::fail_internal(const char* what) const {
     spdlog::error("worker {}: {}", index_ + 1, what);
+}
+
+const BackendTarget& ListenerContext::backend_for(std::string_view server_name) const {
+    const std::string& chosen = conf::Config::route(spec, server_name);
+    const auto it = std::find_if(backends.begin(), backends.end(),
+                                 [&chosen](const BackendTarget& t) { return t.name == chosen; });
+    return it != backends.end() ? *it : backends.front();
 }
 
 void ListenerContext::on_accept(evutil_socket_t fd, const sockaddr* peer) {

@@ -4,12 +4,13 @@
 // own callback. Workers share nothing mutable but the certificate-store pointer, each SMTP
 // backend's EHLO snapshot (proxy/backend_ehlo.hpp) and, with several workers, the Balancer's
 // session counts and each worker's inbox of handed-over sockets (proxy/balancer.hpp). The
-// backends (a BackendConnector each, stateless) are built once by run() and shared.
+// backends (proxy/backends.hpp) are built once by run() and shared.
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
 #include "proxy/backend_connector.hpp"
 #include "proxy/backend_ehlo.hpp"
+#include "proxy/backends.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/endpoint.hpp"
@@ -28,14 +29,22 @@ namespace postern::proxy {
 class Session;
 class Worker;
 
+// One backend a listener's sessions may use: its name for the log, how to connect, and whether
+// the machine sends the protocol's forwarding command (xclient).
+struct BackendTarget {
+    std::string name;
+    std::shared_ptr<const BackendConnector> connector;
+    bool xclient = false;
+};
+
 // Everything a session needs to know about the listener that accepted it; read-only.
 struct ListenerContext {
     Worker* worker = nullptr;
     std::size_t index = 0;  // the same listener has the same index in every worker
     conf::ListenerSpec spec;
     std::string name;  // the listen address as configured: "127.0.0.1:993"
-    std::string backend_name;
-    std::shared_ptr<const BackendConnector> connector;
+    // The default backend first, then each other one the routes name (backend_for()).
+    std::vector<BackendTarget> backends;
     bool strict_sni = false;
     std::unique_ptr<tls::FrontContext> front;
     protocols::MachineSettings machine;
@@ -44,25 +53,15 @@ struct ListenerContext {
     ListenerPtr listener;
     EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
 
+    // The backend for a client that sent `server_name` (lower case; empty: none, or no TLS).
+    [[nodiscard]] const BackendTarget& backend_for(std::string_view server_name) const;
+
     // libevent entry points (proxy/trampoline.hpp)
     void on_accept(evutil_socket_t fd, const sockaddr* peer);
     void on_error();
     void on_retry();
     void fail_internal(const char* what) const;
 };
-
-// What the process knows about one configured backend, shared by every worker: how to connect
-// to it and, for SMTP STARTTLS listeners, its EHLO extensions (learned on the main loop).
-struct Backend {
-    std::shared_ptr<const BackendConnector> connector;
-    std::unique_ptr<BackendEhlo> ehlo;
-};
-using Backends = std::unordered_map<std::string, Backend>;
-
-// The backends the listeners use, resolved once (no session ever waits on a resolver); false
-// with `error` set when one cannot be resolved. The EHLO learners start with start_ehlos().
-[[nodiscard]] bool make_backends(const conf::Config& config, Backends& out, std::string& error);
-void start_ehlos(Backends& backends, event_base* base);
 
 class Worker {
 public:

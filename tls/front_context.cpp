@@ -37,6 +37,9 @@ int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
         if (auto raw = parse_server_name_ext(hello_ext(ssl, TLSEXT_TYPE_server_name))) {
             hs->sni.assign(raw->substr(0, kMaxSniKept));
             host = normalize_host_name(*raw);  // IP literals and junk count as no SNI
+            if (host) {
+                hs->server_name = *host;
+            }
         }
     } catch (...) {  // allocation failure: no exception may cross OpenSSL's frames
         *alert = SSL_AD_INTERNAL_ERROR;

@@ -20,6 +20,8 @@ struct Handshake {
     std::shared_ptr<const CertStore> store;  // snapshot taken at accept: one store per handshake
     bool strict_sni = false;
     std::string sni;                    // as sent (raw, capped); empty when none
+    std::string server_name;            // the SNI as a host name (lower case), empty when none
+                                        // or not a host name: what routes and backends see
     const Certificate* cert = nullptr;  // what was served
     bool refused_name = false;          // strict_sni refused the name
 };

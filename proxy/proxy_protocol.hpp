@@ -1,0 +1,30 @@
+#pragma once
+// The PROXY protocol at postern's two edges, in socket terms: the header written to a backend
+// with send_proxy (who the client is, what it connected to, its SNI and TLS), and a header read
+// from a trusted balancer with accept_proxy turned back into socket addresses. The bytes
+// themselves are protocols/proxy_header.hpp's.
+
+#include "conf/config.hpp"
+#include "protocols/proxy_header.hpp"
+#include "proxy/backend_connector.hpp"
+#include "proxy/endpoint.hpp"
+
+#include <string>
+#include <vector>
+
+namespace postern::proxy {
+
+// An IPv4-mapped IPv6 address (a client of a dual-stack listener) comes out as the IPv4
+// address it carries: backends log and match it as IPv4. AF_UNSPEC: family 0.
+[[nodiscard]] protocols::proxy_header::Address header_address(const SocketAddress& address);
+[[nodiscard]] SocketAddress socket_address(const protocols::proxy_header::Address& address);
+
+// accept_proxy: whether a connection from `peer` may send a PROXY header (trusted_proxies).
+[[nodiscard]] bool trusted_proxy(const std::vector<conf::Network>& networks, const sockaddr* peer);
+
+// The header for `client`: LOCAL (v2) or UNKNOWN (v1) when there is no client (a local check);
+// v2 adds the SNI as PP2_TYPE_AUTHORITY and, once TLS is up, PP2_TYPE_SSL with its version and
+// cipher.
+[[nodiscard]] std::string proxy_header_for(conf::ProxyHeader version, const ClientInfo& client);
+
+}  // namespace postern::proxy
