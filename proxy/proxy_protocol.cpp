@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <netinet/in.h>
+#include <poll.h>
 
 namespace postern::proxy {
 
@@ -62,6 +63,11 @@ bool trusted_proxy(const std::vector<conf::Network>& networks, const sockaddr* p
                                         [&a](const conf::Network& n) {
                                             return n.contains(a.family, a.bytes.data());
                                         });
+}
+
+bool peer_shut_down(int fd) noexcept {
+    pollfd p{.fd = fd, .events = POLLRDHUP, .revents = 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 std::string proxy_header_for(conf::ProxyHeader version, const ClientInfo& client) {

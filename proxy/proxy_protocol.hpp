@@ -22,6 +22,11 @@ namespace postern::proxy {
 // accept_proxy: whether a connection from `peer` may send a PROXY header (trusted_proxies).
 [[nodiscard]] bool trusted_proxy(const std::vector<conf::Network>& networks, const sockaddr* peer);
 
+// Whether the peer has shut down its side of `fd`. The header is read with MSG_PEEK, which
+// returns the same bytes again and never the end of the stream behind them, so a balancer
+// that sends part of a header and closes would otherwise hold the session until its timeout.
+[[nodiscard]] bool peer_shut_down(int fd) noexcept;
+
 // The header for `client`: LOCAL (v2) or UNKNOWN (v1) when there is no client (a local check);
 // v2 adds the SNI as PP2_TYPE_AUTHORITY and, once TLS is up, PP2_TYPE_SSL with its version and
 // cipher.

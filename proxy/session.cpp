@@ -206,7 +206,11 @@ bool Session::step_proxy_header() {
         }
     }
     if (result.status == header::Status::NeedMore) {
-        return false;
+        if (!peer_shut_down(client_.fd())) {
+            return false;
+        }
+        result.status = header::Status::Invalid;
+        result.error = "closed before a complete header";
     }
     if (result.status == header::Status::Invalid ||
         ::recv(client_.fd(), peeked.data(), result.consumed, 0) !=
