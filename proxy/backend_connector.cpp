@@ -24,8 +24,11 @@ public:
           callback_(request.callback),
           arg_(request.arg),
           order_(connector_->order()) {
-        if (connector_->send_proxy() != conf::ProxyHeader::None) {
-            preamble_ = proxy_header_for(connector_->send_proxy(), request.client);
+        const conf::ProxyHeader version = connector_->send_proxy();
+        own_v1_ =
+            version == conf::ProxyHeader::V1 && request.client.peer.get()->sa_family == AF_UNSPEC;
+        if (version != conf::ProxyHeader::None && !own_v1_) {
+            preamble_ = proxy_header_for(version, request.client);
         }
     }
 
@@ -54,6 +57,9 @@ public:
             const std::size_t index = order_[position_];
             connector_->served(index);
             set_nodelay(fd_.get());
+            if (own_v1_) {
+                preamble_ = own_v1_header(fd_.get());
+            }
             outcome.fd = std::move(fd_);
             outcome.preamble = std::move(preamble_);
             outcome.served = connector_->targets()[index].text;
@@ -113,6 +119,7 @@ private:
     std::vector<std::size_t> order_;
     std::size_t position_ = 0;
     std::string preamble_;
+    bool own_v1_ = false;  // v1 without a client: the header names this connection's endpoints
     std::string failures_;
     UniqueFd fd_;
     EventPtr event_;  // one-shot: EV_WRITE (the connect's end; a failure is writable too) or

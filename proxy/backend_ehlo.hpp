@@ -7,7 +7,8 @@
 // One per backend for the whole process: it runs on the main loop (worker 0's) and publishes
 // each answer as an immutable snapshot that sessions on every worker thread read once, at
 // accept, under a mutex. It connects through the backend's own connector, so it reaches the
-// backend as sessions do (failover, a PROXY header with no client: v2 LOCAL, v1 UNKNOWN).
+// backend as sessions do (failover, a PROXY header with no client: v2 LOCAL, v1 naming its
+// own connection's endpoints).
 
 #include "proxy/backend_connector.hpp"
 #include "proxy/event.hpp"

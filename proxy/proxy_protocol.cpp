@@ -5,6 +5,7 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 namespace postern::proxy {
 
@@ -80,6 +81,19 @@ std::string proxy_header_for(conf::ProxyHeader version, const ClientInfo& client
         h.tls = header::TlsInfo{client.tls_version, client.cipher != nullptr ? client.cipher : ""};
     }
     return version == conf::ProxyHeader::V1 ? header::build_v1(h) : header::build_v2(h);
+}
+
+std::string own_v1_header(int fd) {
+    ClientInfo own;
+    auto* mine = reinterpret_cast<sockaddr*>(&own.peer.storage);
+    auto* theirs = reinterpret_cast<sockaddr*>(&own.local.storage);
+    own.peer.length = sizeof(own.peer.storage);
+    own.local.length = sizeof(own.local.storage);
+    if (::getsockname(fd, mine, &own.peer.length) != 0 ||
+        ::getpeername(fd, theirs, &own.local.length) != 0) {
+        own = {};
+    }
+    return proxy_header_for(conf::ProxyHeader::V1, own);
 }
 
 }  // namespace postern::proxy

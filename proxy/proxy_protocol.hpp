@@ -32,4 +32,10 @@ namespace postern::proxy {
 // cipher.
 [[nodiscard]] std::string proxy_header_for(conf::ProxyHeader version, const ClientInfo& client);
 
+// A v1 header for a connection of postern's own (no client) once `fd` is connected: its own
+// two endpoints, postern as the client. The spec's "PROXY UNKNOWN" means just that, but Postfix
+// 3.7 refuses it ("haproxy read: bad or missing protocol type"); v2 LOCAL it accepts. UNKNOWN
+// when the endpoints cannot be read.
+[[nodiscard]] std::string own_v1_header(int fd);
+
 }  // namespace postern::proxy

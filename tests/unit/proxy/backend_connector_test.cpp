@@ -218,4 +218,23 @@ TEST_CASE("tcp connector: send_proxy puts the client's PROXY header first") {
     CHECK(parsed.local);
 }
 
+TEST_CASE("tcp connector: v1 without a client names the connection's own endpoints") {
+    // Postfix refuses "PROXY UNKNOWN"; postern's own EHLO check says who it is instead
+    const Loopback backend{true};
+    Attempting own;
+    REQUIRE(own.run(*connector_to({&backend}, 1500ms, conf::ProxyHeader::V1)));
+    REQUIRE(own.outcome.fd.get() >= 0);
+    SocketAddress local;
+    local.length = sizeof(local.storage);
+    REQUIRE(::getsockname(own.outcome.fd.get(), reinterpret_cast<sockaddr*>(&local.storage),
+                          &local.length) == 0);
+    sockaddr_in mine{};
+    sockaddr_in theirs{};
+    std::memcpy(&mine, &local.storage, sizeof(mine));
+    std::memcpy(&theirs, &backend.address.storage, sizeof(theirs));
+    CHECK(own.outcome.preamble == "PROXY TCP4 127.0.0.1 127.0.0.1 " +
+                                      std::to_string(ntohs(mine.sin_port)) + " " +
+                                      std::to_string(ntohs(theirs.sin_port)) + "\r\n");
+}
+
 }  // namespace postern::proxy
