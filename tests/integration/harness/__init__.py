@@ -3,7 +3,8 @@
 A package; the test files `from harness import ...` the names below, which live in:
 ``base`` (settings, waiting, ports, templates, ``run``, ``Daemon``/``Service``), ``pki``,
 ``servers`` (Dovecot, Postfix, Courier), ``postern`` (the process and its config),
-``clients``, ``relay`` (``RecordingRelay``) and ``case`` (``IntegrationCase``).
+``clients``, ``relay`` (``RecordingRelay``), ``haproxy`` (``Haproxy``) and ``case``
+(``IntegrationCase``).
 
 Everything a test needs to run postern hermetically on loopback:
 
@@ -19,13 +20,18 @@ Everything a test needs to run postern hermetically on loopback:
 * ``Dovecot``, ``Postfix``, ``Courier`` -- backends started from ``servers/*.in`` templates on
   ports asked from the OS. ``Dovecot(..., starttls=True)`` advertises STARTTLS/STLS on its
   plaintext ports (and LOGINDISABLED when reached through a non-loopback-equal address).
-  ``Postfix(..., pki=...)`` adds a second plaintext port that advertises STARTTLS.
+  ``Dovecot(..., haproxy=True)`` adds IMAP and POP3 ports that want a PROXY header first
+  (``wait_login()`` finds the login line of a client address). ``Postfix(..., pki=...)`` adds a
+  second plaintext port that advertises STARTTLS, ``Postfix(..., proxy=True)`` one that wants
+  a PROXY header first (``received()`` reads a delivered mail's Received: headers).
+* ``Haproxy`` -- a TCP-mode load balancer in front of postern listeners (``send-proxy-v2``).
 * ``Postern`` -- writes a TOML config (certificates with paths relative to the config's folder),
   runs ``postern run --config``, waits until every listener listens, reads its stderr log
   (``session_end()`` parses the one-line session summary), and runs ``postern check``.
 * Clients: ``tls_connect()``, ``ImapSni`` / ``Pop3Sni`` / ``SmtpSni`` (stdlib clients that
   connect to 127.0.0.1 while sending the given SNI), ``ImapStarttls`` / ``Pop3Starttls`` /
-  ``SmtpStarttls`` (the same over STARTTLS / STLS), ``LineClient`` for raw protocol dialogues
+  ``SmtpStarttls`` (the same over STARTTLS / STLS; each takes ``source=`` to connect from another
+  loopback address, e.g. 127.0.0.2), ``plain_connect()``, ``LineClient`` for raw protocol dialogues
   (``LineClient.starttls()`` upgrades one in place),
   ``run()`` for CLI clients (curl, swaks, openssl), ``sni_sent_by()`` to see which SNI a CLI
   client really puts in its ClientHello.
@@ -33,7 +39,8 @@ Everything a test needs to run postern hermetically on loopback:
   connection, every byte postern sent the backend (and back); ``sync()`` returns once every
   connection opened so far is recorded (to prove none was opened, without sleeping).
 * Waiting: ``wait_until()`` polls with a bounded timeout; ``wait_listening()`` reads
-  /proc/net/tcp* (no probe connections, which backends would log as aborted sessions).
+  /proc/net/tcp* (no probe connections, which backends would log as aborted sessions);
+  ``Service.wait_log()`` polls a fixture's log for a regex (after ``log_size()``, a mark).
 
 The postern binary is ``$POSTERN_BIN`` (default ``<repo>/build/postern``). Set
 ``POSTERN_KEEP_TMP=1`` to keep the temp dirs for inspection.
@@ -44,7 +51,8 @@ from .base import (CACHE, HERE, KEEP_TMP, LOCALHOST, PASSWORD, POSTERN_BIN, REPO
                    render, run, unique, wait_listening, wait_not_listening, wait_until)
 from .case import IntegrationCase
 from .clients import (ImapSni, ImapStarttls, LineClient, Pop3Sni, Pop3Starttls, SmtpSni,
-                      SmtpStarttls, parse_client_hello_sni, sni_sent_by, tls_connect)
+                      SmtpStarttls, parse_client_hello_sni, plain_connect, sni_sent_by, tls_connect)
+from .haproxy import Haproxy
 from .pki import Pki
 from .postern import Postern, parse_fields, require_postern
 from .relay import RecordingRelay
@@ -56,7 +64,7 @@ __all__ = [
     "render", "run", "unique", "wait_listening", "wait_not_listening", "wait_until",
     "IntegrationCase",
     "ImapSni", "ImapStarttls", "LineClient", "Pop3Sni", "Pop3Starttls", "SmtpSni", "SmtpStarttls",
-    "parse_client_hello_sni", "sni_sent_by", "tls_connect",
-    "Pki", "Postern", "parse_fields", "require_postern", "RecordingRelay",
+    "parse_client_hello_sni", "plain_connect", "sni_sent_by", "tls_connect",
+    "Haproxy", "Pki", "Postern", "parse_fields", "require_postern", "RecordingRelay",
     "Courier", "Dovecot", "Postfix", "courier_root",
 ]

@@ -232,3 +232,25 @@ class Service:
             with contextlib.suppress(FileNotFoundError):
                 parts.append(log.read_text(errors="replace"))
         return "".join(parts)
+
+    def log_size(self, log: Optional[Path] = None) -> int:
+        """Bytes in a log file (default: the first of self.logs), to read only what follows."""
+        with contextlib.suppress(FileNotFoundError):
+            return (log or self.logs[0]).stat().st_size
+        return 0
+
+    def wait_log(self, pattern: str, timeout: float = 10.0, since: int = 0,
+                 log: Optional[Path] = None) -> re.Match:
+        """First match of the regex (multiline) in a log file (default: the first of self.logs)
+        from byte offset since, polled until timeout."""
+        rx = re.compile(pattern, re.M)
+        path = log or self.logs[0]
+
+        def look():
+            with contextlib.suppress(FileNotFoundError):
+                with open(path, "rb") as f:
+                    f.seek(since)
+                    return rx.search(f.read().decode(errors="replace"))
+            return None
+        return wait_until(look, timeout, f"{self.name} log line matching {pattern!r} in {path}",
+                          interval=0.05)

@@ -18,17 +18,29 @@ from .base import LOCALHOST
 
 
 def tls_connect(port: int, sni: Optional[str], *, host: str = LOCALHOST, context: Optional[ssl.SSLContext] = None,
-                timeout: float = 10.0) -> ssl.SSLSocket:
-    """TLS client socket to host:port sending SNI sni (None: no SNI). Default: no verification."""
+                timeout: float = 10.0, source: Optional[str] = None) -> ssl.SSLSocket:
+    """TLS client socket to host:port sending SNI sni (None: no SNI). Default: no verification.
+    source: the local address to connect from (e.g. "127.0.0.2", to differ from postern's)."""
     if context is None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    return _wrap(context, (host, port), sni, timeout)
+    return _wrap(context, (host, port), sni, timeout, source)
 
 
-def _wrap(context: ssl.SSLContext, address, sni: Optional[str], timeout) -> ssl.SSLSocket:
-    raw = socket.create_connection(address, timeout=timeout)
+def plain_connect(port: int, *, host: str = LOCALHOST, timeout: float = 10.0,
+                  source: Optional[str] = None) -> socket.socket:
+    """A plaintext TCP connection to host:port, from the local address source if given."""
+    return socket.create_connection((host, port), timeout, _bind(source))
+
+
+def _bind(source: Optional[str]):
+    return (source, 0) if source else None
+
+
+def _wrap(context: ssl.SSLContext, address, sni: Optional[str], timeout,
+          source: Optional[str] = None) -> ssl.SSLSocket:
+    raw = socket.create_connection(address, timeout=timeout, source_address=_bind(source))
     try:
         return context.wrap_socket(raw, server_hostname=sni)
     except BaseException:
@@ -130,21 +142,22 @@ class LineClient:
 
 
 class ImapSni(imaplib.IMAP4_SSL):
-    """imaplib over implicit TLS: connects to connect_host, sends SNI sni (host name checked)."""
+    """imaplib over implicit TLS: connects to connect_host (from source, if given), sends SNI
+    sni (host name checked)."""
 
     def __init__(self, sni: Optional[str], port: int, *, ssl_context: ssl.SSLContext,
-                 connect_host: str = LOCALHOST, timeout: float = 10.0):
-        self._connect_host, self._sni = connect_host, sni
+                 connect_host: str = LOCALHOST, timeout: float = 10.0, source: Optional[str] = None):
+        self._connect_host, self._sni, self._source = connect_host, sni, source
         super().__init__(sni or connect_host, port, ssl_context=ssl_context, timeout=timeout)
 
     def _create_socket(self, timeout):
-        return _wrap(self.ssl_context, (self._connect_host, self.port), self._sni, timeout)
+        return _wrap(self.ssl_context, (self._connect_host, self.port), self._sni, timeout, self._source)
 
 
 class Pop3Sni(poplib.POP3_SSL):
     def __init__(self, sni: Optional[str], port: int, *, context: ssl.SSLContext,
-                 connect_host: str = LOCALHOST, timeout: float = 10.0):
-        self._connect_host, self._sni = connect_host, sni
+                 connect_host: str = LOCALHOST, timeout: float = 10.0, source: Optional[str] = None):
+        self._connect_host, self._sni, self._source = connect_host, sni, source
         try:
             super().__init__(sni or connect_host, port, context=context, timeout=timeout)
         except BaseException:  # poplib leaves the socket open when the greeting is -ERR
@@ -153,30 +166,30 @@ class Pop3Sni(poplib.POP3_SSL):
             raise
 
     def _create_socket(self, timeout):
-        return _wrap(self.context, (self._connect_host, self.port), self._sni, timeout)
+        return _wrap(self.context, (self._connect_host, self.port), self._sni, timeout, self._source)
 
 
 class SmtpSni(smtplib.SMTP_SSL):
     def __init__(self, sni: Optional[str], port: int, *, context: ssl.SSLContext,
-                 connect_host: str = LOCALHOST, timeout: float = 10.0):
-        self._connect_host, self._sni = connect_host, sni
+                 connect_host: str = LOCALHOST, timeout: float = 10.0, source: Optional[str] = None):
+        self._connect_host, self._sni, self._source = connect_host, sni, source
         super().__init__(sni or connect_host, port, context=context, timeout=timeout)
 
     def _get_socket(self, host, port, timeout):
-        return _wrap(self.context, (self._connect_host, port), self._sni, timeout)
+        return _wrap(self.context, (self._connect_host, port), self._sni, timeout, self._source)
 
 
 class _PlainToHost:
     """Mixin for imaplib/poplib: the library's host is the SNI name (sent and checked after
-    STARTTLS/STLS), while the plaintext connection goes to connect_host."""
+    STARTTLS/STLS), while the plaintext connection goes to connect_host (from source, if given)."""
 
     def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
-                 timeout: float = 10.0):
-        self._connect_host = connect_host
+                 timeout: float = 10.0, source: Optional[str] = None):
+        self._connect_host, self._source = connect_host, source
         super().__init__(sni or connect_host, port, timeout=timeout)
 
     def _create_socket(self, timeout):
-        return socket.create_connection((self._connect_host, self.port), timeout)
+        return socket.create_connection((self._connect_host, self.port), timeout, _bind(self._source))
 
 
 class ImapStarttls(_PlainToHost, imaplib.IMAP4):
@@ -193,8 +206,9 @@ class SmtpStarttls(smtplib.SMTP):
     (smtplib passes self._host as server_hostname)."""
 
     def __init__(self, sni: Optional[str], port: int, *, connect_host: str = LOCALHOST,
-                 timeout: float = 10.0, local_hostname: str = "client.c.test"):
-        super().__init__(timeout=timeout, local_hostname=local_hostname)
+                 timeout: float = 10.0, local_hostname: str = "client.c.test",
+                 source: Optional[str] = None):
+        super().__init__(timeout=timeout, local_hostname=local_hostname, source_address=_bind(source))
         self.connect(connect_host, port)
         self._host = sni or connect_host
 

@@ -3,23 +3,26 @@ and the reading of its log (the one-line session summary)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
 from pathlib import Path
 from typing import Optional
 
-from .base import (LOCALHOST, POSTERN_BIN, Daemon, Service, free_port, run, wait_listening,
-                   wait_until)
+from .base import LOCALHOST, POSTERN_BIN, Daemon, Service, free_port, run, wait_listening
 from .pki import Pki
 
 
 def _toml(value) -> str:
+    """A TOML value: bool, int, string, list (array) or dict (inline table, keys quoted)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + " }"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -59,7 +62,9 @@ class Postern(Service):
         except ValueError:
             return str(path)
 
-    def backend(self, name: str, address: str, connect_timeout: str = "2s", **extra) -> None:
+    def backend(self, name: str, address, connect_timeout: str = "2s", **extra) -> None:
+        """A [[backend]]; address: "host:port" or a list of them (failover). extra: any other
+        key (send_proxy = "v2", xclient = True, ...)."""
         self.backends.append({"name": name, "address": address, "connect_timeout": connect_timeout, **extra})
 
     def listener(self, name: str, protocol: str, backend: str, tls: str = "implicit",
@@ -116,23 +121,6 @@ class Postern(Service):
 
     def text(self) -> str:
         return self.log_text()
-
-    def wait_log(self, pattern: str, timeout: float = 10.0, since: int = 0) -> re.Match:
-        """First match of the regex in the log (from byte offset since), polled until timeout."""
-        rx = re.compile(pattern, re.M)
-
-        def look():
-            with contextlib.suppress(FileNotFoundError):
-                with open(self.log, "rb") as f:
-                    f.seek(since)
-                    return rx.search(f.read().decode(errors="replace"))
-            return None
-        return wait_until(look, timeout, f"postern log line matching {pattern!r}", interval=0.05)
-
-    def log_size(self) -> int:
-        with contextlib.suppress(FileNotFoundError):
-            return self.log.stat().st_size
-        return 0
 
     def session_end(self, client_port: int, listener: Optional[str] = None, *, timeout: float = 10.0,
                     host: str = LOCALHOST, since: int = 0) -> dict[str, str]:

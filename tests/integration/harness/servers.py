@@ -24,26 +24,41 @@ class Dovecot(Service):
     starttls=True (needs pki): ssl = yes, so the plaintext ports advertise STARTTLS / STLS, and
     disable_plaintext_auth = yes, so a client whose address differs from the listen address
     (postern connecting from 127.0.0.1 to listen="127.0.0.2") also sees LOGINDISABLED.
+
+    haproxy=True: one more IMAP and POP3 port each (imap_haproxy_port, pop3_haproxy_port) that
+    want a PROXY v1/v2 header from 127.0.0.0/8 first; the login lines (dovecot.log) then name
+    the header's client: `rip=... rport=... lip=... lport=... local_name=<authority> secured`.
     """
 
     name = "dovecot"
 
     def __init__(self, workdir: Path, *, listen: str = LOCALHOST, starttls: bool = False,
                  pki: Optional[Pki] = None, instance: str = "postern-test",
-                 ports: Optional[tuple[int, int]] = None):
+                 ports: Optional[tuple[int, int]] = None, haproxy: bool = False):
         super().__init__(workdir)
         self.listen = listen
         self.imap_port, self.pop3_port = ports or free_ports(2, listen)
+        self.imap_haproxy_port = self.pop3_haproxy_port = None
         self.conf = self.dir / "dovecot.conf"
         ssl_settings = ""
         if starttls:
             assert pki is not None, "starttls needs a pki"
             ssl_settings = (f"ssl_cert = <{pki.crt('default')}\nssl_key = <{pki.key('default')}\n"
                             "ssl_min_protocol = TLSv1.2")
+        haproxy_settings, imap_haproxy, pop3_haproxy = "", "", ""
+        if haproxy:
+            self.imap_haproxy_port, self.pop3_haproxy_port = free_ports(2, listen)
+            haproxy_settings = "haproxy_trusted_networks = 127.0.0.0/8"
+            imap_haproxy = (f"  inet_listener imap_haproxy {{\n    port = {self.imap_haproxy_port}\n"
+                            "    haproxy = yes\n  }")
+            pop3_haproxy = (f"  inet_listener pop3_haproxy {{\n    port = {self.pop3_haproxy_port}\n"
+                            "    haproxy = yes\n  }")
         render("dovecot.conf.in", self.conf, DIR=self.dir, NAME=f"{instance}-{uuid.uuid4().hex[:6]}",
                LISTEN=listen, PORT_IMAP=self.imap_port, PORT_POP3=self.pop3_port,
                SSL="yes" if starttls else "no", SSL_SETTINGS=ssl_settings,
-               DISABLE_PLAINTEXT_AUTH="yes" if starttls else "no")
+               DISABLE_PLAINTEXT_AUTH="yes" if starttls else "no",
+               HAPROXY_SETTINGS=haproxy_settings, IMAP_HAPROXY=imap_haproxy,
+               POP3_HAPROXY=pop3_haproxy)
         (self.dir / "users").write_text(f"{USER}@a.test:{{PLAIN}}{PASSWORD}\n{USER}:{{PLAIN}}{PASSWORD}\n")
         (self.dir / "mail").mkdir(exist_ok=True)
         (self.dir / "state").mkdir(exist_ok=True)
@@ -59,11 +74,27 @@ class Dovecot(Service):
     def pop3_address(self) -> str:
         return f"{self.listen}:{self.pop3_port}"
 
+    @property
+    def imap_haproxy_address(self) -> str:
+        return f"{self.listen}:{self.imap_haproxy_port}"
+
+    @property
+    def pop3_haproxy_address(self) -> str:
+        return f"{self.listen}:{self.pop3_haproxy_port}"
+
     def start(self) -> "Dovecot":
         run(["doveconf", "-n", "-c", self.conf], check=True)
         self.daemon.start()
-        wait_listening([self.imap_port, self.pop3_port], 15, self.daemon.proc, "dovecot")
+        ports = [self.imap_port, self.pop3_port]
+        ports += [p for p in (self.imap_haproxy_port, self.pop3_haproxy_port) if p]
+        wait_listening(ports, 15, self.daemon.proc, "dovecot")
         return self
+
+    def wait_login(self, rip: str, rport: int, timeout: float = 10.0, since: int = 0) -> str:
+        """The `Login:` line (imap-login or pop3-login) of the client rip:rport, polled."""
+        rx = (r"^.*-login: Info: Login: .*\brip=" + re.escape(rip) + r", rport=" + str(rport)
+              + r",.*$")
+        return self.wait_log(rx, timeout, since).group(0)
 
     def stop(self):
         self.daemon.stop()
@@ -77,15 +108,25 @@ class Postfix(Service):
     """Postfix SMTP on a plaintext port; mail for test@a.test lands in vmail/a.test/test/.
 
     With pki, a second plaintext port (tls_port) advertises STARTTLS (security level may).
+    With proxy=True, one more port (proxy_port) wants a PROXY v1/v2 header first
+    (smtpd_upstream_proxy_protocol = haproxy): the header's client is the one Postfix logs and
+    writes into the Received: header.
     """
 
     name = "postfix"
 
-    def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None):
+    def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None,
+                 proxy: bool = False):
         super().__init__(workdir)
-        self.port, self.tls_port = free_ports(2)
+        self.port, self.tls_port, self.proxy_port = free_ports(3)
         if port is not None:
             self.port = port
+        proxy_service = ""
+        if proxy:
+            proxy_service = (f"127.0.0.1:{self.proxy_port} inet n - n - - smtpd\n"
+                             "  -o smtpd_upstream_proxy_protocol=haproxy")
+        else:
+            self.proxy_port = None
         etc = self.dir / "etc"
         tls_settings, tls_service = "", ""
         if pki is not None:
@@ -96,7 +137,8 @@ class Postfix(Service):
         else:
             self.tls_port = None
         render("postfix-main.cf.in", etc / "main.cf", DIR=self.dir, TLS_SETTINGS=tls_settings)
-        render("postfix-master.cf.in", etc / "master.cf", PORT_SMTP=self.port, TLS_SERVICE=tls_service)
+        render("postfix-master.cf.in", etc / "master.cf", PORT_SMTP=self.port, TLS_SERVICE=tls_service,
+               PROXY_SERVICE=proxy_service)
         (etc / "vmailbox").write_text("test@a.test a.test/test/\npostmaster@a.test a.test/postmaster/\n"
                                       "user@b.test b.test/user/\n")
         for sub in ("spool", "data", "vmail"):
@@ -115,10 +157,14 @@ class Postfix(Service):
     def tls_address(self) -> str:
         return f"{LOCALHOST}:{self.tls_port}"
 
+    @property
+    def proxy_address(self) -> str:
+        return f"{LOCALHOST}:{self.proxy_port}"
+
     def start(self) -> "Postfix":
         run(["postfix", "-c", self.etc, "check"], check=True, timeout=60)
         self.daemon.start()
-        ports = [self.port] + ([self.tls_port] if self.tls_port else [])
+        ports = [self.port] + [p for p in (self.tls_port, self.proxy_port) if p]
         wait_listening(ports, 30, self.daemon.proc, "postfix")
         return self
 
@@ -142,6 +188,13 @@ class Postfix(Service):
                     if needle in f.read_bytes().replace(b"\r\n", b"\n"):
                         return f
         return None
+
+    @staticmethod
+    def received(mail: Path) -> list[str]:
+        """The Received: headers of a delivered mail, each unfolded onto one line."""
+        head = mail.read_bytes().replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode(errors="replace")
+        unfolded = re.sub(r"\n[ \t]+", " ", head)
+        return [l for l in unfolded.split("\n") if l.lower().startswith("received:")]
 
     def wait_for_mail(self, subject: str, timeout: float = 20.0, **kw) -> Path:
         """Polls the virtual maildir until a message with this Subject is delivered."""
