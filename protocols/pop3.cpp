@@ -21,7 +21,7 @@ constexpr std::size_t kMaxPending = 64;  // pipelined commands awaiting replies 
 enum class Kind : std::uint8_t {
     Single,     // one line
     MultiLine,  // +OK starts a dot-terminated list (LIST, UIDL, RETR, TOP, bare AUTH)
-    Capa,       // MultiLine, and its STLS line is dropped
+    Capa,       // MultiLine, and its STLS, XCLIENT and XFORWARD lines are dropped
     Login,      // PASS, APOP: +OK means authenticated
     Sasl,       // AUTH <mechanism>: "+ " continuations, then +OK/-ERR (RFC 5034 §4)
     Quit,
@@ -83,6 +83,10 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
         send_to_client(out, replies::kPop3Unknown);
         return PreTlsStep::Refused;
     }
+    if (capabilities::is_identity_command(verb)) {  // never to the backend, even in plaintext
+        send_to_client(out, replies::kPop3NotPermitted);
+        return PreTlsStep::Refused;
+    }
     if (!local) {
         if (!settings_.require_tls) {
             return PreTlsStep::NeedBackend;
@@ -110,13 +114,16 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
 
 Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
-    if (iequals(verb, "STLS")) {
+    // Never forwarded: the backend would start a TLS handshake inside ours, or take the
+    // client's word for its identity (it trusts postern's address, not the client's).
+    const bool stls = iequals(verb, "STLS");
+    if (stls || capabilities::is_identity_command(verb)) {
         if (!pending_.empty()) {
             return LineStep::Stall;  // our reply must come after the replies still owed
         }
-        // Never forwarded: the backend would start a TLS handshake inside ours.
-        send_to_client(out,
-                       client_on_tls() ? replies::kPop3TlsActive : replies::kPop3TlsUnavailable);
+        send_to_client(out, !stls             ? replies::kPop3NotPermitted
+                            : client_on_tls() ? replies::kPop3TlsActive
+                                              : replies::kPop3TlsUnavailable);
         count_error(out);
         return LineStep::Consumed;
     }
@@ -142,7 +149,8 @@ void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     if (text::istarts_with(content, "+OK")) {
         if (relay_greeting()) {  // a STARTTLS listener has greeted the client itself
-            send_to_client(out, line);
+            const auto filtered = capabilities::filter_pop3_greeting(line);
+            send_to_client(out, filtered ? std::string_view(*filtered) : line);
         }
         greeting_relayed();
     } else if (text::istarts_with(content, "-ERR")) {
@@ -159,8 +167,8 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
         if (content == ".") {
             in_multiline_ = false;
             pending_.pop();
-        } else if (pending_.front() == Kind::Capa && capabilities::is_pop3_stls(line)) {
-            return;  // the client is on TLS already (RFC 2595 §4)
+        } else if (pending_.front() == Kind::Capa && capabilities::is_pop3_withheld(line)) {
+            return;  // withheld (capabilities.hpp)
         }
         send_to_client(out, line);
         return;

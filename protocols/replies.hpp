@@ -110,6 +110,9 @@ inline constexpr std::string_view kPop3PrivacyRequired =
     "-ERR [AUTH] Plaintext authentication disallowed, use STLS first\r\n";
 inline constexpr std::string_view kPop3Unknown = "-ERR Unknown command\r\n";
 inline constexpr std::string_view kPop3Arguments = "-ERR Unexpected arguments\r\n";
+// A client's XCLIENT/XOIP (capabilities::is_identity_command): Dovecot answers a host it does not
+// trust with "+OK ... ignoring"; a plain -ERR says the command did nothing.
+inline constexpr std::string_view kPop3NotPermitted = "-ERR Command not permitted\r\n";
 
 // SMTP (RFC 5321 §4.2.2 codes, RFC 3463 enhanced status codes).
 // 500 5.5.2: "syntax error, command unrecognized" covers a line over the limit (§4.5.3.1.4).
@@ -139,6 +142,10 @@ inline constexpr std::string_view kSmtpHeloSyntax = "501 5.5.4 Syntax: HELO host
 inline constexpr std::string_view kSmtpStartTlsSyntax = "501 5.5.4 Syntax: STARTTLS\r\n";
 inline constexpr std::string_view kSmtpBadSyntax = "500 5.5.2 Error: bad syntax\r\n";
 inline constexpr std::string_view kSmtpUnknown = "502 5.5.2 Error: command not recognized\r\n";
+// A client's XCLIENT/XFORWARD (capabilities::is_identity_command), in every phase: Postfix's own
+// answer to a client it does not authorize (XCLIENT_README's 550 "insufficient authorization").
+inline constexpr std::string_view kSmtpNotPermitted =
+    "550 5.7.0 Error: insufficient authorization\r\n";
 
 // 421 closes the channel (RFC 5321 §3.8); 4.7.0 as Postfix's smtpd_hard_error_limit answer.
 inline constexpr Canned kSmtpTooManyErrors{"421 4.7.0 ", "Error: too many errors\r\n"};

@@ -19,12 +19,10 @@ namespace {
 using text::iequals;
 
 constexpr std::size_t kMaxPending = 256;  // pipelined commands awaiting replies (RFC 2920)
-// A reply line is at most 512 octets with its code and CRLF (RFC 5321 §4.5.3.1.5).
-constexpr std::size_t kMaxExtension = 512 - 4 - 2;
 
 // Which command a reply still to come answers.
 enum class Kind : std::uint8_t {
-    Ehlo,   // filter STARTTLS out of the reply
+    Ehlo,   // filter STARTTLS, XCLIENT and XFORWARD out of the reply
     Data,   // 354 opens the message content
     Auth,   // 334 challenges, then 235 or an error (RFC 4954 §4)
     Quit,   // 221, then the backend closes
@@ -74,23 +72,6 @@ std::size_t scan_content(std::string_view chunk, std::uint8_t& state) noexcept {
         }
     }
     return chunk.size();
-}
-
-// One extension line of the backend's EHLO reply (without "250-"), as postern may repeat it to
-// a plaintext client: printable ASCII only (backend text must not smuggle a CR/LF or a second
-// reply into ours), short enough for one reply line, never STARTTLS (postern offers its own,
-// last), and no AUTH where credentials must wait for TLS (RFC 3207 §4.1, NO STARTTLS §8).
-bool advertisable(std::string_view extension, bool require_tls) noexcept {
-    if (extension.empty() || extension.size() > kMaxExtension || extension.front() == ' ' ||
-        !std::all_of(extension.begin(), extension.end(),
-                     [](char c) { return c >= ' ' && c <= '~'; })) {
-        return false;
-    }
-    const std::string_view keyword = text::split_word(extension).first;
-    if (iequals(keyword, "STARTTLS")) {
-        return false;
-    }
-    return !require_tls || !(iequals(keyword, "AUTH") || text::istarts_with(keyword, "AUTH="));
 }
 
 // RFC 3207 §4 lets a server that requires TLS answer 530 to all but NOOP, EHLO, STARTTLS and
@@ -154,7 +135,7 @@ std::string SmtpMachine::pre_tls_ehlo_reply() const {
     reply.append(our_name()).append("\r\n");
     if (settings_.smtp_extensions) {
         for (const std::string& extension : *settings_.smtp_extensions) {
-            if (advertisable(extension, settings_.require_tls)) {
+            if (capabilities::smtp_advertisable(extension, settings_.require_tls)) {
                 reply.append("250-").append(extension).append("\r\n");
             }
         }
@@ -207,6 +188,10 @@ SmtpMachine::PreTlsStep SmtpMachine::pre_tls_line(std::string_view line, Actions
         send_to_client(out, replies::kSmtpBadSyntax);
         return PreTlsStep::Refused;
     }
+    if (capabilities::is_identity_command(verb)) {  // never to the backend, even in plaintext
+        send_to_client(out, replies::kSmtpNotPermitted);
+        return PreTlsStep::Refused;
+    }
     if (!settings_.require_tls) {
         return PreTlsStep::NeedBackend;  // a plaintext MX: the backend decides from here
     }
@@ -252,13 +237,16 @@ std::size_t SmtpMachine::client_content(std::string_view data, Actions& out) {
 
 SmtpMachine::LineStep SmtpMachine::client_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
-    if (iequals(verb, "STARTTLS")) {
+    // Never forwarded: the backend would start a TLS handshake inside ours, or take the
+    // client's word for its identity (it trusts postern's address, not the client's).
+    const bool starttls = iequals(verb, "STARTTLS");
+    if (starttls || capabilities::is_identity_command(verb)) {
         if (!pending_.empty()) {
             return LineStep::Stall;  // replies stay in command order (RFC 2920 §3)
         }
-        // Never forwarded: the backend would start a TLS handshake inside ours.
-        send_to_client(out,
-                       client_on_tls() ? replies::kSmtpTlsActive : replies::kSmtpTlsUnavailable);
+        send_to_client(out, !starttls         ? replies::kSmtpNotPermitted
+                            : client_on_tls() ? replies::kSmtpTlsActive
+                                              : replies::kSmtpTlsUnavailable);
         count_error(out);
         return LineStep::Consumed;
     }
@@ -361,7 +349,7 @@ void SmtpMachine::reply_line(std::string_view line, const SmtpLine& reply, Actio
 
 void SmtpMachine::ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     // The first line names the server, never an extension (RFC 5321 §4.1.1.1).
-    if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_starttls(line)) {
+    if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_withheld(line)) {
         if (reply.last) {  // "250-SMTPUTF8" + "250 STARTTLS" -> "250 SMTPUTF8"
             held_[3] = ' ';
             send_to_client(out, held_);
