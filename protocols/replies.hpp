@@ -54,6 +54,11 @@ inline constexpr std::string_view kImapTlsActiveAfterTag = " BAD TLS is already 
 // fixation, NO STARTTLS §6.2); BAD is the only refusal §6.2.1 lists.
 inline constexpr std::string_view kImapTlsUnavailableAfterTag = " BAD TLS is not available now\r\n";
 inline constexpr std::string_view kImapJunk = "* BAD Invalid characters in command\r\n";
+// A client's ID that postern cannot read, so cannot clear of forwarding fields (imap_id.hpp):
+// Dovecot's own text for an ID it cannot parse.
+inline constexpr std::string_view kImapIdInvalidAfterTag = " BAD Invalid ID parameters\r\n";
+inline constexpr std::string_view kImapIdLiteralAfterTag =
+    " BAD Literals in ID are not supported\r\n";
 inline constexpr std::string_view kImapTooManyErrors = "* BYE Too many invalid commands\r\n";
 // Said when the session closes for idling (RFC 9051 §7.1.5).
 inline constexpr std::string_view kImapTimeout = "* BYE Autologout; idle for too long\r\n";
