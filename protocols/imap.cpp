@@ -1,6 +1,7 @@
 #include "protocols/imap.hpp"
 
 #include "protocols/capabilities.hpp"
+#include "protocols/forwarding.hpp"
 #include "protocols/imap_id.hpp"
 #include "protocols/imap_syntax.hpp"
 #include "protocols/relay_machine.hpp"
@@ -51,6 +52,8 @@ private:
     void refuse_id(std::string_view tag, std::string_view text, Actions& out);
     void relay_to_client(Actions& out, std::string_view bytes) const;
     void backend_greeting(std::string_view line, Actions& out);
+    void greeting_done(Actions& out);
+    void forwarding_response(std::string_view line, Actions& out);
     void backend_response(std::string_view line, Actions& out);
     void tagged_response(std::string_view tag, std::string_view status, Actions& out);
     static void relay_filtered(std::string_view line, Actions& out);
@@ -72,6 +75,7 @@ private:
     bool backend_in_response_ = false;    // the next backend line continues a response
     bool dropping_response_ = false;      // the response being read is the dropped greeting
     bool dropping_id_ = false;            // client_literal_left_ is an ID's, never forwarded
+    bool preauth_ = false;                // the greeting was PREAUTH (RFC 9051 §7.1.4)
 };
 
 // The not-authenticated state as a STARTTLS listener offers it (RFC 9051 §6.1, §6.2; RFC 2595
@@ -299,6 +303,8 @@ void ImapMachine::backend_line(std::string_view line, Actions& out) {
         relay_to_client(out, line);
     } else if (phase() == Phase::Greeting) {
         backend_greeting(line, out);
+    } else if (phase() == Phase::Forwarding) {
+        forwarding_response(line, out);
     } else {
         backend_response(line, out);
     }
@@ -308,27 +314,63 @@ void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
     const auto [star, rest] = text::split_word(text::strip_eol(line));
     // Anything but an untagged OK/PREAUTH/BYE is not an IMAP server (RFC 9051 §7.1).
     const std::string_view status = star == "*" ? text::split_word(rest).first : "";
-    if (iequals(status, "OK")) {
-        if (relay_greeting()) {
-            relay_filtered(line, out);
-        } else {
-            dropping_response_ = true;  // the client has had postern's greeting
-        }
-        greeting_relayed();
-    } else if (iequals(status, "PREAUTH")) {  // RFC 9051 §7.1.4: already authenticated
-        if (!relay_greeting()) {
+    preauth_ = iequals(status, "PREAUTH");  // already authenticated
+    if (iequals(status, "OK") || preauth_) {
+        if (preauth_ && !relay_greeting()) {
             // The client was told it is not authenticated and will LOGIN: it cannot follow
             // a backend that skipped that state. A backend misconfiguration.
             close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
             return;
         }
-        relay_filtered(line, out);
-        passthrough(out);
+        // A greeting held for the forwarding exchange is one line: no real server sends a
+        // literal in it, and holding one would mean holding its bytes.
+        if (backend_in_response_ && forwarding_due()) {
+            backend_unreadable(out);
+            return;
+        }
+        if (!relay_greeting()) {
+            dropping_response_ = true;  // the client has had postern's greeting
+        } else if (auto filtered = capabilities::filter_imap_line(line);
+                   !greet_client(out, filtered ? std::string_view(*filtered) : line)) {
+            backend_unreadable(out);
+            return;
+        }
+        if (!start_forwarding(out)) {
+            greeting_done(out);
+        }
     } else if (iequals(status, "BYE")) {  // §7.1.5: the backend refuses us
         send_to_client(out, line);
         backend_refused(out);
     } else {
         close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
+    }
+}
+
+// PREAUTH: the authenticated state, where STARTTLS is no longer valid (§6.2.1) and nothing
+// needs us.
+void ImapMachine::greeting_done(Actions& out) {
+    if (preauth_) {
+        passthrough(out);
+    } else {
+        greeting_relayed();
+    }
+}
+
+// The reply to our ID (forwarding.hpp): untagged "* ID" data, then our tagged status, none of
+// it for the client.
+void ImapMachine::forwarding_response(std::string_view line, Actions& out) {
+    dropping_response_ = true;  // literals in "* ID" too
+    const auto [tag, rest] = text::split_word(text::strip_eol(line));
+    const std::string_view status = text::split_word(rest).first;
+    if (tag == forwarding::kImapTag) {
+        if (iequals(status, "OK")) {
+            forwarding_accepted(out);
+            greeting_done(out);
+        } else {
+            forwarding_refused(out);  // NO or BAD: the backend does not take ID from us
+        }
+    } else if (tag == "*" && iequals(status, "BYE")) {
+        close_with(out, replies::kImapBackendUnavailable, CloseReason::BackendUnreachable);
     }
 }
 

@@ -65,6 +65,7 @@ private:
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
     void backend_greeting(std::string_view line, Actions& out);
+    void forwarding_reply(std::string_view line, Actions& out);
     void backend_reply(std::string_view line, Actions& out);
 
     PendingQueue<Kind> pending_;
@@ -140,6 +141,8 @@ Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& o
 void Pop3Machine::backend_line(std::string_view line, Actions& out) {
     if (phase() == Phase::Greeting) {
         backend_greeting(line, out);
+    } else if (phase() == Phase::Forwarding) {
+        forwarding_reply(line, out);
     } else {
         backend_reply(line, out);
     }
@@ -148,16 +151,40 @@ void Pop3Machine::backend_line(std::string_view line, Actions& out) {
 void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     if (text::istarts_with(content, "+OK")) {
+        // Dovecot answers XCLIENT from a host it does not trust with "+OK ... ignoring": its
+        // greeting's "[XCLIENT]" is the only sign that the identity will be taken.
+        if (forwarding_due() && !capabilities::pop3_greeting_offers_xclient(line)) {
+            forwarding_refused(out);
+            return;
+        }
         if (relay_greeting()) {  // a STARTTLS listener has greeted the client itself
             const auto filtered = capabilities::filter_pop3_greeting(line);
-            send_to_client(out, filtered ? std::string_view(*filtered) : line);
+            if (!greet_client(out, filtered ? std::string_view(*filtered) : line)) {
+                backend_unreadable(out);
+                return;
+            }
         }
-        greeting_relayed();
+        if (!start_forwarding(out)) {
+            greeting_relayed();
+        }
     } else if (text::istarts_with(content, "-ERR")) {
         send_to_client(out, line);
         backend_refused(out);
     } else {
         close_with(out, replies::kPop3BackendUnavailable, CloseReason::ProtocolError);
+    }
+}
+
+// XCLIENT's reply (forwarding.hpp), never the client's to see.
+void Pop3Machine::forwarding_reply(std::string_view line, Actions& out) {
+    const std::string_view content = text::strip_eol(line);
+    if (text::istarts_with(content, "+OK")) {
+        forwarding_accepted(out);
+        greeting_relayed();
+    } else if (text::istarts_with(content, "-ERR")) {
+        forwarding_refused(out);
+    } else {
+        backend_unreadable(out);
     }
 }
 
