@@ -4,7 +4,8 @@ for proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer send
 
 Run from anywhere: python3 tests/fuzz/seeds.py. Each machine seed is one realistic dialogue, on
 an implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
-STARTTLS, bit 2 require_tls off, bit 3 max_errors 2), then operations (0 = event, 1 = client
+STARTTLS, bit 2 require_tls off, bit 3 max_errors 2, bit 4 the client's identity forwarded, bit 5
+an IPv6 one), then operations (0 = event, 1 = client
 bytes, 2 = backend bytes), each followed by an argument byte (event number or length).
 """
 import pathlib
@@ -12,7 +13,7 @@ import struct
 
 HERE = pathlib.Path(__file__).resolve().parent
 TLS_READY, BACKEND_READY, BACKEND_FAILED, CLIENT_CONNECTED = 0, 1, 2, 3
-TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS = 1, 2, 4, 8
+TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS, FORWARD, IPV6 = 1, 2, 4, 8, 16, 32
 
 
 def script(steps, flags=0):
@@ -133,6 +134,17 @@ SEEDS = {
             ("b", "a2 NO failed\r\n")]),
         "starttls_errors": (STARTTLS | FEW_ERRORS, [
             CLIENT_CONNECTED, ("c", "a1 SELECT x\r\n* NOOP\r\n\x16\x03\x01")]),
+        "id_spoof": connected(
+            ("b", "* OK ready\r\n"),
+            ("c", "a1 ID (\"name\" \"x\" \"X-Originating-IP\" \"1.2.3.4\" \"k\\\"\" NIL)\r\n"),
+            ("c", "a2 ID (\"x-forward-u\" {3+}\r\nabc)\r\na3 ID NIL\r\n"), ("b", "a1 OK\r\n")),
+        "forward": (FORWARD, connected(
+            ("c", "a1 LOGIN joe secret\r\n"), ("b", "* OK [CAPABILITY IMAP4rev1 ID] ready\r\n"),
+            ("b", "* ID (\"name\" {7}\r\nDovecot)\r\npostern OK Trusted ID completed.\r\n"),
+            ("b", "a1 OK Logged in\r\n"))),
+        "forward_starttls": (STARTTLS | FORWARD | IPV6, starttls(
+            [("c", "a1 STARTTLS\r\n")], "* OK ready\r\n", ("c", "a2 NOOP\r\n"),
+            ("b", "postern NO untrusted\r\n"))),
     },
     "pop3_fuzz": {
         "dovecot_login": connected(
@@ -152,6 +164,15 @@ SEEDS = {
         "starttls_plaintext": (STARTTLS | PLAINTEXT_OK, [
             CLIENT_CONNECTED, ("c", "CAPA\r\nUSER joe\r\n"), BACKEND_READY,
             ("b", "+OK ready\r\n+OK\r\n"), ("c", "STLS\r\nQUIT\r\n"), ("b", "+OK bye\r\n")]),
+        "xclient_spoof": connected(
+            ("b", "+OK [XCLIENT] Dovecot ready.\r\n"),
+            ("c", "XCLIENT ADDR=1.2.3.4\r\nUSER joe\r\nXOIP 1.2.3.4\r\n"), ("b", "+OK\r\n")),
+        "forward": (FORWARD, connected(
+            ("c", "USER joe\r\n"), ("b", "+OK [XCLIENT] Dovecot ready. <1.2@x>\r\n"),
+            ("b", "+OK Updated\r\n+OK\r\n"))),
+        "forward_plaintext": (STARTTLS | PLAINTEXT_OK | FORWARD | IPV6, [
+            CLIENT_CONNECTED, ("c", "USER joe\r\n"), BACKEND_READY,
+            ("b", "+OK [XCLIENT] ready\r\n-ERR no\r\n")]),
     },
     "smtp_fuzz": {
         "postfix_mx": connected(
@@ -181,6 +202,17 @@ SEEDS = {
             ("b", "354 go\r\n"), ("c", "x\r\n.\r\nQUIT\r\n"), ("b", "250 ok\r\n221 bye\r\n")]),
         "starttls_errors": (STARTTLS | FEW_ERRORS | TIGHT, [
             CLIENT_CONNECTED, ("c", "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nEHLO " + "x" * 30)]),
+        "xclient_spoof": connected(
+            ("b", "220 mx.test ESMTP\r\n"), ("c", "XCLIENT ADDR=1.2.3.4\r\nEHLO c\r\n"),
+            ("b", "250-mx.test\r\n250-XCLIENT NAME ADDR\r\n250 XFORWARD NAME\r\n"),
+            ("c", "MAIL FROM:<a@x>\r\nXFORWARD ADDR=1.2.3.4\r\n"), ("b", "250 ok\r\n")),
+        "forward": (FORWARD, connected(
+            ("c", "EHLO c\r\n"), ("b", "220-mx.test ESMTP\r\n220 Postfix\r\n"),
+            ("b", "220 mx.test ESMTP Postfix\r\n"), ("b", "250-mx.test\r\n250 XCLIENT ADDR\r\n"))),
+        "forward_mx": (STARTTLS | PLAINTEXT_OK | FORWARD | IPV6, [
+            CLIENT_CONNECTED, ("c", "EHLO sender.example\r\nMAIL FROM:<a@x>\r\n"),
+            BACKEND_READY, ("b", "220 mx.test ESMTP\r\n550 5.7.0 Error: insufficient "
+                                 "authorization\r\n")]),
     },
 }
 
