@@ -253,9 +253,9 @@ TEST_CASE("conf: networks parse as an address or CIDR; anything else says what t
         REQUIRE(parsed.value.has_value());
         CHECK(parsed.value->to_string() == row.shown);
     }
-    for (const std::string_view bad : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "mail.example",
-                                       "[::1]", "10.0.0.0/8/8", "2001:db8::/129", "10.0.0.1/24",
-                                       ""}) {
+    for (const std::string_view bad :
+         {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "mail.example", "[::1]", "10.0.0.0/8/8",
+          "2001:db8::/129", "10.0.0.1/24", ""}) {
         CAPTURE(bad);
         const Parsed<Network> parsed = parse_network(bad);
         CHECK_FALSE(parsed.value.has_value());
