@@ -105,7 +105,8 @@ std::vector<std::string> identity_warnings(const conf::Config& config) {
                 "warning: listener " + l.listen.to_string() + " (smtp, TLS not required: an MX) " +
                 "passes no client address to backend " + name + ": it sees every sender as " +
                 "postern's own address, so a backend that trusts that address (Postfix " +
-                "mynetworks) relays for anyone, and DNSBL, SPF and fail2ban see only postern; set " +
+                "mynetworks) relays for anyone, and DNSBL, SPF and fail2ban see only postern; "
+                "set " +
                 "send_proxy = \"v2\" or xclient = true on " + backend->key_name +
                 " (README: Passing the client's address to the backend)");
         }

@@ -77,8 +77,7 @@ const char* BackendSpec::identity() const noexcept {
 bool Network::contains(std::uint8_t address_family, const std::uint8_t* address) const noexcept {
     // ::ffff:a.b.c.d is how a dual-stack listener sees an IPv4 client.
     static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (address_family == 6 && family == 4 &&
-        std::equal(kMapped.begin(), kMapped.end(), address)) {
+    if (address_family == 6 && family == 4 && std::equal(kMapped.begin(), kMapped.end(), address)) {
         address += kMapped.size();
         address_family = 4;
     }
@@ -103,8 +102,7 @@ std::string Network::to_string() const {
     return std::string{text.data()} + "/" + std::to_string(prefix);
 }
 
-const std::string& Config::route(const ListenerSpec& listener,
-                                 std::string_view server_name) {
+const std::string& Config::route(const ListenerSpec& listener, std::string_view server_name) {
     if (server_name.empty() || listener.routes.empty()) {
         return listener.backend;
     }

@@ -132,7 +132,8 @@ struct Network {
     std::uint8_t prefix = 32;
     // `address`: 4 or 16 bytes in network byte order, of the given family. An IPv4-mapped IPv6
     // address (a client on a dual-stack listener) is judged as the IPv4 address it carries.
-    [[nodiscard]] bool contains(std::uint8_t address_family, const std::uint8_t* address) const noexcept;
+    [[nodiscard]] bool contains(std::uint8_t address_family,
+                                const std::uint8_t* address) const noexcept;
     [[nodiscard]] std::string to_string() const;  // "10.0.0.0/8"
 };
 

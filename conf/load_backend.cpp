@@ -30,7 +30,7 @@ constexpr std::array<Choice<ProxyHeader>, 2> kProxyHeaders{{
 // What postern itself tells an exec backend about the session (proxy/exec_connector.hpp);
 // exec_env may add to these, never replace them, or a config could lie about the client.
 constexpr std::array<std::string_view, 9> kSessionVariables{
-    "PROTO",       "TCPREMOTEIP",  "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
+    "PROTO",        "TCPREMOTEIP",  "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
     "TCPLOCALHOST", "SSL_PROTOCOL", "SSL_CIPHER",    "SSL_TLS_SNI"};
 
 bool is_variable_name(std::string_view name) noexcept {
@@ -126,9 +126,10 @@ void Loader::read_backend(TableReader& table) {
     for (const std::string_view key : {"send_proxy", "xclient", "connect_timeout"}) {
         if (exec && table.has(key)) {
             table.error(key, table.at(key),
-                        std::string{key} + " does not apply to an exec backend: the program "
-                                           "learns the client from its environment "
-                                           "(TCPREMOTEIP, ...)");
+                        std::string{key} +
+                            " does not apply to an exec backend: the program "
+                            "learns the client from its environment "
+                            "(TCPREMOTEIP, ...)");
         }
     }
     if (auto header = table.choice<ProxyHeader>("send_proxy", kProxyHeaders, Need::Optional,

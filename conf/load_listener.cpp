@@ -151,8 +151,8 @@ void Loader::read_listener(TableReader& table) {
     config_.listeners.push_back(std::move(spec));
 }
 
-void Loader::check_backend_name(TableReader& table, std::string_view key,
-                                const std::string& name, Source at) {
+void Loader::check_backend_name(TableReader& table, std::string_view key, const std::string& name,
+                                Source at) {
     if (backend_names_.find(name) != backend_names_.end()) {
         return;
     }

@@ -1,8 +1,8 @@
 #pragma once
 // The loader's one pass over a config document, shared by the files that implement it:
 // conf/load.cpp (the document, [server], [tls], [[certificate]]), conf/load_backend.cpp
-// ([[backend]]) and conf/load_listener.cpp ([[listener]] and the checks that span listeners). Private to those
-// files; everything else uses conf/load.hpp.
+// ([[backend]]) and conf/load_listener.cpp ([[listener]] and the checks that span listeners).
+// Private to those files; everything else uses conf/load.hpp.
 
 #include "conf/config.hpp"
 #include "conf/load.hpp"

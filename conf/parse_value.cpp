@@ -267,7 +267,8 @@ Parsed<Network> parse_network(std::string_view text) {
     if (slash != std::string_view::npos) {
         const std::string_view digits = text.substr(slash + 1);
         unsigned prefix = 0;
-        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+        const auto [end, ec] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
         if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() ||
             prefix > net.prefix || (digits.size() > 1 && digits.front() == '0')) {
             return fail("the prefix length must be 0 to " + std::to_string(net.prefix));
@@ -280,8 +281,8 @@ Parsed<Network> parse_network(std::string_view text) {
         cleared.bytes[bit / 8] &= static_cast<std::uint8_t>(~(0x80U >> (bit % 8)));
     }
     if (cleared.bytes != net.bytes) {
-        return fail("host bits are set; the network is " + cleared.to_string() + ", one address is " +
-                    address);
+        return fail("host bits are set; the network is " + cleared.to_string() +
+                    ", one address is " + address);
     }
     return {net, {}};
 }

@@ -206,13 +206,16 @@ std::optional<std::vector<TableReader::Item>> TableReader::strings(std::string_v
     bool ok = true;
     std::size_t index = 0;
     for (const toml::node& element : *list) {
-        Item item{{}, {}, std::string{key} + "[" + std::to_string(++index) + "]",
+        Item item{{},
+                  {},
+                  std::string{key} + "[" + std::to_string(++index) + "]",
                   source_of(element.source())};
         const auto* text = element.as_string();
         if (text == nullptr || text->get().empty()) {
             error(item.key, item.at,
-                  text == nullptr ? std::string{"expected a string, got "} + describe(element.type())
-                                  : std::string{"must not be empty"});
+                  text == nullptr
+                      ? std::string{"expected a string, got "} + describe(element.type())
+                      : std::string{"must not be empty"});
             ok = false;
             continue;
         }
@@ -235,12 +238,14 @@ std::optional<std::vector<TableReader::Item>> TableReader::string_table(std::str
     std::vector<Item> items;
     bool ok = true;
     for (const auto& [name, value] : *entries) {
-        Item item{std::string{name.str()}, {},
+        Item item{std::string{name.str()},
+                  {},
                   std::string{key} + ".\"" + std::string{name.str()} + "\"",
                   source_of(value.source())};
         const auto* text = value.as_string();
         if (text == nullptr) {
-            error(item.key, item.at, std::string{"expected a string, got "} + describe(value.type()));
+            error(item.key, item.at,
+                  std::string{"expected a string, got "} + describe(value.type()));
             ok = false;
             continue;
         }

@@ -12,6 +12,8 @@ std::string_view to_string(CloseReason reason) noexcept {
             return "backend_closed";
         case CloseReason::BackendUnreachable:
             return "backend_unreachable";
+        case CloseReason::ForwardingRefused:
+            return "forwarding_refused";
         case CloseReason::ProtocolError:
             return "protocol_error";
         case CloseReason::LineTooLong:

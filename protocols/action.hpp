@@ -24,6 +24,8 @@ enum class CloseReason : std::uint8_t {
     ClientClosed,        // client closed the connection
     BackendClosed,       // backend closed the connection
     BackendUnreachable,  // could not connect, or the backend refused us in its greeting
+    ForwardingRefused,   // the backend refused the client identity postern forwarded (XCLIENT,
+                         // ID): it does not trust postern, a backend setting to fix
     ProtocolError,       // bytes that break the protocol (NUL, junk, bad literal)
     LineTooLong,         // a line over the configured limit
     TooManyErrors,       // too many bad commands in a row

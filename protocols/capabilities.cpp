@@ -2,6 +2,8 @@
 
 #include "protocols/text.hpp"
 
+#include <algorithm>
+
 namespace postern::protocols::capabilities {
 
 namespace {
@@ -13,6 +15,29 @@ bool denied(std::string_view token, std::string_view a, std::string_view b) noex
 }
 
 constexpr std::string_view kCapability = "CAPABILITY";
+constexpr std::string_view kPop3Ok = "+OK";
+constexpr std::string_view kXclientCode = "[XCLIENT]";
+// A reply line is at most 512 octets with its code and CRLF (RFC 5321 §4.5.3.1.5).
+constexpr std::size_t kMaxExtension = 512 - 4 - 2;
+
+bool is_smtp_withheld_keyword(std::string_view keyword) noexcept {
+    return iequals(keyword, "STARTTLS") || is_identity_command(keyword);
+}
+
+// Where "[XCLIENT]" starts in a POP3 greeting, or npos: right after "+OK ", as a whole code.
+std::size_t xclient_code_at(std::string_view content) noexcept {
+    if (!text::istarts_with(content, kPop3Ok) || content.size() < kPop3Ok.size() + 1 ||
+        content[kPop3Ok.size()] != ' ') {
+        return std::string_view::npos;
+    }
+    const std::size_t at = kPop3Ok.size() + 1;
+    const std::string_view code = content.substr(at, kXclientCode.size());
+    const std::size_t after = at + kXclientCode.size();
+    if (!iequals(code, kXclientCode) || (after < content.size() && content[after] != ' ')) {
+        return std::string_view::npos;
+    }
+    return at;
+}
 
 bool is_status_word(std::string_view word) noexcept {
     for (const std::string_view status : {"OK", "NO", "BAD", "PREAUTH", "BYE"}) {
@@ -40,6 +65,10 @@ std::optional<std::string> rewrite(std::string_view line, std::size_t begin, std
 }
 
 }  // namespace
+
+bool is_identity_command(std::string_view verb) noexcept {
+    return iequals(verb, "XCLIENT") || iequals(verb, "XFORWARD") || iequals(verb, "XOIP");
+}
 
 std::optional<std::string> remove_tokens(std::string_view list, std::string_view denied_a,
                                          std::string_view denied_b) {
@@ -105,13 +134,52 @@ std::optional<std::string> filter_imap_line(std::string_view line) {
     return rewrite(line, begin, close);
 }
 
-bool is_pop3_stls(std::string_view line) noexcept {
-    return iequals(text::split_word(text::strip_eol(line)).first, "STLS");
+bool is_pop3_withheld(std::string_view line) noexcept {
+    const std::string_view word = text::split_word(text::strip_eol(line)).first;
+    return iequals(word, "STLS") || is_identity_command(word);
 }
 
-bool is_smtp_starttls(std::string_view line) noexcept {
+std::optional<std::string> filter_pop3_greeting(std::string_view line) {
     const std::string_view content = text::strip_eol(line);
-    return content.size() > 4 && iequals(text::split_word(content.substr(4)).first, "STARTTLS");
+    const std::size_t at = xclient_code_at(content);
+    if (at == std::string_view::npos) {
+        return std::nullopt;
+    }
+    // "+OK [XCLIENT] Dovecot ready." -> "+OK Dovecot ready."; "+OK [XCLIENT]" -> "+OK"
+    std::size_t end = at + kXclientCode.size();
+    std::size_t begin = at;
+    if (end < content.size()) {
+        ++end;  // the SP after the code
+    } else {
+        --begin;  // the SP before it
+    }
+    std::string out;
+    out.reserve(line.size());
+    out.append(line.substr(0, begin)).append(line.substr(end));
+    return out;
+}
+
+bool pop3_greeting_offers_xclient(std::string_view line) noexcept {
+    return xclient_code_at(text::strip_eol(line)) != std::string_view::npos;
+}
+
+bool is_smtp_withheld(std::string_view line) noexcept {
+    const std::string_view content = text::strip_eol(line);
+    return content.size() > 4 &&
+           is_smtp_withheld_keyword(text::split_word(content.substr(4)).first);
+}
+
+bool smtp_advertisable(std::string_view extension, bool require_tls) noexcept {
+    if (extension.empty() || extension.size() > kMaxExtension || extension.front() == ' ' ||
+        !std::all_of(extension.begin(), extension.end(),
+                     [](char c) { return c >= ' ' && c <= '~'; })) {
+        return false;
+    }
+    const std::string_view keyword = text::split_word(extension).first;
+    if (is_smtp_withheld_keyword(keyword)) {
+        return false;
+    }
+    return !require_tls || !(iequals(keyword, "AUTH") || text::istarts_with(keyword, "AUTH="));
 }
 
 }  // namespace postern::protocols::capabilities

@@ -1,6 +1,9 @@
 #include "protocols/imap.hpp"
 
 #include "protocols/capabilities.hpp"
+#include "protocols/forwarding.hpp"
+#include "protocols/imap_id.hpp"
+#include "protocols/imap_syntax.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
 #include "protocols/text.hpp"
@@ -14,47 +17,12 @@ namespace postern::protocols {
 
 namespace {
 
+using imap_syntax::Literal;
+using imap_syntax::parse_literal;
+using imap_syntax::valid_tag;
 using text::iequals;
 
 constexpr std::size_t kMaxTrackedTags = 16;  // LOGIN/AUTHENTICATE/LOGOUT awaiting their answer
-
-struct Literal {
-    enum class Kind : std::uint8_t { None, Sync, NonSync, TooLarge };
-    Kind kind = Kind::None;
-    std::uint64_t size = 0;
-};
-
-// A line (terminator stripped) that ends in "{n}" (or "{n+}", client only: RFC 7888) announces
-// n raw bytes. Anything else ending in '}' is text, as the backend's parser also sees it.
-Literal parse_literal(std::string_view content, bool client) {
-    if (content.empty() || content.back() != '}') {
-        return {};
-    }
-    std::size_t end = content.size() - 1;
-    const bool non_sync = client && end > 0 && content[end - 1] == '+';
-    if (non_sync) {
-        --end;
-    }
-    std::size_t begin = end;
-    while (begin > 0 && content[begin - 1] >= '0' && content[begin - 1] <= '9') {
-        --begin;
-    }
-    if (begin == end || begin == 0 || content[begin - 1] != '{') {
-        return {};
-    }
-    const auto size = text::parse_count(content.substr(begin, end - begin), text::kMaxCount);
-    if (!size) {
-        return {Literal::Kind::TooLarge, 0};
-    }
-    return {non_sync ? Literal::Kind::NonSync : Literal::Kind::Sync, *size};
-}
-
-// A tag as postern may echo it: 1*<ASTRING-CHAR except "+"> (RFC 9051 §9), so no SP, CTL,
-// "(", ")", "{", "%", "*", DQUOTE or "\\". Control and 8-bit bytes never get here
-// (RelayMachine's checks), and split_word() has cut at SP/HTAB/CR.
-bool valid_tag(std::string_view tag) noexcept {
-    return !tag.empty() && tag.find_first_of("(){%*\"\\+") == std::string_view::npos;
-}
 
 class ImapMachine final : public RelayMachine {
 public:
@@ -79,8 +47,13 @@ private:
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
+    LineStep id_command(std::string_view line, std::string_view tag, Literal literal, Actions& out);
+    LineStep id_continuation(Literal literal, Actions& out);
+    void refuse_id(std::string_view tag, std::string_view text, Actions& out);
     void relay_to_client(Actions& out, std::string_view bytes) const;
     void backend_greeting(std::string_view line, Actions& out);
+    void greeting_done(Actions& out);
+    void forwarding_response(std::string_view line, Actions& out);
     void backend_response(std::string_view line, Actions& out);
     void tagged_response(std::string_view tag, std::string_view status, Actions& out);
     static void relay_filtered(std::string_view line, Actions& out);
@@ -93,6 +66,7 @@ private:
     std::vector<TrackedTag> tracked_;
     std::string command_tag_;  // tag of the command whose lines are being read
     std::string sasl_tag_;     // the AUTHENTICATE exchange in progress, if sasl_active()
+    std::string id_tag_;       // an ID with literals being read and dropped (imap_id.hpp)
     std::uint64_t client_literal_left_ = 0;
     std::uint64_t awaited_literal_ = 0;  // size of a {n} literal sent once "+" arrives
     std::uint64_t backend_literal_left_ = 0;
@@ -100,6 +74,8 @@ private:
     bool awaiting_continuation_ = false;  // the client waits for "+" before its literal
     bool backend_in_response_ = false;    // the next backend line continues a response
     bool dropping_response_ = false;      // the response being read is the dropped greeting
+    bool dropping_id_ = false;            // client_literal_left_ is an ID's, never forwarded
+    bool preauth_ = false;                // the greeting was PREAUTH (RFC 9051 §7.1.4)
 };
 
 // The not-authenticated state as a STARTTLS listener offers it (RFC 9051 §6.1, §6.2; RFC 2595
@@ -183,7 +159,9 @@ void ImapMachine::relay_to_client(Actions& out, std::string_view bytes) const {
 std::size_t ImapMachine::client_content(std::string_view data, Actions& out) {
     const auto n =
         static_cast<std::size_t>(std::min<std::uint64_t>(client_literal_left_, data.size()));
-    send_to_backend(out, data.substr(0, n));
+    if (!dropping_id_) {
+        send_to_backend(out, data.substr(0, n));
+    }
     client_literal_left_ -= n;
     return n;
 }
@@ -195,9 +173,15 @@ ImapMachine::LineStep ImapMachine::client_line(std::string_view line, Actions& o
         close_with(out, replies::kImapBadLiteral, CloseReason::ProtocolError);
         return LineStep::Consumed;
     }
+    if (!id_tag_.empty()) {
+        return id_continuation(literal, out);
+    }
     if (!client_in_command_) {
         const auto [tag, rest] = text::split_word(content);
         const std::string_view command = text::split_word(rest).first;
+        if (iequals(command, "ID")) {
+            return id_command(line, tag, literal, out);
+        }
         if (iequals(command, "STARTTLS")) {
             if (backend_mid_response()) {
                 return LineStep::Stall;
@@ -241,6 +225,61 @@ ImapMachine::LineStep ImapMachine::client_line(std::string_view line, Actions& o
     return LineStep::Consumed;
 }
 
+// The client's ID, without the fields only a trusted proxy may send (imap_id.hpp). One with a
+// literal is refused: a synchronizing one at once (the client waits for "+" and gets our BAD
+// instead, RFC 9051 §4.3), a non-synchronizing one once its bytes and the rest of the command
+// have been read and dropped.
+ImapMachine::LineStep ImapMachine::id_command(std::string_view line, std::string_view tag,
+                                              Literal literal, Actions& out) {
+    if (literal.kind == Literal::Kind::NonSync) {
+        id_tag_.assign(tag);  // never empty: ID is the second word
+        return id_continuation(literal, out);
+    }
+    const auto filtered =
+        literal.kind == Literal::Kind::None ? imap_id::filter_command(line) : imap_id::Filtered{};
+    if (filtered.verdict == imap_id::Filtered::Verdict::Invalid) {
+        if (backend_mid_response()) {
+            return LineStep::Stall;  // our reply must not land inside the backend's
+        }
+        refuse_id(tag,
+                  literal.kind == Literal::Kind::None ? replies::kImapIdInvalidAfterTag
+                                                      : replies::kImapIdLiteralAfterTag,
+                  out);
+        return LineStep::Consumed;
+    }
+    no_error();
+    send_to_backend(out, filtered.verdict == imap_id::Filtered::Verdict::Rewritten
+                             ? std::string_view(filtered.line)
+                             : line);
+    return LineStep::Consumed;
+}
+
+// A line of an ID being dropped: its first line, or one after a non-synchronizing literal.
+ImapMachine::LineStep ImapMachine::id_continuation(Literal literal, Actions& out) {
+    dropping_id_ = literal.kind == Literal::Kind::NonSync;
+    if (dropping_id_) {
+        client_literal_left_ = literal.size;  // its bytes follow at once
+        return LineStep::Consumed;
+    }
+    if (backend_mid_response()) {
+        return LineStep::Stall;
+    }
+    const std::string tag = std::move(id_tag_);
+    id_tag_.clear();
+    refuse_id(tag, replies::kImapIdLiteralAfterTag, out);
+    return LineStep::Consumed;
+}
+
+void ImapMachine::refuse_id(std::string_view tag, std::string_view text, Actions& out) {
+    if (valid_tag(tag)) {
+        send_to_client(out, tag);
+        send_to_client(out, text);
+    } else {
+        send_to_client(out, replies::kImapBadTag);
+    }
+    count_error(out);
+}
+
 // e.g. a FETCH body: relayed, never read as lines
 std::size_t ImapMachine::backend_content(std::string_view data, Actions& out) {
     const auto n =
@@ -264,6 +303,8 @@ void ImapMachine::backend_line(std::string_view line, Actions& out) {
         relay_to_client(out, line);
     } else if (phase() == Phase::Greeting) {
         backend_greeting(line, out);
+    } else if (phase() == Phase::Forwarding) {
+        forwarding_response(line, out);
     } else {
         backend_response(line, out);
     }
@@ -273,27 +314,63 @@ void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
     const auto [star, rest] = text::split_word(text::strip_eol(line));
     // Anything but an untagged OK/PREAUTH/BYE is not an IMAP server (RFC 9051 §7.1).
     const std::string_view status = star == "*" ? text::split_word(rest).first : "";
-    if (iequals(status, "OK")) {
-        if (relay_greeting()) {
-            relay_filtered(line, out);
-        } else {
-            dropping_response_ = true;  // the client has had postern's greeting
-        }
-        greeting_relayed();
-    } else if (iequals(status, "PREAUTH")) {  // RFC 9051 §7.1.4: already authenticated
-        if (!relay_greeting()) {
+    preauth_ = iequals(status, "PREAUTH");  // already authenticated
+    if (iequals(status, "OK") || preauth_) {
+        if (preauth_ && !relay_greeting()) {
             // The client was told it is not authenticated and will LOGIN: it cannot follow
             // a backend that skipped that state. A backend misconfiguration.
             close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
             return;
         }
-        relay_filtered(line, out);
-        passthrough(out);
+        // A greeting held for the forwarding exchange is one line: no real server sends a
+        // literal in it, and holding one would mean holding its bytes.
+        if (backend_in_response_ && forwarding_due()) {
+            backend_unreadable(out);
+            return;
+        }
+        if (!relay_greeting()) {
+            dropping_response_ = true;  // the client has had postern's greeting
+        } else if (auto filtered = capabilities::filter_imap_line(line);
+                   !greet_client(out, filtered ? std::string_view(*filtered) : line)) {
+            backend_unreadable(out);
+            return;
+        }
+        if (!start_forwarding(out)) {
+            greeting_done(out);
+        }
     } else if (iequals(status, "BYE")) {  // §7.1.5: the backend refuses us
         send_to_client(out, line);
         backend_refused(out);
     } else {
         close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
+    }
+}
+
+// PREAUTH: the authenticated state, where STARTTLS is no longer valid (§6.2.1) and nothing
+// needs us.
+void ImapMachine::greeting_done(Actions& out) {
+    if (preauth_) {
+        passthrough(out);
+    } else {
+        greeting_relayed();
+    }
+}
+
+// The reply to our ID (forwarding.hpp): untagged "* ID" data, then our tagged status, none of
+// it for the client.
+void ImapMachine::forwarding_response(std::string_view line, Actions& out) {
+    dropping_response_ = true;  // literals in "* ID" too
+    const auto [tag, rest] = text::split_word(text::strip_eol(line));
+    const std::string_view status = text::split_word(rest).first;
+    if (tag == forwarding::kImapTag) {
+        if (iequals(status, "OK")) {
+            forwarding_accepted(out);
+            greeting_done(out);
+        } else {
+            forwarding_refused(out);  // NO or BAD: the backend does not take ID from us
+        }
+    } else if (tag == "*" && iequals(status, "BYE")) {
+        close_with(out, replies::kImapBackendUnavailable, CloseReason::BackendUnreachable);
     }
 }
 

@@ -27,6 +27,13 @@
 //    holds after it, and the machine swallows (never acts on) any offered before TlsReady.
 //    TlsReady is then answered with ConnectBackend, as on implicit TLS; the backend's greeting
 //    is read but not relayed (the client had postern's), unless it refuses us.
+//  - Forwarding the client's identity (protocols/forwarding.hpp): the session calls
+//    forward_identity() before it delivers BackendReady. Once the backend's greeting is read,
+//    the machine sends the protocol's forwarding command (SMTP/POP3 XCLIENT, IMAP ID) and reads
+//    the reply itself; client bytes stay held back (0 returned) until the exchange is over, and
+//    the client sees neither the command nor the reply: on implicit TLS exactly one greeting,
+//    the backend's, relayed once the exchange succeeded. A refusal closes with the protocol's
+//    "backend unavailable" reply and CloseReason::ForwardingRefused.
 //  - require_tls = false only: a plaintext client line the machine cannot answer itself is
 //    left unconsumed (0 may be returned) together with a ConnectBackend action; the line is
 //    read again as the first relayed command once the backend has greeted (SMTP replays the
@@ -34,6 +41,7 @@
 //    happen before TlsReady.
 
 #include "protocols/action.hpp"
+#include "protocols/forwarding.hpp"
 #include "protocols/protocol.hpp"
 
 #include <cstddef>
@@ -69,6 +77,10 @@ public:
 
     [[nodiscard]] virtual std::size_t on_bytes(Peer from, std::string_view data, Actions& out) = 0;
     virtual void on_event(Event event, Actions& out) = 0;
+    // The backend trusts postern with the client's identity (backend option `xclient`): send it
+    // before the first client byte. Call before BackendReady; ignored afterwards, and by a
+    // machine that has nothing to forward.
+    virtual void forward_identity(ClientIdentity /*identity*/) {}
 
     // For the end-of-session log and for tests; never for control flow in the session.
     [[nodiscard]] virtual std::string_view state_name() const noexcept = 0;

@@ -21,7 +21,7 @@ constexpr std::size_t kMaxPending = 64;  // pipelined commands awaiting replies 
 enum class Kind : std::uint8_t {
     Single,     // one line
     MultiLine,  // +OK starts a dot-terminated list (LIST, UIDL, RETR, TOP, bare AUTH)
-    Capa,       // MultiLine, and its STLS line is dropped
+    Capa,       // MultiLine, and its STLS, XCLIENT and XFORWARD lines are dropped
     Login,      // PASS, APOP: +OK means authenticated
     Sasl,       // AUTH <mechanism>: "+ " continuations, then +OK/-ERR (RFC 5034 §4)
     Quit,
@@ -65,6 +65,7 @@ private:
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
     void backend_greeting(std::string_view line, Actions& out);
+    void forwarding_reply(std::string_view line, Actions& out);
     void backend_reply(std::string_view line, Actions& out);
 
     PendingQueue<Kind> pending_;
@@ -81,6 +82,10 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
     const bool local = iequals(verb, "CAPA") || iequals(verb, "STLS") || iequals(verb, "QUIT");
     if (verb.empty()) {
         send_to_client(out, replies::kPop3Unknown);
+        return PreTlsStep::Refused;
+    }
+    if (capabilities::is_identity_command(verb)) {  // never to the backend, even in plaintext
+        send_to_client(out, replies::kPop3NotPermitted);
         return PreTlsStep::Refused;
     }
     if (!local) {
@@ -110,13 +115,16 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
 
 Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
-    if (iequals(verb, "STLS")) {
+    // Never forwarded: the backend would start a TLS handshake inside ours, or take the
+    // client's word for its identity (it trusts postern's address, not the client's).
+    const bool stls = iequals(verb, "STLS");
+    if (stls || capabilities::is_identity_command(verb)) {
         if (!pending_.empty()) {
             return LineStep::Stall;  // our reply must come after the replies still owed
         }
-        // Never forwarded: the backend would start a TLS handshake inside ours.
-        send_to_client(out,
-                       client_on_tls() ? replies::kPop3TlsActive : replies::kPop3TlsUnavailable);
+        send_to_client(out, !stls             ? replies::kPop3NotPermitted
+                            : client_on_tls() ? replies::kPop3TlsActive
+                                              : replies::kPop3TlsUnavailable);
         count_error(out);
         return LineStep::Consumed;
     }
@@ -133,6 +141,8 @@ Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& o
 void Pop3Machine::backend_line(std::string_view line, Actions& out) {
     if (phase() == Phase::Greeting) {
         backend_greeting(line, out);
+    } else if (phase() == Phase::Forwarding) {
+        forwarding_reply(line, out);
     } else {
         backend_reply(line, out);
     }
@@ -141,15 +151,40 @@ void Pop3Machine::backend_line(std::string_view line, Actions& out) {
 void Pop3Machine::backend_greeting(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     if (text::istarts_with(content, "+OK")) {
-        if (relay_greeting()) {  // a STARTTLS listener has greeted the client itself
-            send_to_client(out, line);
+        // Dovecot answers XCLIENT from a host it does not trust with "+OK ... ignoring": its
+        // greeting's "[XCLIENT]" is the only sign that the identity will be taken.
+        if (forwarding_due() && !capabilities::pop3_greeting_offers_xclient(line)) {
+            forwarding_refused(out);
+            return;
         }
-        greeting_relayed();
+        if (relay_greeting()) {  // a STARTTLS listener has greeted the client itself
+            const auto filtered = capabilities::filter_pop3_greeting(line);
+            if (!greet_client(out, filtered ? std::string_view(*filtered) : line)) {
+                backend_unreadable(out);
+                return;
+            }
+        }
+        if (!start_forwarding(out)) {
+            greeting_relayed();
+        }
     } else if (text::istarts_with(content, "-ERR")) {
         send_to_client(out, line);
         backend_refused(out);
     } else {
         close_with(out, replies::kPop3BackendUnavailable, CloseReason::ProtocolError);
+    }
+}
+
+// XCLIENT's reply (forwarding.hpp), never the client's to see.
+void Pop3Machine::forwarding_reply(std::string_view line, Actions& out) {
+    const std::string_view content = text::strip_eol(line);
+    if (text::istarts_with(content, "+OK")) {
+        forwarding_accepted(out);
+        greeting_relayed();
+    } else if (text::istarts_with(content, "-ERR")) {
+        forwarding_refused(out);
+    } else {
+        backend_unreadable(out);
     }
 }
 
@@ -159,8 +194,8 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
         if (content == ".") {
             in_multiline_ = false;
             pending_.pop();
-        } else if (pending_.front() == Kind::Capa && capabilities::is_pop3_stls(line)) {
-            return;  // the client is on TLS already (RFC 2595 §4)
+        } else if (pending_.front() == Kind::Capa && capabilities::is_pop3_withheld(line)) {
+            return;  // withheld (capabilities.hpp)
         }
         send_to_client(out, line);
         return;

@@ -220,6 +220,48 @@ std::size_t RelayMachine::relay_backend(std::string_view data, Actions& out) {
     return pos;
 }
 
+void RelayMachine::forward_identity(ClientIdentity identity) {
+    switch (phase_) {
+        case Phase::Accepted:
+        case Phase::PreTls:
+        case Phase::TlsPending:
+        case Phase::AwaitTls:
+        case Phase::Connecting:
+            identity_ = std::move(identity);
+            return;
+        default:  // the greeting may be read already: too late to go first
+            return;
+    }
+}
+
+bool RelayMachine::greet_client(Actions& out, std::string_view bytes) {
+    if (!forwarding_due()) {
+        send_to_client(out, bytes);
+        return true;
+    }
+    if (held_greeting_.size() + bytes.size() > settings_.max_backend_line) {
+        return false;
+    }
+    held_greeting_.append(bytes);
+    return true;
+}
+
+bool RelayMachine::start_forwarding(Actions& out) {
+    if (!identity_) {
+        return false;
+    }
+    send_to_backend(out, forwarding::command(settings_.protocol, *identity_));
+    identity_.reset();
+    phase_ = Phase::Forwarding;
+    return true;
+}
+
+void RelayMachine::forwarding_accepted(Actions& out) {
+    phase_ = Phase::Greeting;
+    send_to_client(out, held_greeting_);
+    held_greeting_ = std::string();
+}
+
 void RelayMachine::on_event(Event event, Actions& out) {
     switch (event) {
         case Event::ClientConnected:
@@ -263,6 +305,8 @@ std::string_view RelayMachine::state_name() const noexcept {
             return "connecting";
         case Phase::Greeting:
             return "greeting";
+        case Phase::Forwarding:
+            return "forwarding";
         case Phase::Dialogue:
             return dialogue_state_name();
         case Phase::Passthrough:

@@ -1,18 +1,19 @@
 #pragma once
 // RelayMachine is the skeleton the IMAP, POP3 and SMTP machines share, so each rule here is
 // written once: the phases of a session (the plaintext dialogue of a STARTTLS listener, client
-// TLS, backend connect, backend greeting, the dialogue up to authentication, then Passthrough
-// or Close); the framing of lines on both sides (the line limits; before TLS also NUL and junk
-// bytes and counted errors; after the greeting NUL bytes, the responses of a SASL exchange and
-// client bytes held back while the backend owes a reply); the protocol's canned replies (one
-// table per protocol, replies.hpp); and the rule that a machine in a terminal phase consumes
-// nothing and emits nothing (machine.hpp's driving contract). Subclasses own the protocol:
-// pre_tls_line() answers one plaintext line, client_line() reads one command, backend_line()
-// one backend line, and client_content()/backend_content() pass on what is not lines (IMAP
-// literals, SMTP message content).
+// TLS, backend connect, backend greeting, forwarding the client's identity, the dialogue up to
+// authentication, then Passthrough or Close); the framing of lines on both sides (the line limits;
+// before TLS also NUL and junk bytes and counted errors; after the greeting NUL bytes, the
+// responses of a SASL exchange and client bytes held back while the backend owes a reply); the
+// protocol's canned replies (one table per protocol, replies.hpp); and the rule that a machine in a
+// terminal phase consumes nothing and emits nothing (machine.hpp's driving contract). Subclasses
+// own the protocol: pre_tls_line() answers one plaintext line, client_line() reads one command,
+// backend_line() one backend line, and client_content()/backend_content() pass on what is not lines
+// (IMAP literals, SMTP message content).
 //
 // Invariants:
-//  - client bytes are never consumed for the relay before the backend greeting was read;
+//  - client bytes are never consumed for the relay before the backend greeting was read, nor
+//    before the forwarding exchange that follows it is over;
 //  - the call that emits StartTls consumes exactly through the STARTTLS line; from then until
 //    TlsReady client bytes are consumed and ignored, and nothing learned before TLS (the pre-TLS
 //    line reader, the error count, SMTP's EHLO line) survives it (RFC 3207 §4.2, CVE-2011-0411);
@@ -25,6 +26,7 @@
 #include "protocols/replies.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +41,7 @@ public:
 
     [[nodiscard]] std::size_t on_bytes(Peer from, std::string_view data, Actions& out) final;
     void on_event(Event event, Actions& out) final;
+    void forward_identity(ClientIdentity identity) final;
     [[nodiscard]] std::string_view state_name() const noexcept final;
 
 protected:
@@ -49,6 +52,7 @@ protected:
         AwaitTls,     // implicit TLS: the client's handshake has not finished
         Connecting,   // ConnectBackend emitted; waiting for BackendReady/BackendFailed
         Greeting,     // backend connected; its greeting not read yet
+        Forwarding,   // the client's identity sent after the greeting; its reply not read yet
         Dialogue,     // relaying and filtering until authentication succeeds
         Passthrough,  // terminal: the session relays as-is
         Closed,       // terminal
@@ -81,17 +85,25 @@ protected:
     // Phase::Dialogue: one complete client line (terminator included, at most max_line bytes,
     // no NUL byte) that is a command, not a SASL response.
     [[nodiscard]] virtual LineStep client_line(std::string_view line, Actions& out) = 0;
-    // Phase::Greeting and Phase::Dialogue, backend side, as client_content(): bytes at the
+    // Phase::Greeting to Phase::Dialogue, backend side, as client_content(): bytes at the
     // front that are not a line (an IMAP literal), relayed; 0 when the next bytes are a line.
     [[nodiscard]] virtual std::size_t backend_content(std::string_view /*data*/, Actions& /*out*/) {
         return 0;
     }
-    // Phase::Greeting and Phase::Dialogue: one complete backend line (terminator included, at
-    // most max_backend_line bytes), consumed whatever the machine does with it.
+    // Phase::Greeting, Phase::Forwarding (the reply to the forwarding command) and
+    // Phase::Dialogue: one complete backend line (terminator included, at most
+    // max_backend_line bytes), consumed whatever the machine does with it.
     virtual void backend_line(std::string_view line, Actions& out) = 0;
     // A backend line over max_backend_line, or one the protocol cannot read: we can no longer
-    // follow the dialogue. Closes; SMTP first tells the client when it is still the greeting.
-    virtual void backend_unreadable(Actions& out) { close(out, CloseReason::ProtocolError); }
+    // follow the dialogue. Closes; first tells the client during the forwarding exchange (SMTP
+    // during the greeting too), which the client cannot know of.
+    virtual void backend_unreadable(Actions& out) {
+        if (phase_ == Phase::Forwarding) {
+            close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
+        } else {
+            close(out, CloseReason::ProtocolError);
+        }
+    }
     // STARTTLS listeners: postern's own greeting, sent on ClientConnected.
     [[nodiscard]] virtual std::string pre_tls_greeting() const = 0;
     // STARTTLS listeners, Phase::PreTls: one complete line (terminator included) that has
@@ -102,7 +114,8 @@ protected:
 
     [[nodiscard]] Phase phase() const noexcept { return phase_; }
     [[nodiscard]] bool relaying() const noexcept {
-        return phase_ == Phase::Greeting || phase_ == Phase::Dialogue;
+        return phase_ == Phase::Greeting || phase_ == Phase::Forwarding ||
+               phase_ == Phase::Dialogue;
     }
     // Implicit TLS relays the backend's greeting; a STARTTLS listener has greeted the client
     // itself, so the backend's is read and dropped (unless it is a refusal).
@@ -112,6 +125,24 @@ protected:
     // available" rather than "already active".
     [[nodiscard]] bool client_on_tls() const noexcept { return client_tls_; }
     void greeting_relayed() noexcept { phase_ = Phase::Dialogue; }
+
+    // Forwarding the client's identity (machine.hpp, forwarding.hpp). The subclass reads the
+    // greeting as always, but gives the client its bytes through greet_client(), which holds
+    // them while the exchange is due (false: more than max_backend_line held, the caller treats
+    // the greeting as unreadable). Where a greeting that lets the session go on is complete,
+    // start_forwarding() sends the command and enters Phase::Forwarding (false: nothing to
+    // forward, go on at once); the subclass reads the reply in backend_line() and calls
+    // forwarding_accepted(), which sends the held greeting and returns to Phase::Greeting, and
+    // then goes on as after the greeting; or forwarding_refused().
+    [[nodiscard]] bool forwarding_due() const noexcept {
+        return identity_.has_value() || phase_ == Phase::Forwarding;
+    }
+    [[nodiscard]] bool greet_client(Actions& out, std::string_view bytes);
+    [[nodiscard]] bool start_forwarding(Actions& out);
+    void forwarding_accepted(Actions& out);
+    void forwarding_refused(Actions& out) {
+        close_with(out, backend_unavailable_reply(), CloseReason::ForwardingRefused);
+    }
 
     // A SASL exchange (IMAP AUTHENTICATE, POP3 AUTH, SMTP AUTH: RFC 9051 §6.2.2, RFC 5034 §4,
     // RFC 4954 §4): until its final reply the client sends one response line per challenge of
@@ -164,6 +195,8 @@ private:
 
     const replies::ProtocolReplies& replies_;
     Phase phase_;
+    std::optional<ClientIdentity> identity_;  // to forward after the greeting; cleared once sent
+    std::string held_greeting_;               // greet_client() bytes while forwarding_due()
     LineReader pre_tls_reader_;  // the plaintext dialogue's lines; forgotten at StartTls
     LineReader client_reader_;   // the dialogue's command lines
     LineReader backend_reader_;  // the backend's lines, greeting included

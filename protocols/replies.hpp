@@ -54,6 +54,11 @@ inline constexpr std::string_view kImapTlsActiveAfterTag = " BAD TLS is already 
 // fixation, NO STARTTLS §6.2); BAD is the only refusal §6.2.1 lists.
 inline constexpr std::string_view kImapTlsUnavailableAfterTag = " BAD TLS is not available now\r\n";
 inline constexpr std::string_view kImapJunk = "* BAD Invalid characters in command\r\n";
+// A client's ID that postern cannot read, so cannot clear of forwarding fields (imap_id.hpp):
+// Dovecot's own text for an ID it cannot parse.
+inline constexpr std::string_view kImapIdInvalidAfterTag = " BAD Invalid ID parameters\r\n";
+inline constexpr std::string_view kImapIdLiteralAfterTag =
+    " BAD Literals in ID are not supported\r\n";
 inline constexpr std::string_view kImapTooManyErrors = "* BYE Too many invalid commands\r\n";
 // Said when the session closes for idling (RFC 9051 §7.1.5).
 inline constexpr std::string_view kImapTimeout = "* BYE Autologout; idle for too long\r\n";
@@ -110,6 +115,9 @@ inline constexpr std::string_view kPop3PrivacyRequired =
     "-ERR [AUTH] Plaintext authentication disallowed, use STLS first\r\n";
 inline constexpr std::string_view kPop3Unknown = "-ERR Unknown command\r\n";
 inline constexpr std::string_view kPop3Arguments = "-ERR Unexpected arguments\r\n";
+// A client's XCLIENT/XOIP (capabilities::is_identity_command): Dovecot answers a host it does not
+// trust with "+OK ... ignoring"; a plain -ERR says the command did nothing.
+inline constexpr std::string_view kPop3NotPermitted = "-ERR Command not permitted\r\n";
 
 // SMTP (RFC 5321 §4.2.2 codes, RFC 3463 enhanced status codes).
 // 500 5.5.2: "syntax error, command unrecognized" covers a line over the limit (§4.5.3.1.4).
@@ -139,6 +147,10 @@ inline constexpr std::string_view kSmtpHeloSyntax = "501 5.5.4 Syntax: HELO host
 inline constexpr std::string_view kSmtpStartTlsSyntax = "501 5.5.4 Syntax: STARTTLS\r\n";
 inline constexpr std::string_view kSmtpBadSyntax = "500 5.5.2 Error: bad syntax\r\n";
 inline constexpr std::string_view kSmtpUnknown = "502 5.5.2 Error: command not recognized\r\n";
+// A client's XCLIENT/XFORWARD (capabilities::is_identity_command), in every phase: Postfix's own
+// answer to a client it does not authorize (XCLIENT_README's 550 "insufficient authorization").
+inline constexpr std::string_view kSmtpNotPermitted =
+    "550 5.7.0 Error: insufficient authorization\r\n";
 
 // 421 closes the channel (RFC 5321 §3.8); 4.7.0 as Postfix's smtpd_hard_error_limit answer.
 inline constexpr Canned kSmtpTooManyErrors{"421 4.7.0 ", "Error: too many errors\r\n"};

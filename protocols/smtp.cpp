@@ -4,6 +4,7 @@
 #include "protocols/pending.hpp"
 #include "protocols/relay_machine.hpp"
 #include "protocols/replies.hpp"
+#include "protocols/smtp_content.hpp"
 #include "protocols/smtp_reply.hpp"
 #include "protocols/text.hpp"
 
@@ -16,15 +17,15 @@ namespace postern::protocols {
 
 namespace {
 
+using smtp_content::kDotMatched;
+using smtp_content::scan_content;
 using text::iequals;
 
 constexpr std::size_t kMaxPending = 256;  // pipelined commands awaiting replies (RFC 2920)
-// A reply line is at most 512 octets with its code and CRLF (RFC 5321 §4.5.3.1.5).
-constexpr std::size_t kMaxExtension = 512 - 4 - 2;
 
 // Which command a reply still to come answers.
 enum class Kind : std::uint8_t {
-    Ehlo,   // filter STARTTLS out of the reply
+    Ehlo,   // filter STARTTLS, XCLIENT and XFORWARD out of the reply
     Data,   // 354 opens the message content
     Auth,   // 334 challenges, then 235 or an error (RFC 4954 §4)
     Quit,   // 221, then the backend closes
@@ -37,61 +38,6 @@ enum class ClientMode : std::uint8_t {
     Data,            // content until CRLF.CRLF (RFC 5321 §4.1.1.4)
     Chunk,           // BDAT content: exactly chunk_left_ bytes (RFC 3030 §2)
 };
-
-// Progress through "\r\n.\r\n": the number of its bytes that end what was forwarded so far.
-// Strict CRLF on purpose: the terminator a patched backend recognises, nothing looser.
-constexpr std::uint8_t kDotMatched = 5;
-
-std::uint8_t dot_step(std::uint8_t state, char c) noexcept {
-    switch (state) {
-        case 1:
-            return c == '\n' ? 2 : (c == '\r' ? 1 : 0);
-        case 2:
-            return c == '.' ? 3 : (c == '\r' ? 1 : 0);
-        case 3:
-            return c == '\r' ? 4 : 0;
-        case 4:
-            return c == '\n' ? kDotMatched : (c == '\r' ? 1 : 0);
-        default:
-            return c == '\r' ? 1 : 0;
-    }
-}
-
-// Bytes of `chunk` that belong to the content, terminator included; `state` carries a
-// terminator split across chunks. Skips to the next CR while nothing is matched.
-std::size_t scan_content(std::string_view chunk, std::uint8_t& state) noexcept {
-    std::size_t i = 0;
-    while (i < chunk.size()) {
-        if (state == 0) {
-            i = chunk.find('\r', i);
-            if (i == std::string_view::npos) {
-                return chunk.size();
-            }
-        }
-        state = dot_step(state, chunk[i++]);
-        if (state == kDotMatched) {
-            return i;
-        }
-    }
-    return chunk.size();
-}
-
-// One extension line of the backend's EHLO reply (without "250-"), as postern may repeat it to
-// a plaintext client: printable ASCII only (backend text must not smuggle a CR/LF or a second
-// reply into ours), short enough for one reply line, never STARTTLS (postern offers its own,
-// last), and no AUTH where credentials must wait for TLS (RFC 3207 §4.1, NO STARTTLS §8).
-bool advertisable(std::string_view extension, bool require_tls) noexcept {
-    if (extension.empty() || extension.size() > kMaxExtension || extension.front() == ' ' ||
-        !std::all_of(extension.begin(), extension.end(),
-                     [](char c) { return c >= ' ' && c <= '~'; })) {
-        return false;
-    }
-    const std::string_view keyword = text::split_word(extension).first;
-    if (iequals(keyword, "STARTTLS")) {
-        return false;
-    }
-    return !require_tls || !(iequals(keyword, "AUTH") || text::istarts_with(keyword, "AUTH="));
-}
 
 // RFC 3207 §4 lets a server that requires TLS answer 530 to all but NOOP, EHLO, STARTTLS and
 // QUIT. Postern answers what it can itself (HELO, RSET and HELP too), gives 530 to what starts
@@ -132,6 +78,8 @@ private:
     }
     [[nodiscard]] std::string pre_tls_ehlo_reply() const;
     void greeting_line(std::string_view line, const SmtpLine& reply, Actions& out);
+    void greeting_done(Actions& out);
+    void forwarding_reply(const SmtpLine& reply, Actions& out);
     void reply_line(std::string_view line, const SmtpLine& reply, Actions& out);
     void ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out);
     void reply_done(Kind kind, int code, Actions& out);
@@ -154,7 +102,7 @@ std::string SmtpMachine::pre_tls_ehlo_reply() const {
     reply.append(our_name()).append("\r\n");
     if (settings_.smtp_extensions) {
         for (const std::string& extension : *settings_.smtp_extensions) {
-            if (advertisable(extension, settings_.require_tls)) {
+            if (capabilities::smtp_advertisable(extension, settings_.require_tls)) {
                 reply.append("250-").append(extension).append("\r\n");
             }
         }
@@ -207,6 +155,10 @@ SmtpMachine::PreTlsStep SmtpMachine::pre_tls_line(std::string_view line, Actions
         send_to_client(out, replies::kSmtpBadSyntax);
         return PreTlsStep::Refused;
     }
+    if (capabilities::is_identity_command(verb)) {  // never to the backend, even in plaintext
+        send_to_client(out, replies::kSmtpNotPermitted);
+        return PreTlsStep::Refused;
+    }
     if (!settings_.require_tls) {
         return PreTlsStep::NeedBackend;  // a plaintext MX: the backend decides from here
     }
@@ -252,13 +204,16 @@ std::size_t SmtpMachine::client_content(std::string_view data, Actions& out) {
 
 SmtpMachine::LineStep SmtpMachine::client_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
-    if (iequals(verb, "STARTTLS")) {
+    // Never forwarded: the backend would start a TLS handshake inside ours, or take the
+    // client's word for its identity (it trusts postern's address, not the client's).
+    const bool starttls = iequals(verb, "STARTTLS");
+    if (starttls || capabilities::is_identity_command(verb)) {
         if (!pending_.empty()) {
             return LineStep::Stall;  // replies stay in command order (RFC 2920 §3)
         }
-        // Never forwarded: the backend would start a TLS handshake inside ours.
-        send_to_client(out,
-                       client_on_tls() ? replies::kSmtpTlsActive : replies::kSmtpTlsUnavailable);
+        send_to_client(out, !starttls         ? replies::kSmtpNotPermitted
+                            : client_on_tls() ? replies::kSmtpTlsActive
+                                              : replies::kSmtpTlsUnavailable);
         count_error(out);
         return LineStep::Consumed;
     }
@@ -301,6 +256,8 @@ void SmtpMachine::backend_line(std::string_view line, Actions& out) {
         backend_unreadable(out);
     } else if (phase() == Phase::Greeting) {
         greeting_line(line, *reply, out);
+    } else if (phase() == Phase::Forwarding) {
+        forwarding_reply(*reply, out);
     } else {
         reply_line(line, *reply, out);
     }
@@ -308,7 +265,7 @@ void SmtpMachine::backend_line(std::string_view line, Actions& out) {
 
 // A greeting postern cannot read still owes the client the protocol's goodbye.
 void SmtpMachine::backend_unreadable(Actions& out) {
-    if (phase() == Phase::Greeting) {
+    if (phase() == Phase::Greeting || phase() == Phase::Forwarding) {
         close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
     } else {
         close(out, CloseReason::ProtocolError);
@@ -317,26 +274,51 @@ void SmtpMachine::backend_unreadable(Actions& out) {
 
 // The greeting, and on the plaintext path of a STARTTLS listener the reply to the replayed
 // EHLO/HELO. A refusal (RFC 5321 §3.1: 554 or 421 instead of 220) is relayed whole and closes;
-// a 220 is relayed only on implicit TLS, since a STARTTLS listener has greeted the client.
+// a 220 is relayed only on implicit TLS, since a STARTTLS listener has greeted the client, and
+// only once the client's identity is forwarded, when it is to be.
 void SmtpMachine::greeting_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     const bool ok = reply.code / 100 == 2;
-    if (!ok || (relay_greeting() && !replaying_)) {
+    if (!ok) {
         send_to_client(out, line);
+    } else if (relay_greeting() && !replaying_ && !greet_client(out, line)) {
+        backend_unreadable(out);
+        return;
     }
     if (!reply.last) {
         return;
     }
     if (!ok) {
         backend_refused(out);
-    } else if (!replaying_ && !replay_.empty()) {
-        // What the client was told pre-TLS is the backend's own EHLO reply; the backend must
-        // hear the same EHLO before the client's first command, alone (RFC 2920 §3.1).
+    } else if (replaying_ || !start_forwarding(out)) {
+        greeting_done(out);
+    }
+}
+
+// After the greeting (and XCLIENT): what the client was told pre-TLS is the backend's own EHLO
+// reply; the backend must hear the same EHLO before the client's first command, alone (RFC 2920
+// §3.1).
+void SmtpMachine::greeting_done(Actions& out) {
+    if (!replaying_ && !replay_.empty()) {
         send_to_backend(out, replay_);
         replay_.clear();
         replaying_ = true;
     } else {
         replaying_ = false;
         greeting_relayed();
+    }
+}
+
+// XCLIENT's reply: a new greeting (220), never the client's to see; anything else refuses it
+// (XCLIENT_README: 421, 501, 503, 550, or a connection-level access decision).
+void SmtpMachine::forwarding_reply(const SmtpLine& reply, Actions& out) {
+    if (!reply.last) {
+        return;
+    }
+    if (reply.code / 100 == 2) {
+        forwarding_accepted(out);
+        greeting_done(out);
+    } else {
+        forwarding_refused(out);
     }
 }
 
@@ -361,7 +343,7 @@ void SmtpMachine::reply_line(std::string_view line, const SmtpLine& reply, Actio
 
 void SmtpMachine::ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     // The first line names the server, never an extension (RFC 5321 §4.1.1.1).
-    if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_starttls(line)) {
+    if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_withheld(line)) {
         if (reply.last) {  // "250-SMTPUTF8" + "250 STARTTLS" -> "250 SMTPUTF8"
             held_[3] = ' ';
             send_to_client(out, held_);

@@ -78,7 +78,8 @@ public:
 private:
     bool start(const SocketAddress& address, std::string& why) {
         event_.reset();
-        fd_.reset(::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        fd_.reset(
+            ::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (fd_.get() < 0) {
             why = std::string("socket: ") + errno_text(errno);
             return false;

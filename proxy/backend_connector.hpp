@@ -28,12 +28,12 @@ namespace postern::proxy {
 // addresses are the PROXY header's (the balancer is not the client); a v2 LOCAL header (a
 // health check) leaves them the socket's own.
 struct ClientInfo {
-    SocketAddress peer;             // the client; family AF_UNSPEC: no client (a local check)
-    SocketAddress local;            // the address the client connected to
-    std::string_view address;       // "203.0.113.7:50123", as logged
-    std::string_view sni;           // empty: none sent, or still plaintext
-    std::string_view hostname;      // the listener's own name (greetings; TCPLOCALHOST)
-    const char* tls_version = "";   // "" while plaintext (a STARTTLS client allowed through)
+    SocketAddress peer;            // the client; family AF_UNSPEC: no client (a local check)
+    SocketAddress local;           // the address the client connected to
+    std::string_view address;      // "203.0.113.7:50123", as logged
+    std::string_view sni;          // empty: none sent, or still plaintext
+    std::string_view hostname;     // the listener's own name (greetings; TCPLOCALHOST)
+    const char* tls_version = "";  // "" while plaintext (a STARTTLS client allowed through)
     const char* cipher = "";
 };
 

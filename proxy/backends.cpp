@@ -17,8 +17,8 @@ std::shared_ptr<const BackendConnector> make_connector(const conf::BackendSpec& 
         }
         targets.push_back(std::move(target));
     }
-    return std::make_shared<TcpConnector>(backend.name, std::move(targets),
-                                          backend.connect_timeout, backend.send_proxy);
+    return std::make_shared<TcpConnector>(backend.name, std::move(targets), backend.connect_timeout,
+                                          backend.send_proxy);
 }
 
 }  // namespace

@@ -60,10 +60,10 @@ bool trusted_proxy(const std::vector<conf::Network>& networks, const sockaddr* p
     address.length = peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     std::memcpy(&address.storage, peer, address.length);
     const header::Address a = header_address(address);
-    return a.family != 0 && std::any_of(networks.begin(), networks.end(),
-                                        [&a](const conf::Network& n) {
-                                            return n.contains(a.family, a.bytes.data());
-                                        });
+    return a.family != 0 &&
+           std::any_of(networks.begin(), networks.end(), [&a](const conf::Network& n) {
+               return n.contains(a.family, a.bytes.data());
+           });
 }
 
 bool peer_shut_down(int fd) noexcept {

@@ -182,58 +182,6 @@ void Session::progress() {
     client_.reschedule();
 }
 
-// Peeks, so that not one byte past the header is taken from the socket: what follows is a TLS
-// ClientHello for OpenSSL, or the plaintext dialogue. A header is at most kMaxV2Length bytes;
-// a peer that sends more without completing one is refused.
-bool Session::step_proxy_header() {
-    namespace header = protocols::proxy_header;
-    std::array<char, header::kMaxV2Length> peeked{};
-    const ssize_t n = ::recv(client_.fd(), peeked.data(), peeked.size(), MSG_PEEK);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        return false;
-    }
-    header::Header parsed;
-    header::ParseResult result;
-    if (n <= 0) {
-        result.status = header::Status::Invalid;
-        result.error = n == 0 ? "closed before a complete header" : errno_text(errno);
-    } else {
-        result = header::parse({peeked.data(), static_cast<std::size_t>(n)}, parsed);
-        if (result.status == header::Status::NeedMore &&
-            static_cast<std::size_t>(n) == peeked.size()) {
-            result.status = header::Status::Invalid;
-            result.error = "header too long";
-        }
-    }
-    if (result.status == header::Status::NeedMore) {
-        if (!peer_shut_down(client_.fd())) {
-            return false;
-        }
-        result.status = header::Status::Invalid;
-        result.error = "closed before a complete header";
-    }
-    if (result.status == header::Status::Invalid ||
-        ::recv(client_.fd(), peeked.data(), result.consumed, 0) !=
-            static_cast<ssize_t>(result.consumed)) {
-        spdlog::warn("listener {}: closed the connection from balancer {}: bad PROXY header: {}",
-                     listener_.name, client_address_, sanitize(result.error, 200, true));
-        end_ = CloseReason::ProtocolError;
-        end_detail_ = "bad PROXY header";
-        finish();
-        return false;
-    }
-    via_ = std::move(client_address_);
-    if (parsed.local) {  // the balancer's own health check: served as the balancer
-        client_address_ = via_;
-    } else {
-        proxied_peer_ = socket_address(parsed.source);
-        proxied_local_ = socket_address(parsed.destination);
-        client_address_ = to_string(proxied_peer_.get());
-    }
-    begin();
-    return phase_ != Phase::Closed;
-}
-
 bool Session::step_handshake() {
     const Io result = client_.handshake();
     if (result == Io::Ok) {
@@ -381,6 +329,12 @@ void Session::close(CloseReason reason) {
         return;
     }
     end_ = reason;
+    if (reason == CloseReason::ForwardingRefused && end_detail_.empty()) {
+        end_detail_ =
+            "the backend refused the client's address (XCLIENT/ID): allow postern's "
+            "address in Postfix smtpd_authorized_xclient_hosts or Dovecot "
+            "login_trusted_networks (POP3: its greeting must offer [XCLIENT])";
+    }
     const bool can_send = phase_ != Phase::Handshake && !client_broken_;
     phase_ = Phase::Closing;
     machine_.reset();
@@ -436,9 +390,11 @@ void Session::finish() {
 
 void Session::log_end() const {
     // The admin must act on internal errors and should notice a backend that refuses us.
-    const auto level = end_ == CloseReason::Internal             ? spdlog::level::err
-                       : end_ == CloseReason::BackendUnreachable ? spdlog::level::warn
-                                                                 : spdlog::level::info;
+    const auto level =
+        end_ == CloseReason::Internal ? spdlog::level::err
+        : end_ == CloseReason::BackendUnreachable || end_ == CloseReason::ForwardingRefused
+            ? spdlog::level::warn
+            : spdlog::level::info;
     if (!spdlog::should_log(level)) {
         return;  // at log_level = "warn" a session that ends normally costs no formatting
     }
@@ -449,13 +405,14 @@ void Session::log_end() const {
     spdlog::log(level,
                 "session end client={}{}{} listener={} protocol={} sni={} cert={} tls={} cipher={} "
                 "backend={}{}{} bytes_in={} bytes_out={} duration_ms={} end={}{}{}{}",
-                client_address_, via_.empty() ? "" : " via=", via_, listener_.name, conf::to_string(listener_.spec.protocol), sni,
-                cert, tls_established() ? tls_version_ : "-", tls_established() ? cipher_ : "-",
+                client_address_, via_.empty() ? "" : " via=", via_, listener_.name,
+                conf::to_string(listener_.spec.protocol), sni, cert,
+                tls_established() ? tls_version_ : "-", tls_established() ? cipher_ : "-",
                 target_ != nullptr ? target_->name : listener_.spec.backend,
-                backend_served_.empty() ? "" : " backend_addr=", backend_served_,
-                relay_.bytes_in(), relay_.bytes_out(), ms,
-                protocols::to_string(end_), end_detail_.empty() ? "" : " detail=\"",
-                sanitize(end_detail_, 200, true), end_detail_.empty() ? "" : "\"");
+                backend_served_.empty() ? "" : " backend_addr=", backend_served_, relay_.bytes_in(),
+                relay_.bytes_out(), ms, protocols::to_string(end_),
+                end_detail_.empty() ? "" : " detail=\"", sanitize(end_detail_, 200, true),
+                end_detail_.empty() ? "" : "\"");
 }
 
 }  // namespace postern::proxy

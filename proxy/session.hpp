@@ -88,6 +88,7 @@ private:
     void on_tls_ready();
     void connect_backend();
     void client_addresses(ClientInfo& client) const;
+    void forward_identity(const ClientInfo& client);
     void on_backend_connected(BackendOutcome outcome);
     void backend_failed(std::string detail);
     void consumed(protocols::Peer from, std::size_t n);
@@ -124,8 +125,8 @@ private:
     std::unique_ptr<protocols::Machine> machine_;
     protocols::Actions actions_;
     std::unique_ptr<BackendAttempt> attempt_;  // while Link::Connecting
-    const BackendTarget* target_ = nullptr;     // the backend chosen (by SNI, from the routes)
-    std::string backend_served_;                // which of its addresses answered
+    const BackendTarget* target_ = nullptr;    // the backend chosen (by SNI, from the routes)
+    std::string backend_served_;               // which of its addresses answered
     Phase phase_ = Phase::Handshake;
     Link link_ = Link::None;
     bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent

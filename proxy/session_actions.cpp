@@ -4,6 +4,7 @@
 // bytes and the end are in proxy/session.cpp.
 
 #include "protocols/driver.hpp"
+#include "proxy/proxy_protocol.hpp"
 #include "proxy/session.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
@@ -76,6 +77,9 @@ void Session::connect_backend() {
     client_addresses(request.client);
     BackendOutcome failed;
     target_ = &listener_.backend_for(handshake_.server_name);
+    if (target_->xclient && machine_) {
+        forward_identity(request.client);
+    }
     attempt_ = target_->connector->connect(request, failed);
     if (!attempt_) {
         end_detail_ = std::move(failed.failure);
@@ -85,27 +89,6 @@ void Session::connect_backend() {
     link_ = Link::Connecting;
     deadlines_.connecting(Clock::now() + target_->connector->timeout());
     arm_timer();
-}
-
-// The client's two addresses: the socket's own, unless a trusted balancer's PROXY header named
-// them (accept_proxy).
-void Session::client_addresses(ClientInfo& client) const {
-    if (proxied_peer_.length != 0) {
-        client.peer = proxied_peer_;
-        client.local = proxied_local_;
-        return;
-    }
-    auto& peer = client.peer;
-    auto& local = client.local;
-    peer.length = sizeof(peer.storage);
-    local.length = sizeof(local.storage);
-    if (getpeername(client_.fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) {
-        peer = {};
-    }
-    if (getsockname(client_.fd(), reinterpret_cast<sockaddr*>(&local.storage), &local.length) !=
-        0) {
-        local = {};
-    }
 }
 
 void Session::on_backend_attempt(short what) {

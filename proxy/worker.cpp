@@ -59,8 +59,8 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
                 error.append(": no backend named ").append(name);
                 return nullptr;
             }
-            ctx->backends.push_back(BackendTarget{name, found->second.connector,
-                                                  found->second.spec->xclient});
+            ctx->backends.push_back(
+                BackendTarget{name, found->second.connector, found->second.spec->xclient});
         }
         const Backend& shared = backends.at(spec.backend);
         ctx->strict_sni = config.tls.strict_sni;

@@ -6,7 +6,9 @@
 // dropping the client's unconsumed bytes at StartTls as the session does. Invariants checked,
 // besides "no crash, leak, hang or UB": both plays yield the same merged actions; on_bytes() never
 // claims more than it was given; nothing follows Passthrough or Close; no empty sends; nothing
-// reaches the backend before the client has been sent something (a greeting); once pumped to rest,
+// reaches the backend before the client has been sent something (a greeting), except the
+// forwarding command when the machine was given the client's identity, which is then the first
+// thing the backend gets, alone (forwarding.hpp); once pumped to rest,
 // a live machine leaves fewer than max_backend_line backend bytes unconsumed (it never waits on the
 // client to read them). STARTTLS listeners: at most one StartTls and none on implicit TLS, emitted
 // by a client call that consumed exactly through a line's LF, after a reply to the client; with
@@ -14,6 +16,7 @@
 // StartTls (no plaintext ever reaches the backend).
 
 #include "protocols/driver.hpp"
+#include "protocols/forwarding.hpp"
 #include "protocols/machine.hpp"
 
 #include <cstddef>
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -44,8 +48,13 @@ struct Op {
 
 class Player {
 public:
-    explicit Player(const MachineSettings& settings)
-        : settings_(settings), machine_(make_machine(settings)) {}
+    Player(const MachineSettings& settings, const std::optional<ClientIdentity>& identity)
+        : settings_(settings), machine_(make_machine(settings)) {
+        if (identity) {
+            machine_->forward_identity(*identity);
+            forwarding_command_ = forwarding::command(settings.protocol, *identity);
+        }
+    }
 
     void play(const Op& op, bool bytewise) {
         if (op.kind == Op::Kind::Event) {
@@ -132,7 +141,12 @@ private:
             }
             if (const auto* b = std::get_if<SendToBackend>(&action)) {
                 require(!b->bytes.empty());
-                require(sent_to_client_);
+                if (!forwarding_command_.empty() && !sent_to_backend_) {
+                    require(b->bytes == forwarding_command_);
+                } else {
+                    require(sent_to_client_);
+                }
+                sent_to_backend_ = true;
                 require(backend_allowed());
                 append('B', b->bytes);
                 continue;
@@ -169,6 +183,7 @@ private:
 
     MachineSettings settings_;
     std::unique_ptr<Machine> machine_;
+    std::string forwarding_command_;  // what the backend must get first; empty: no identity
     Actions out_;
     std::string transcript_;
     std::string client_;
@@ -177,13 +192,15 @@ private:
     bool done_ = false;
     bool passthrough_ = false;
     bool sent_to_client_ = false;
+    bool sent_to_backend_ = false;
     bool last_action_to_client_ = false;
     bool start_tls_ = false;  // StartTls was emitted
     bool tls_ready_ = false;  // and TlsReady delivered after it
 };
 
 // Byte 0: settings (bit 0: tight line limits; bit 1: STARTTLS listener; bit 2: require_tls
-// off; bit 3: max_errors 2). Then operations: byte % 3 picks an event (next byte % 4 picks
+// off; bit 3: max_errors 2; bit 4: the client's identity is forwarded, bit 5 picks an IPv6 one).
+// Then operations: byte % 3 picks an event (next byte % 4 picks
 // which: TlsReady, BackendReady, BackendFailed, ClientConnected), client bytes or backend bytes
 // (next byte is the length).
 inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
@@ -223,8 +240,13 @@ inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
         i += bytes.size();
         ops.push_back({kind == 1 ? Op::Kind::Client : Op::Kind::Backend, Event::TlsReady, bytes});
     }
-    Player whole(settings);
-    Player bytewise(settings);
+    std::optional<ClientIdentity> identity;
+    if ((data[0] & 16U) != 0) {
+        identity = (data[0] & 32U) != 0 ? ClientIdentity{"2001:db8::7", 40000, "2001:db8::1", 993}
+                                        : ClientIdentity{"203.0.113.7", 40000, "192.0.2.1", 465};
+    }
+    Player whole(settings, identity);
+    Player bytewise(settings, identity);
     for (const Op& op : ops) {
         whole.play(op, false);
         bytewise.play(op, true);

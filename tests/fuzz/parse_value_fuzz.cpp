@@ -3,7 +3,8 @@
 // seconds. Invariants, besides "no crash or UB": every outcome holds a value or an error,
 // never both; an accepted endpoint has a port and, written back with Endpoint::to_string(),
 // parses to the same value; an accepted duration is within (0, kMaxDuration] and "<N>ms"
-// parses to it again; a DNS name is an endpoint host.
+// parses to it again; a DNS name is an endpoint host; a network (trusted_proxies) and a route
+// name written back parse to themselves.
 
 #include "conf/parse_value.hpp"
 
@@ -66,6 +67,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (postern::conf::is_dns_name(text)) {
         const auto as_host = postern::conf::parse_endpoint(std::string{text} + ":25");
         require(as_host.value && as_host.value->host == text);
+    }
+
+    // A network written back parses to itself and contains its own address.
+    const auto network = postern::conf::parse_network(text);
+    require_one_of(network);
+    if (network.value) {
+        const auto again = postern::conf::parse_network(network.value->to_string());
+        require(again.value && again.value->bytes == network.value->bytes &&
+                again.value->prefix == network.value->prefix);
+        require(network.value->contains(network.value->family, network.value->bytes.data()));
+    }
+
+    // A route name is its own normal form.
+    if (const auto route = postern::conf::route_name(text)) {
+        require(postern::conf::route_name(*route) == route);
     }
     return 0;
 }

@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format).
+"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format) and
+for proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer sends them).
 
-Run from anywhere: python3 tests/fuzz/seeds.py. Each seed is one realistic dialogue, on an
-implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
-STARTTLS, bit 2 require_tls off, bit 3 max_errors 2), then operations (0 = event, 1 = client
+Run from anywhere: python3 tests/fuzz/seeds.py. Each machine seed is one realistic dialogue, on
+an implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
+STARTTLS, bit 2 require_tls off, bit 3 max_errors 2, bit 4 the client's identity forwarded, bit 5
+an IPv6 one), then operations (0 = event, 1 = client
 bytes, 2 = backend bytes), each followed by an argument byte (event number or length).
 """
 import pathlib
+import struct
 
 HERE = pathlib.Path(__file__).resolve().parent
 TLS_READY, BACKEND_READY, BACKEND_FAILED, CLIENT_CONNECTED = 0, 1, 2, 3
-TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS = 1, 2, 4, 8
+TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS, FORWARD, IPV6 = 1, 2, 4, 8, 16, 32
 
 
 def script(steps, flags=0):
@@ -34,6 +37,71 @@ def connected(*steps):
 def starttls(before, greeting, *after):
     """A STARTTLS listener: postern's own dialogue, the upgrade, the backend greeting."""
     return [CLIENT_CONNECTED, *before, TLS_READY, BACKEND_READY, ("b", greeting), *after]
+
+
+# PROXY protocol v2 (HAProxy's doc/proxy-protocol.txt §2.2).
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def tlv(kind, value):
+    return bytes([kind]) + struct.pack(">H", len(value)) + value
+
+
+def v2(command, fam, block):
+    return V2_SIG + bytes([0x20 | command, fam]) + struct.pack(">H", len(block)) + block
+
+
+def tcp4(src, dst, sport, dport):
+    return bytes(src) + bytes(dst) + struct.pack(">HH", sport, dport)
+
+
+def ssl(version, cipher, client=0x01):
+    return tlv(0x20, bytes([client]) + b"\0\0\0\0" + tlv(0x21, version) + tlv(0x23, cipher))
+
+
+def crc32c(data):
+    """RFC 4960 Appendix B (Castagnoli), bit by bit."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def with_crc(header):
+    """`header` ends in a zeroed PP2_TYPE_CRC32C value; fill it in (spec §2.2.3)."""
+    return header[:-4] + struct.pack(">I", crc32c(header))
+
+
+V6_SRC = bytes.fromhex("20010db8000000000000000000000001")
+V6_DST = bytes.fromhex("20010db8000000000000000000000002")
+ADDR4 = tcp4([192, 0, 2, 1], [198, 51, 100, 10], 56324, 993)
+AFTER = b"a1 CAPABILITY\r\n"  # the mail protocol after the header, never consumed
+
+PROXY_HEADER_SEEDS = {
+    "v1_tcp4": b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n" + AFTER,
+    "v1_tcp6": b"PROXY TCP6 2001:db8::1 ::ffff:192.0.2.1 0 65535\r\n",
+    "v1_unknown": b"PROXY UNKNOWN\r\n",
+    "v1_unknown_longest": b"PROXY UNKNOWN " + b":".join([b"ffff"] * 8) + b" "
+                          + b":".join([b"ffff"] * 8) + b" 65535 65535\r\n",
+    "v1_bad_port": b"PROXY TCP4 192.0.2.1 198.51.100.10 65536 993\r\n",
+    "v1_no_crlf": b"PROXY TCP4 192.0.2.1 198.51.100.10 1 2\n",
+    "v2_local": v2(0, 0x00, b""),
+    "v2_tcp4": v2(1, 0x11, ADDR4) + AFTER,
+    "v2_tcp4_tlvs": v2(1, 0x11, ADDR4 + tlv(0x01, b"\x04imap") + tlv(0x02, b"imap.example.com")
+                       + ssl(b"TLSv1.3", b"TLS_AES_256_GCM_SHA384") + tlv(0x04, b"\0\0")),
+    "v2_tcp6_tlvs": v2(1, 0x21, V6_SRC + V6_DST + struct.pack(">HH", 1, 143)
+                       + tlv(0x05, b"unique") + tlv(0xEA, b"vpce-1")
+                       + ssl(b"TLSv1.2", b"ECDHE-RSA-AES128-GCM-SHA256", client=0x05)),
+    "v2_crc32c": with_crc(v2(1, 0x11, ADDR4 + tlv(0x02, b"mx.test") + tlv(0x03, bytes(4)))),
+    "v2_crc32c_zero": v2(1, 0x11, ADDR4 + tlv(0x03, bytes(4))),  # checksum never filled in
+    "v2_udp": v2(1, 0x12, ADDR4),
+    "v2_unix_local": v2(0, 0x31, bytes(216)),
+    "v2_truncated_tlv": v2(1, 0x11, ADDR4 + b"\x02\x00\x10imap"),
+    "v2_bad_authority": v2(1, 0x11, ADDR4 + tlv(0x02, b"imap example")),
+    "v2_version1": V2_SIG + b"\x11\x11\x00\x0c" + ADDR4,
+}
 
 
 SEEDS = {
@@ -66,6 +134,17 @@ SEEDS = {
             ("b", "a2 NO failed\r\n")]),
         "starttls_errors": (STARTTLS | FEW_ERRORS, [
             CLIENT_CONNECTED, ("c", "a1 SELECT x\r\n* NOOP\r\n\x16\x03\x01")]),
+        "id_spoof": connected(
+            ("b", "* OK ready\r\n"),
+            ("c", "a1 ID (\"name\" \"x\" \"X-Originating-IP\" \"1.2.3.4\" \"k\\\"\" NIL)\r\n"),
+            ("c", "a2 ID (\"x-forward-u\" {3+}\r\nabc)\r\na3 ID NIL\r\n"), ("b", "a1 OK\r\n")),
+        "forward": (FORWARD, connected(
+            ("c", "a1 LOGIN joe secret\r\n"), ("b", "* OK [CAPABILITY IMAP4rev1 ID] ready\r\n"),
+            ("b", "* ID (\"name\" {7}\r\nDovecot)\r\npostern OK Trusted ID completed.\r\n"),
+            ("b", "a1 OK Logged in\r\n"))),
+        "forward_starttls": (STARTTLS | FORWARD | IPV6, starttls(
+            [("c", "a1 STARTTLS\r\n")], "* OK ready\r\n", ("c", "a2 NOOP\r\n"),
+            ("b", "postern NO untrusted\r\n"))),
     },
     "pop3_fuzz": {
         "dovecot_login": connected(
@@ -85,6 +164,15 @@ SEEDS = {
         "starttls_plaintext": (STARTTLS | PLAINTEXT_OK, [
             CLIENT_CONNECTED, ("c", "CAPA\r\nUSER joe\r\n"), BACKEND_READY,
             ("b", "+OK ready\r\n+OK\r\n"), ("c", "STLS\r\nQUIT\r\n"), ("b", "+OK bye\r\n")]),
+        "xclient_spoof": connected(
+            ("b", "+OK [XCLIENT] Dovecot ready.\r\n"),
+            ("c", "XCLIENT ADDR=1.2.3.4\r\nUSER joe\r\nXOIP 1.2.3.4\r\n"), ("b", "+OK\r\n")),
+        "forward": (FORWARD, connected(
+            ("c", "USER joe\r\n"), ("b", "+OK [XCLIENT] Dovecot ready. <1.2@x>\r\n"),
+            ("b", "+OK Updated\r\n+OK\r\n"))),
+        "forward_plaintext": (STARTTLS | PLAINTEXT_OK | FORWARD | IPV6, [
+            CLIENT_CONNECTED, ("c", "USER joe\r\n"), BACKEND_READY,
+            ("b", "+OK [XCLIENT] ready\r\n-ERR no\r\n")]),
     },
     "smtp_fuzz": {
         "postfix_mx": connected(
@@ -114,6 +202,17 @@ SEEDS = {
             ("b", "354 go\r\n"), ("c", "x\r\n.\r\nQUIT\r\n"), ("b", "250 ok\r\n221 bye\r\n")]),
         "starttls_errors": (STARTTLS | FEW_ERRORS | TIGHT, [
             CLIENT_CONNECTED, ("c", "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nEHLO " + "x" * 30)]),
+        "xclient_spoof": connected(
+            ("b", "220 mx.test ESMTP\r\n"), ("c", "XCLIENT ADDR=1.2.3.4\r\nEHLO c\r\n"),
+            ("b", "250-mx.test\r\n250-XCLIENT NAME ADDR\r\n250 XFORWARD NAME\r\n"),
+            ("c", "MAIL FROM:<a@x>\r\nXFORWARD ADDR=1.2.3.4\r\n"), ("b", "250 ok\r\n")),
+        "forward": (FORWARD, connected(
+            ("c", "EHLO c\r\n"), ("b", "220-mx.test ESMTP\r\n220 Postfix\r\n"),
+            ("b", "220 mx.test ESMTP Postfix\r\n"), ("b", "250-mx.test\r\n250 XCLIENT ADDR\r\n"))),
+        "forward_mx": (STARTTLS | PLAINTEXT_OK | FORWARD | IPV6, [
+            CLIENT_CONNECTED, ("c", "EHLO sender.example\r\nMAIL FROM:<a@x>\r\n"),
+            BACKEND_READY, ("b", "220 mx.test ESMTP\r\n550 5.7.0 Error: insufficient "
+                                 "authorization\r\n")]),
     },
 }
 
@@ -126,3 +225,8 @@ for target, seeds in SEEDS.items():
         else:
             data = steps if isinstance(steps, bytes) else script(steps)
         (directory / name).write_bytes(data)
+
+directory = HERE / "corpus" / "proxy_header_fuzz"
+directory.mkdir(parents=True, exist_ok=True)
+for name, data in PROXY_HEADER_SEEDS.items():
+    (directory / name).write_bytes(data)

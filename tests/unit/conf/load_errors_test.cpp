@@ -53,8 +53,9 @@ TEST_CASE("conf: an unknown key anywhere is reported with the keys allowed there
           "unknown key \"servr\" (allowed: server, tls, certificate, backend, listener)");
     CHECK(result.errors[1].key == "backend[1].tiemout");
     CHECK(result.errors[1].line == line_of(text, "tiemout"));
-    CHECK(contains(result.errors[1].message, "(allowed: name, address, exec, exec_user, exec_group, exec_env, "
-                                                    "send_proxy, xclient, connect_timeout)"));
+    CHECK(contains(result.errors[1].message,
+                   "(allowed: name, address, exec, exec_user, exec_group, exec_env, "
+                   "send_proxy, xclient, connect_timeout)"));
     CHECK(result.errors[2].key == "listener[1].extra");
     CHECK(result.errors[2].line == line_of(text, "[listener.extra]"));
     CHECK(contains(result.errors[2].message,

@@ -15,9 +15,13 @@ namespace postern::protocols {
 namespace {
 
 using capabilities::filter_imap_line;
-using capabilities::is_pop3_stls;
-using capabilities::is_smtp_starttls;
+using capabilities::filter_pop3_greeting;
+using capabilities::is_identity_command;
+using capabilities::is_pop3_withheld;
+using capabilities::is_smtp_withheld;
+using capabilities::pop3_greeting_offers_xclient;
 using capabilities::remove_tokens;
+using capabilities::smtp_advertisable;
 
 TEST_CASE("capabilities: remove_tokens drops whole tokens in any case, keeps the rest") {
     struct Row {
@@ -71,17 +75,77 @@ TEST_CASE("capabilities: IMAP lines are rewritten only in the capability places"
 }
 
 TEST_CASE("capabilities: POP3 STLS and SMTP STARTTLS lines are recognised whole") {
-    CHECK(is_pop3_stls("STLS\r\n"));
-    CHECK(is_pop3_stls("stls\n"));
-    CHECK_FALSE(is_pop3_stls("STLSX\r\n"));
-    CHECK_FALSE(is_pop3_stls("SASL STLS\r\n"));
-    CHECK_FALSE(is_pop3_stls("..STLS\r\n"));
+    CHECK(is_pop3_withheld("STLS\r\n"));
+    CHECK(is_pop3_withheld("stls\n"));
+    CHECK_FALSE(is_pop3_withheld("STLSX\r\n"));
+    CHECK_FALSE(is_pop3_withheld("SASL STLS\r\n"));
+    CHECK_FALSE(is_pop3_withheld("..STLS\r\n"));
 
-    CHECK(is_smtp_starttls("250-STARTTLS\r\n"));
-    CHECK(is_smtp_starttls("250 starttls\r\n"));
-    CHECK_FALSE(is_smtp_starttls("250-STARTTLSX\r\n"));
-    CHECK_FALSE(is_smtp_starttls("250-AUTH STARTTLS\r\n"));
-    CHECK_FALSE(is_smtp_starttls("250\r\n"));
+    CHECK(is_smtp_withheld("250-STARTTLS\r\n"));
+    CHECK(is_smtp_withheld("250 starttls\r\n"));
+    CHECK_FALSE(is_smtp_withheld("250-STARTTLSX\r\n"));
+    CHECK_FALSE(is_smtp_withheld("250-AUTH STARTTLS\r\n"));
+    CHECK_FALSE(is_smtp_withheld("250\r\n"));
+}
+
+TEST_CASE("capabilities: the client-identity offers are withheld, the commands refused") {
+    CHECK(is_smtp_withheld("250-XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN\r\n"));
+    CHECK(is_smtp_withheld("250-xforward NAME ADDR PROTO HELO SOURCE PORT IDENT\r\n"));
+    CHECK(is_smtp_withheld("250 XCLIENT\r\n"));
+    CHECK_FALSE(is_smtp_withheld("250-XCLIENTS\r\n"));
+    CHECK_FALSE(is_smtp_withheld("250-X-XCLIENT\r\n"));
+    CHECK_FALSE(is_smtp_withheld("250-AUTH XCLIENT\r\n"));
+    CHECK(is_pop3_withheld("XCLIENT\r\n"));
+    CHECK(is_pop3_withheld("XForward ADDR\r\n"));
+    CHECK_FALSE(is_pop3_withheld("SASL XCLIENT\r\n"));
+
+    for (const std::string_view verb : {"XCLIENT", "xclient", "XForward", "XOIP", "xoip"}) {
+        CAPTURE(verb);
+        CHECK(is_identity_command(verb));
+    }
+    for (const std::string_view verb : {"XCLIENTX", "XCLIEN", "", "EHLO", "X"}) {
+        CAPTURE(verb);
+        CHECK_FALSE(is_identity_command(verb));
+    }
+}
+
+TEST_CASE("capabilities: postern repeats the backend's EHLO extensions but never these") {
+    CHECK(smtp_advertisable("PIPELINING", true));
+    CHECK(smtp_advertisable("AUTH PLAIN", false));
+    CHECK_FALSE(smtp_advertisable("AUTH PLAIN", true));
+    CHECK_FALSE(smtp_advertisable("AUTH=PLAIN", true));
+    CHECK_FALSE(smtp_advertisable("STARTTLS", false));
+    CHECK_FALSE(smtp_advertisable("XCLIENT NAME ADDR PROTO HELO", false));
+    CHECK_FALSE(smtp_advertisable("xforward NAME ADDR", false));
+    CHECK_FALSE(smtp_advertisable("", false));
+    CHECK_FALSE(smtp_advertisable(" SIZE", false));
+    CHECK_FALSE(smtp_advertisable("X\r\n250 INJECTED", false));
+    CHECK_FALSE(smtp_advertisable(std::string(507, 'X'), false));
+    CHECK(smtp_advertisable(std::string(506, 'X'), false));
+}
+
+TEST_CASE("capabilities: POP3 greeting loses Dovecot's [XCLIENT] code, and only that") {
+    struct Row {
+        std::string_view line;
+        std::optional<std::string> expected;
+    };
+    const std::vector<Row> rows = {
+        {"+OK [XCLIENT] Dovecot ready.\r\n", "+OK Dovecot ready.\r\n"},
+        {"+OK [xclient] Dovecot ready. <1.2@host>\r\n", "+OK Dovecot ready. <1.2@host>\r\n"},
+        {"+OK [XCLIENT]\r\n", "+OK\r\n"},
+        {"+ok [XCLIENT] x\n", "+ok x\n"},
+        {"+OK Dovecot ready.\r\n", std::nullopt},
+        {"+OK [XCLIENTX] ready\r\n", std::nullopt},
+        {"+OK [XCLIENT]x\r\n", std::nullopt},
+        {"+OK ready [XCLIENT]\r\n", std::nullopt},
+        {"-ERR [XCLIENT] no\r\n", std::nullopt},
+        {"+OK\r\n", std::nullopt},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.line);
+        CHECK(filter_pop3_greeting(row.line) == row.expected);
+        CHECK(pop3_greeting_offers_xclient(row.line) == row.expected.has_value());
+    }
 }
 
 TEST_CASE("capabilities: parse_count takes digits only and refuses overflow") {

@@ -18,26 +18,32 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace postern::protocols::test {
 
 struct Step {
-    enum class Kind : std::uint8_t { Event, Client, Backend };
+    enum class Kind : std::uint8_t { Event, Client, Backend, Identity };
     Kind kind = Kind::Event;
     Event event = Event::TlsReady;
     std::string bytes;
+    ClientIdentity identity;  // Kind::Identity: handed to forward_identity()
 };
 
 inline Step event(Event e) {
-    return {Step::Kind::Event, e, {}};
+    return {Step::Kind::Event, e, {}, {}};
 }
 inline Step client(std::string_view bytes) {
-    return {Step::Kind::Client, Event::TlsReady, std::string(bytes)};
+    return {Step::Kind::Client, Event::TlsReady, std::string(bytes), {}};
 }
 inline Step backend(std::string_view bytes) {
-    return {Step::Kind::Backend, Event::TlsReady, std::string(bytes)};
+    return {Step::Kind::Backend, Event::TlsReady, std::string(bytes), {}};
+}
+// The session's forward_identity() call (backend option `xclient`).
+inline Step identity(ClientIdentity id) {
+    return {Step::Kind::Identity, Event::TlsReady, {}, std::move(id)};
 }
 
 using Script = std::vector<Step>;
@@ -162,6 +168,12 @@ public:
         pump(*this, out_);
     }
 
+    void identity(const ClientIdentity& id) {
+        if (!done_) {
+            machine_->forward_identity(id);
+        }
+    }
+
     void bytes(Peer from, std::string_view chunk) {
         if (passthrough_) {
             (from == Peer::Client ? t_.raw_to_backend : t_.raw_to_client).append(chunk);
@@ -272,6 +284,10 @@ inline Transcript play(const MachineSettings& settings, const Script& script,
         const Step& step = script[i];
         if (step.kind == Step::Kind::Event) {
             driver.event(step.event);
+            continue;
+        }
+        if (step.kind == Step::Kind::Identity) {
+            driver.identity(step.identity);
             continue;
         }
         const Peer peer = step.kind == Step::Kind::Client ? Peer::Client : Peer::Backend;

@@ -174,7 +174,7 @@ TEST_CASE("smtp starttls: require_tls refuses mail and AUTH with 530 before TLS"
     const std::string must(replies::kSmtpMustStartTls);
     CHECK(t.to_client() ==
           cat({kOurGreeting, kOurEhloRequireTls, must, must, must, must, must, must, must, must,
-               "502 5.5.2 Error: command not recognized\r\n", "250 mx.test\r\n",
+               replies::kSmtpNotPermitted, "250 mx.test\r\n",
                "214 2.0.0 Ok\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n",
                "501 5.5.4 Syntax: HELO hostname\r\n501 5.5.4 Syntax: EHLO hostname\r\n",
                "501 5.5.4 Syntax: STARTTLS\r\n500 5.5.2 Error: bad syntax\r\n221 2.0.0 Bye\r\n"}));

@@ -11,11 +11,11 @@
 #include <arpa/inet.h>
 #include <cstring>
 #include <initializer_list>
-#include <vector>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string>
 #include <sys/socket.h>
+#include <vector>
 
 namespace postern::proxy {
 namespace {
@@ -173,7 +173,8 @@ TEST_CASE("tcp connector: an address that does not answer in time is given up fo
     std::vector<UniqueFd> queued;
     for (int i = 0; i < 4; ++i) {
         queued.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-        static_cast<void>(::connect(queued.back().get(), stuck.address.get(), stuck.address.length));
+        static_cast<void>(
+            ::connect(queued.back().get(), stuck.address.get(), stuck.address.length));
     }
     const Loopback backend{true};
     const auto connector = connector_to({&stuck, &backend}, 300ms);
