@@ -96,7 +96,7 @@ void Loader::read_backend(TableReader& table) {
         read_exec(table, spec);
     } else if (!table.has("address")) {
         table.error("address", table.at(),
-                    "missing required key \"address\" (or \"exec\": a program run per session)");
+                    R"(missing required key "address" (or "exec": a program run per session))");
     } else if (auto addresses = table.strings("address", Need::Required)) {
         for (const TableReader::Item& item : *addresses) {
             Parsed<Endpoint> parsed = parse_endpoint(item.text);

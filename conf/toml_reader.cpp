@@ -232,7 +232,7 @@ std::optional<std::vector<TableReader::Item>> TableReader::string_table(std::str
     }
     const toml::table* entries = node->as_table();
     if (entries == nullptr) {
-        wrong_type(key, *node, "a table such as { \"name\" = \"value\" }");
+        wrong_type(key, *node, R"(a table such as { "name" = "value" })");
         return std::nullopt;
     }
     std::vector<Item> items;
