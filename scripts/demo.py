@@ -34,9 +34,12 @@ DEMO = REPO / ".demo"
 CONFIG = REPO / "conf" / "demo.toml"
 POSTERN = REPO / "build" / "postern"
 
-# Plaintext backends on loopback; conf/demo.toml points its [[backend]] entries at these.
+# Plaintext backends on loopback; conf/demo.toml points its [[backend]] entries at the PROXY
+# protocol ports, so Dovecot and Postfix learn each client's own address from postern.
 DOVECOT_PORTS = (11143, 11110)  # IMAP, POP3
+DOVECOT_PROXY_PORTS = (11145, 11111)  # the same with haproxy = yes
 POSTFIX_PORT = 11025
+POSTFIX_PROXY_PORT = 11026  # smtpd_upstream_proxy_protocol = haproxy
 
 # certbot folder name (the first name, without "*.") -> the names the certificate covers
 LEAVES = {
@@ -97,6 +100,13 @@ postern is starting with conf/demo.toml. In another terminal, from {repo}:
   swaks --server 127.0.0.1 --port 10587 --tls --tls-sni mail.a.test --from demo@c.test --to test@a.test
   swaks --server 127.0.0.1 --port 10025 --from demo@c.test --to test@a.test
 
+  # the backends learn each client's own address (a PROXY v2 header from postern): log in
+  # from 127.0.0.2 and Dovecot logs rip=127.0.0.2, Postfix's Received: header names it
+  curl --interface 127.0.0.2 --resolve mail.a.test:10993:127.0.0.1 --cacert .demo/pki/root.crt -u test:secret 'imaps://mail.a.test:10993/INBOX;UID=1' >/dev/null
+  grep 'rip=127.0.0.2' .demo/dovecot/dovecot.log
+  swaks --server 127.0.0.1 --port 10025 --local-interface 127.0.0.2 --from demo@c.test --to test@a.test --header 'Subject: from 127.0.0.2'
+  grep -l 'from 127.0.0.2' .demo/postfix/vmail/a.test/test/new/* | xargs grep -h -m1 -A1 '^Received:'
+
   # what postern serves, and what a client sees on a STARTTLS port
   build/postern check --config conf/demo.toml
   build/postern probe 127.0.0.1:10143 --starttls imap --servername mail.a.test --cafile .demo/pki/root.crt
@@ -156,8 +166,10 @@ def main() -> int:
     DEMO.mkdir()
     DEMO.chmod(0o755)  # Dovecot's and Postfix's unprivileged users read below it
     make_pki(DEMO / "pki")
-    dovecot = harness.Dovecot(DEMO / "dovecot", ports=DOVECOT_PORTS)
-    postfix = harness.Postfix(DEMO / "postfix", port=POSTFIX_PORT)
+    dovecot = harness.Dovecot(DEMO / "dovecot", ports=DOVECOT_PORTS, haproxy=True,
+                              haproxy_ports=DOVECOT_PROXY_PORTS)
+    postfix = harness.Postfix(DEMO / "postfix", port=POSTFIX_PORT, proxy=True,
+                              proxy_port=POSTFIX_PROXY_PORT)
     started = []
     try:
         for service in (dovecot, postfix):

@@ -70,10 +70,13 @@ class DemoConfig(unittest.TestCase):
     def test_backends_are_where_the_demo_starts_them(self):
         addresses = {b["name"]: b["address"] for b in self.toml["backend"]}
         self.assertEqual(addresses, {
-            "imap": f"127.0.0.1:{demo.DOVECOT_PORTS[0]}",
-            "pop3": f"127.0.0.1:{demo.DOVECOT_PORTS[1]}",
-            "smtp": f"127.0.0.1:{demo.POSTFIX_PORT}",
+            "imap": f"127.0.0.1:{demo.DOVECOT_PROXY_PORTS[0]}",
+            "pop3": f"127.0.0.1:{demo.DOVECOT_PROXY_PORTS[1]}",
+            "smtp": f"127.0.0.1:{demo.POSTFIX_PROXY_PORT}",
         })
+        # The backends learn each client's address: no MX open relay by way of postern.
+        self.assertEqual({b["name"]: b.get("send_proxy") for b in self.toml["backend"]},
+                         {"imap": "v2", "pop3": "v2", "smtp": "v2"})
 
 
 if __name__ == "__main__":

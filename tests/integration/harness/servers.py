@@ -34,7 +34,8 @@ class Dovecot(Service):
 
     def __init__(self, workdir: Path, *, listen: str = LOCALHOST, starttls: bool = False,
                  pki: Optional[Pki] = None, instance: str = "postern-test",
-                 ports: Optional[tuple[int, int]] = None, haproxy: bool = False):
+                 ports: Optional[tuple[int, int]] = None, haproxy: bool = False,
+                 haproxy_ports: Optional[tuple[int, int]] = None):
         super().__init__(workdir)
         self.listen = listen
         self.imap_port, self.pop3_port = ports or free_ports(2, listen)
@@ -47,7 +48,7 @@ class Dovecot(Service):
                             "ssl_min_protocol = TLSv1.2")
         haproxy_settings, imap_haproxy, pop3_haproxy = "", "", ""
         if haproxy:
-            self.imap_haproxy_port, self.pop3_haproxy_port = free_ports(2, listen)
+            self.imap_haproxy_port, self.pop3_haproxy_port = haproxy_ports or free_ports(2, listen)
             haproxy_settings = "haproxy_trusted_networks = 127.0.0.0/8"
             imap_haproxy = (f"  inet_listener imap_haproxy {{\n    port = {self.imap_haproxy_port}\n"
                             "    haproxy = yes\n  }")
@@ -116,11 +117,13 @@ class Postfix(Service):
     name = "postfix"
 
     def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None,
-                 proxy: bool = False):
+                 proxy: bool = False, proxy_port: Optional[int] = None):
         super().__init__(workdir)
         self.port, self.tls_port, self.proxy_port = free_ports(3)
         if port is not None:
             self.port = port
+        if proxy_port is not None:
+            self.proxy_port = proxy_port
         proxy_service = ""
         if proxy:
             proxy_service = (f"127.0.0.1:{self.proxy_port} inet n - n - - smtpd\n"
