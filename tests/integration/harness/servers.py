@@ -24,13 +24,17 @@ class Dovecot(Service):
     starttls=True (needs pki): ssl = yes, so the plaintext ports advertise STARTTLS / STLS, and
     disable_plaintext_auth = yes, so a client whose address differs from the listen address
     (postern connecting from 127.0.0.1 to listen="127.0.0.2") also sees LOGINDISABLED.
+
+    login_trusted_networks (e.g. "127.0.0.1"): Dovecot believes those hosts' forwarded client
+    addresses (IMAP ID x-originating-*, POP3 XCLIENT, offered by "[XCLIENT]" in its greeting).
     """
 
     name = "dovecot"
 
     def __init__(self, workdir: Path, *, listen: str = LOCALHOST, starttls: bool = False,
                  pki: Optional[Pki] = None, instance: str = "postern-test",
-                 ports: Optional[tuple[int, int]] = None):
+                 ports: Optional[tuple[int, int]] = None,
+                 login_trusted_networks: Optional[str] = None):
         super().__init__(workdir)
         self.listen = listen
         self.imap_port, self.pop3_port = ports or free_ports(2, listen)
@@ -44,6 +48,9 @@ class Dovecot(Service):
                LISTEN=listen, PORT_IMAP=self.imap_port, PORT_POP3=self.pop3_port,
                SSL="yes" if starttls else "no", SSL_SETTINGS=ssl_settings,
                DISABLE_PLAINTEXT_AUTH="yes" if starttls else "no")
+        if login_trusted_networks is not None:
+            with open(self.conf, "a") as f:
+                f.write(f"login_trusted_networks = {login_trusted_networks}\n")
         (self.dir / "users").write_text(f"{USER}@a.test:{{PLAIN}}{PASSWORD}\n{USER}:{{PLAIN}}{PASSWORD}\n")
         (self.dir / "mail").mkdir(exist_ok=True)
         (self.dir / "state").mkdir(exist_ok=True)
@@ -77,11 +84,14 @@ class Postfix(Service):
     """Postfix SMTP on a plaintext port; mail for test@a.test lands in vmail/a.test/test/.
 
     With pki, a second plaintext port (tls_port) advertises STARTTLS (security level may).
+    xclient_hosts (e.g. "127.0.0.1"): smtpd_authorized_xclient_hosts, the hosts whose XCLIENT
+    Postfix believes (and to which its EHLO offers XCLIENT).
     """
 
     name = "postfix"
 
-    def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None):
+    def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None,
+                 xclient_hosts: Optional[str] = None):
         super().__init__(workdir)
         self.port, self.tls_port = free_ports(2)
         if port is not None:
@@ -96,6 +106,9 @@ class Postfix(Service):
         else:
             self.tls_port = None
         render("postfix-main.cf.in", etc / "main.cf", DIR=self.dir, TLS_SETTINGS=tls_settings)
+        if xclient_hosts is not None:
+            with open(etc / "main.cf", "a") as f:
+                f.write(f"smtpd_authorized_xclient_hosts = {xclient_hosts}\n")
         render("postfix-master.cf.in", etc / "master.cf", PORT_SMTP=self.port, TLS_SERVICE=tls_service)
         (etc / "vmailbox").write_text("test@a.test a.test/test/\npostmaster@a.test a.test/postmaster/\n"
                                       "user@b.test b.test/user/\n")
