@@ -28,6 +28,9 @@ class Dovecot(Service):
     haproxy=True: one more IMAP and POP3 port each (imap_haproxy_port, pop3_haproxy_port) that
     want a PROXY v1/v2 header from 127.0.0.0/8 first; the login lines (dovecot.log) then name
     the header's client: `rip=... rport=... lip=... lport=... local_name=<authority> secured`.
+
+    login_trusted_networks (e.g. "127.0.0.1"): Dovecot believes those hosts' forwarded client
+    addresses (IMAP ID x-originating-*, POP3 XCLIENT, offered by "[XCLIENT]" in its greeting).
     """
 
     name = "dovecot"
@@ -35,7 +38,8 @@ class Dovecot(Service):
     def __init__(self, workdir: Path, *, listen: str = LOCALHOST, starttls: bool = False,
                  pki: Optional[Pki] = None, instance: str = "postern-test",
                  ports: Optional[tuple[int, int]] = None, haproxy: bool = False,
-                 haproxy_ports: Optional[tuple[int, int]] = None):
+                 haproxy_ports: Optional[tuple[int, int]] = None,
+                 login_trusted_networks: Optional[str] = None):
         super().__init__(workdir)
         self.listen = listen
         self.imap_port, self.pop3_port = ports or free_ports(2, listen)
@@ -60,6 +64,9 @@ class Dovecot(Service):
                DISABLE_PLAINTEXT_AUTH="yes" if starttls else "no",
                HAPROXY_SETTINGS=haproxy_settings, IMAP_HAPROXY=imap_haproxy,
                POP3_HAPROXY=pop3_haproxy)
+        if login_trusted_networks is not None:
+            with open(self.conf, "a") as f:
+                f.write(f"login_trusted_networks = {login_trusted_networks}\n")
         (self.dir / "users").write_text(f"{USER}@a.test:{{PLAIN}}{PASSWORD}\n{USER}:{{PLAIN}}{PASSWORD}\n")
         (self.dir / "mail").mkdir(exist_ok=True)
         (self.dir / "state").mkdir(exist_ok=True)
@@ -112,12 +119,16 @@ class Postfix(Service):
     With proxy=True, one more port (proxy_port) wants a PROXY v1/v2 header first
     (smtpd_upstream_proxy_protocol = haproxy): the header's client is the one Postfix logs and
     writes into the Received: header.
+
+    xclient_hosts (e.g. "127.0.0.1"): smtpd_authorized_xclient_hosts, the hosts whose XCLIENT
+    Postfix believes (and to which its EHLO offers XCLIENT).
     """
 
     name = "postfix"
 
     def __init__(self, workdir: Path, *, pki: Optional[Pki] = None, port: Optional[int] = None,
-                 proxy: bool = False, proxy_port: Optional[int] = None):
+                 proxy: bool = False, proxy_port: Optional[int] = None,
+                 xclient_hosts: Optional[str] = None):
         super().__init__(workdir)
         self.port, self.tls_port, self.proxy_port = free_ports(3)
         if port is not None:
@@ -140,6 +151,9 @@ class Postfix(Service):
         else:
             self.tls_port = None
         render("postfix-main.cf.in", etc / "main.cf", DIR=self.dir, TLS_SETTINGS=tls_settings)
+        if xclient_hosts is not None:
+            with open(etc / "main.cf", "a") as f:
+                f.write(f"smtpd_authorized_xclient_hosts = {xclient_hosts}\n")
         render("postfix-master.cf.in", etc / "master.cf", PORT_SMTP=self.port, TLS_SERVICE=tls_service,
                PROXY_SERVICE=proxy_service)
         (etc / "vmailbox").write_text("test@a.test a.test/test/\npostmaster@a.test a.test/postmaster/\n"
