@@ -38,8 +38,9 @@ inline constexpr std::string_view kImapTag = "postern";
 
 // "XCLIENT ADDR=203.0.113.7 PORT=40000 NAME=[UNAVAILABLE]\r\n"
 [[nodiscard]] std::string smtp_xclient(const ClientIdentity& identity);
-// "XCLIENT ADDR=203.0.113.7 PORT=40000 DESTADDR=192.0.2.1 DESTPORT=995\r\n": Dovecot reads
-// DESTADDR/DESTPORT for its local_ip/local_port; older versions skip attributes they do not know.
+// "XCLIENT ADDR=203.0.113.7 PORT=40000 DESTADDR=192.0.2.1 DESTPORT=995\r\n": newer Dovecot
+// reads DESTADDR/DESTPORT for its local_ip/local_port; 2.3.19 (Debian 12) skips them, as it
+// skips any attribute it does not know, and logs its own listener as lip/lport.
 [[nodiscard]] std::string pop3_xclient(const ClientIdentity& identity);
 // "postern ID (\"x-originating-ip\" \"203.0.113.7\" \"x-originating-port\" \"40000\"
 // \"x-connected-ip\" \"192.0.2.1\" \"x-connected-port\" \"993\")\r\n"
