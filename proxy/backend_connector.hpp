@@ -8,13 +8,16 @@
 // seam leaves room for the kinds to come without touching the session: an address list tried
 // in order (the attempt moves to the next address and reports nothing yet), a PROXY protocol
 // v1/v2 header (built from BackendRequest::client into BackendOutcome::preamble), an exec'd
-// child on a socketpair with UCSPI variables (the attempt completes at once, through its
-// event). How long the session waits is the connector's say (timeout()); the session's one
-// timer enforces it (proxy/deadlines.hpp), so an attempt costs no timer of its own.
+// child on a socketpair with UCSPI variables (proxy/exec_connector.hpp: the attempt completes
+// at once, through its event; the child's handle travels in BackendOutcome::child and is kept
+// by the session for the link's life). How long the session waits is the connector's say
+// (timeout()); the session's one timer enforces it (proxy/deadlines.hpp), so an attempt costs no
+// timer of its own.
 //
 // One connector per backend for the whole process, shared by every worker: connect() is const
 // and keeps no state; each attempt lives on the loop of the session that made it.
 
+#include "proxy/child_reaper.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 
@@ -45,12 +48,18 @@ struct BackendRequest {
     event_callback_fn callback = nullptr;
     void* arg = nullptr;
     ClientInfo client;
+    // The worker's reaper, which watches the processes exec backends start (never null for
+    // sessions; a connector that starts none ignores it).
+    ChildReaper* children = nullptr;
 };
 
 struct BackendOutcome {
     UniqueFd fd;           // connected, non-blocking; invalid on failure
     std::string preamble;  // sent to the backend before any other byte (e.g. a PROXY header)
     std::string failure;   // why not, for the session's log line ("connect: ...")
+    // An exec backend's program: the session keeps it for the link's life; dropping it ends
+    // the program (SIGTERM, then SIGKILL; proxy/child_reaper.hpp). Null for a TCP backend.
+    std::unique_ptr<ChildProcess> child;
 };
 
 // One connection attempt in flight. Destroying it abandons the attempt (closes what it opened);
