@@ -145,6 +145,11 @@ int run(const conf::Config& loaded) {
         worker->stop_accepting();
         worker->close_all_sessions();
     }
+    // Every exec backend's program has had its SIGTERM by now: one deadline for them all.
+    const auto children_deadline = ChildReaper::Clock::now() + ChildReaper::kShutdownGrace;
+    for (auto& worker : workers) {
+        worker->children().shutdown(children_deadline);
+    }
     return 0;
 }
 

@@ -311,9 +311,7 @@ void Session::close(CloseReason reason) {
     const bool can_send = phase_ != Phase::Handshake && !client_broken_;
     phase_ = Phase::Closing;
     machine_.reset();
-    attempt_.reset();
-    backend_.close();
-    link_ = Link::None;
+    drop_backend();
     if (!can_send || !client_.is_open() || client_.out.empty()) {
         finish();
         return;
@@ -321,6 +319,14 @@ void Session::close(CloseReason reason) {
     // finish() once everything has left (progress), or when the deadline passes.
     deadlines_.closing(Clock::now());
     arm_timer();
+}
+
+// The socket first, then the program behind it, if any: it sees EOF before its SIGTERM.
+void Session::drop_backend() {
+    attempt_.reset();
+    backend_.close();
+    child_.reset();
+    link_ = Link::None;
 }
 
 void Session::abort(CloseReason reason) {
@@ -347,9 +353,7 @@ void Session::finish() {
     }
     phase_ = Phase::Closed;
     machine_.reset();
-    attempt_.reset();
-    backend_.close();
-    link_ = Link::None;
+    drop_backend();
     if (tls_established() && !client_broken_) {
         client_.shutdown_tls();  // close_notify, best effort: the socket is non-blocking
     }

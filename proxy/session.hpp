@@ -77,6 +77,7 @@ private:
     void client_addresses(ClientInfo& client) const;
     void on_backend_connected(BackendOutcome outcome);
     void backend_failed(std::string detail);
+    void drop_backend();
     void consumed(protocols::Peer from, std::size_t n);
     void feed_event(protocols::Event event);
     void apply_actions();
@@ -96,6 +97,9 @@ private:
     std::string client_address_;
     tls::Handshake handshake_;
     Stream client_;
+    // An exec backend's program while the link is up (declared before backend_: on
+    // destruction the socket closes first, so the program sees EOF before its SIGTERM).
+    std::unique_ptr<ChildProcess> child_;
     Stream backend_;
     Clock::time_point started_ = Clock::now();
     Deadlines deadlines_;

@@ -1,5 +1,6 @@
 #include "proxy/worker.hpp"
 
+#include "proxy/exec_connector.hpp"
 #include "proxy/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/trampoline.hpp"
@@ -18,7 +19,7 @@ constexpr timeval kAcceptRetry{1, 0};
 }  // namespace
 
 Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
-    : base_(std::move(base)), certs_(std::move(certs)) {
+    : base_(std::move(base)), children_(base_.get()), certs_(std::move(certs)) {
     reaper_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::reap>, this));
     inbox_event_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::on_inbox>, this));
 }
@@ -36,6 +37,16 @@ bool make_backends(const conf::Config& config, Backends& out, std::string& error
         }
         Backend& entry = out[backend->name];
         if (entry.connector) {
+            continue;
+        }
+        // No address: one program per session. An SMTP STARTTLS listener in front of it offers
+        // no backend EHLO extensions before TLS until BackendEhlo learns them through the
+        // connector (ClientInfo with no client).
+        if (backend->is_exec()) {
+            entry.connector = ExecConnector::create(*backend, error);
+            if (!entry.connector) {
+                return false;
+            }
             continue;
         }
         SocketAddress address;
@@ -127,7 +138,8 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
                                    ctx.get()));
         spdlog::info("listening on {} protocol={} tls={} backend={} ({})", ctx->name,
                      conf::to_string(spec.protocol), conf::to_string(spec.tls), backend->name,
-                     backend->addresses.front().to_string());
+                     backend->is_exec() ? "exec " + backend->exec.argv.front()
+                                        : backend->addresses.front().to_string());
         worker->listeners_.push_back(std::move(ctx));
     }
     return worker;

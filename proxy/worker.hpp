@@ -12,6 +12,7 @@
 #include "proxy/backend_ehlo.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
+#include "proxy/child_reaper.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "tls/cert_source.hpp"
@@ -86,6 +87,8 @@ public:
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
     // Relay buffers, shared by this loop's sessions (no locking: one loop, one thread).
     [[nodiscard]] BufferPool& buffers() noexcept { return buffers_; }
+    // The processes this loop's sessions run as exec backends (this thread only).
+    [[nodiscard]] ChildReaper& children() noexcept { return children_; }
 
     // From now on, connections this worker accepts may go to a worker holding fewer sessions
     // (called by Balancer::attach).
@@ -120,6 +123,7 @@ private:
     void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address);
 
     EventBasePtr base_;
+    ChildReaper children_;  // after base_: its events go first; outlives the sessions
     std::shared_ptr<tls::CertSource> certs_;
     BufferPool buffers_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
