@@ -207,6 +207,8 @@ bool Session::read(Peer from) {
         case Io::Again:
             return false;
         case Io::Ok:
+            backend_heard_ = backend_heard_ || from == Peer::Backend;
+            return true;
         case Io::Eof:
             return true;
         case Io::Error:
@@ -228,6 +230,14 @@ bool Session::after_io() {
     }
     if (phase_ == Phase::Upgrading && client_.out.empty()) {
         complete_upgrade();
+        return true;
+    }
+    if (backend_.eof && phase_ == Phase::Dialogue && !backend_heard_ && link_ == Link::Open) {
+        // Gone before its greeting (an exec'd program that could not start its work, a server
+        // that accepts and closes): the client is owed the protocol's error, as for a backend
+        // that cannot be reached.
+        backend_failed(end_detail_.empty() ? "backend closed before its greeting"
+                                           : std::move(end_detail_));
         return true;
     }
     if (backend_.eof) {

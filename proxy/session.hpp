@@ -113,6 +113,7 @@ private:
     Phase phase_ = Phase::Handshake;
     Link link_ = Link::None;
     bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent
+    bool backend_heard_ = false;  // a byte came from the backend (its greeting began)
     protocols::CloseReason end_ = protocols::CloseReason::ClientClosed;
     std::string end_detail_;
     // Learned when the handshake completes; null while plaintext.
