@@ -165,7 +165,9 @@ bool Session::step_handshake() {
     const Io result = client_.handshake();
     if (result == Io::Ok) {
         on_tls_ready();
-        return phase_ == Phase::Dialogue;
+        // Closing already: the backend failed at once (a program that cannot be started) and
+        // the machine's error reply waits; the next round flushes it, as no edge may come.
+        return phase_ == Phase::Dialogue || phase_ == Phase::Closing;
     }
     if (result == Io::Again) {
         return false;
