@@ -20,6 +20,10 @@ def _toml(value) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -61,6 +65,10 @@ class Postern(Service):
 
     def backend(self, name: str, address: str, connect_timeout: str = "2s", **extra) -> None:
         self.backends.append({"name": name, "address": address, "connect_timeout": connect_timeout, **extra})
+
+    def exec_backend(self, name: str, argv: list, **extra) -> None:
+        """An exec backend: argv run per session (exec_user, exec_group, exec_env in extra)."""
+        self.backends.append({"name": name, "exec": [str(a) for a in argv], **extra})
 
     def listener(self, name: str, protocol: str, backend: str, tls: str = "implicit",
                  host: str = LOCALHOST, **extra) -> int:
