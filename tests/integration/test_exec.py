@@ -260,6 +260,22 @@ class ExecBackend(IntegrationCase):
                    "sending SIGKILL")
         c.close()
 
+    def test_exec_user_refused_unless_root(self):
+        d = self.workdir_for_test()
+        pki = Pki(d / "pki")
+        for f in (d / "pki").iterdir():
+            f.chmod(0o644)  # postern runs as nobody here and must get as far as the backends
+        p = Postern(d / "postern", pki)
+        p.exec_backend("qmail", [self.tmp / "ucspi_env.py"], exec_user="nobody")
+        p.listener("smtps", "smtp", "qmail")
+        config = p.write_config()
+        out = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                   self.postern.daemon.argv[0], "run", "--config", config], timeout=20)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn('backend "qmail": backend[1].exec_user = "nobody": running the program as '
+                      "another user or group needs postern to run as root (it runs as uid 65534)",
+                      out.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
