@@ -61,9 +61,10 @@ int run(const conf::Config& loaded) {
         spdlog::warn("{}: {}", finding.file, finding.message);
     }
 
-    // A client vanishing mid-write must not kill the process.
-    if (std::signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        spdlog::error("cannot ignore SIGPIPE");
+    // A client vanishing mid-write must not kill the process. SIGCHLD at its default (not
+    // ignored, as a supervisor may have left it): exec backends' programs stay ours to reap.
+    if (std::signal(SIGPIPE, SIG_IGN) == SIG_ERR || std::signal(SIGCHLD, SIG_DFL) == SIG_ERR) {
+        spdlog::error("cannot set up SIGPIPE and SIGCHLD");
         return 1;
     }
 

@@ -2,9 +2,11 @@
 // A Worker is one event loop with its listening sockets and the sessions they accepted. It
 // owns every Session and destroys them only from its reaper event, never inside a session's
 // own callback. Workers share nothing mutable but the certificate-store pointer, each SMTP
-// backend's EHLO snapshot (proxy/backend_ehlo.hpp) and, with several workers, the Balancer's
-// session counts and each worker's inbox of handed-over sockets (proxy/balancer.hpp). The
-// backends (a BackendConnector each, stateless) are built once by run() and shared.
+// backend's EHLO snapshot (proxy/backend_ehlo.hpp), each exec backend's stderr rate limit
+// (proxy/stderr_log.hpp) and, with several workers, the Balancer's session counts and each
+// worker's inbox of handed-over sockets (proxy/balancer.hpp). The backends (a BackendConnector
+// each, stateless) are built once by run() and shared. Each worker has its own ChildReaper for
+// the programs its sessions run as exec backends (proxy/child_reaper.hpp).
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"

@@ -135,7 +135,7 @@ struct Loop {
     }
 
     // Everything the program writes to its stdout until it closes it.
-    std::string read_all(int fd) {
+    std::string read_all(int fd) const {
         std::string out;
         std::array<char, 4096> buffer{};
         bool eof = false;
