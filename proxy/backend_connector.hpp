@@ -5,13 +5,17 @@
 // for the log. The session's state machine knows nothing of how the fd came to be.
 //
 // TcpConnector tries a backend's addresses in order (the attempt moves to the next address and
-// reports nothing yet) and may put a PROXY header in BackendOutcome::preamble. How long the
-// session waits in all is the connector's say (timeout()); the session's one timer enforces it
+// reports nothing yet) and may put a PROXY header in BackendOutcome::preamble. ExecConnector
+// (proxy/exec_connector.hpp) runs a program per session on a socketpair with UCSPI variables:
+// its attempt completes at once, through its event, and the child's handle travels in
+// BackendOutcome::child, kept by the session for the link's life. How long the session waits in
+// all is the connector's say (timeout()); the session's one timer enforces it
 // (proxy/deadlines.hpp) as a backstop to the attempt's own.
 //
 // One connector per backend for the whole process, shared by every worker: connect() is const
 // and thread-safe; each attempt lives on the loop of the session that made it.
 
+#include "proxy/child_reaper.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 
@@ -44,6 +48,9 @@ struct BackendRequest {
     event_callback_fn callback = nullptr;
     void* arg = nullptr;
     ClientInfo client;
+    // The worker's reaper, which watches the processes exec backends start (never null for
+    // sessions; a connector that starts none ignores it).
+    ChildReaper* children = nullptr;
 };
 
 struct BackendOutcome {
@@ -51,6 +58,9 @@ struct BackendOutcome {
     std::string preamble;  // sent to the backend before any other byte (e.g. a PROXY header)
     std::string failure;   // why not, for the session's log line ("connect: ...")
     std::string served;    // which address it is, for the log ("10.0.0.6:143")
+    // An exec backend's program: the session keeps it for the link's life; dropping it ends
+    // the program (SIGTERM, then SIGKILL; proxy/child_reaper.hpp). Null for a TCP backend.
+    std::unique_ptr<ChildProcess> child;
 };
 
 // One connection attempt in flight. Destroying it abandons the attempt (closes what it opened);

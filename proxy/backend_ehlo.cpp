@@ -24,8 +24,9 @@ BackendEhlo::BackendEhlo(std::string backend_name,
       connector_(std::move(connector)),
       hostname_(std::move(hostname)) {}
 
-void BackendEhlo::start(event_base* base) {
+void BackendEhlo::start(event_base* base, ChildReaper& children) {
     base_ = base;
+    children_ = &children;
     timer_.reset(event_new(base, -1, 0, &event_cb<BackendEhlo, &BackendEhlo::on_timer>, this));
     on_timer();
 }
@@ -59,7 +60,8 @@ void BackendEhlo::on_timer() {
                                             .sni = {},
                                             .hostname = hostname_,
                                             .tls_version = "",
-                                            .cipher = ""}};
+                                            .cipher = ""},
+                                 .children = children_};
     attempt_ = connector_->connect(request, failed);
     if (!attempt_) {
         finish(failed.failure.c_str());
@@ -81,8 +83,9 @@ void BackendEhlo::on_attempt(short what) {
         finish("cannot create a buffer event");
         return;
     }
-    static_cast<void>(outcome.fd.release());
+    static_cast<void>(outcome.fd.release());  // the bufferevent closes it (BEV_OPT_CLOSE_ON_FREE)
     bev_.reset(b);
+    child_ = std::move(outcome.child);
     bufferevent_setcb(b, &bev_data_cb<BackendEhlo, &BackendEhlo::on_data>, nullptr,
                       &bev_event_cb<BackendEhlo, &BackendEhlo::on_event>, this);
     const timeval t = to_timeval(connector_->timeout());
@@ -171,6 +174,7 @@ void BackendEhlo::finish(const char* failure) {
     step_ = Step::Idle;
     bev_.reset();
     attempt_.reset();
+    child_.reset();  // after its socket is closed: the program sees EOF, then SIGTERM
     if (failure == nullptr) {
         if (warned_) {
             spdlog::info("smtp backend {} answers EHLO again", backend_name_);

@@ -33,8 +33,9 @@ public:
     BackendEhlo& operator=(BackendEhlo&&) = delete;
     ~BackendEhlo() = default;
 
-    // Probes now, then every kRefresh, on `base` (which must outlive this object).
-    void start(event_base* base);
+    // Probes now, then every kRefresh, on `base` (which, like `children`, must outlive this
+    // object).
+    void start(event_base* base, ChildReaper& children);
     // The latest answer (any thread).
     [[nodiscard]] Extensions extensions() const;
 
@@ -51,6 +52,8 @@ private:
     void finish(const char* failure);
 
     event_base* base_ = nullptr;
+    ChildReaper* children_ = nullptr;
+    std::unique_ptr<ChildProcess> child_;  // an exec backend's program, for one probe
     std::string backend_name_;
     std::shared_ptr<const BackendConnector> connector_;
     std::string hostname_;

@@ -1,5 +1,7 @@
 #include "proxy/backends.hpp"
 
+#include "proxy/exec_connector.hpp"
+
 #include <algorithm>
 #include <vector>
 
@@ -8,6 +10,9 @@ namespace {
 
 std::shared_ptr<const BackendConnector> make_connector(const conf::BackendSpec& backend,
                                                        std::string& error) {
+    if (backend.is_exec()) {  // no address: one program per session
+        return ExecConnector::create(backend, error);
+    }
     std::vector<TcpConnector::Target> targets;
     for (const conf::Endpoint& endpoint : backend.addresses) {
         TcpConnector::Target target{{}, endpoint.to_string()};
@@ -58,10 +63,10 @@ bool make_backends(const conf::Config& config, Backends& out, std::string& error
     return true;
 }
 
-void start_ehlos(Backends& backends, event_base* base) {
+void start_ehlos(Backends& backends, event_base* base, ChildReaper& children) {
     for (auto& [name, backend] : backends) {
         if (backend.ehlo) {
-            backend.ehlo->start(base);
+            backend.ehlo->start(base, children);
         }
     }
 }

@@ -24,7 +24,8 @@ using Backends = std::unordered_map<std::string, Backend>;
 
 // False with `error` set when a backend cannot be resolved or started.
 [[nodiscard]] bool make_backends(const conf::Config& config, Backends& out, std::string& error);
-// Starts the EHLO learners on `base` (the main loop).
-void start_ehlos(Backends& backends, event_base* base);
+// Starts the EHLO learners on `base` (the main loop), whose reaper looks after the program an
+// exec backend runs for them.
+void start_ehlos(Backends& backends, event_base* base, ChildReaper& children);
 
 }  // namespace postern::proxy

@@ -61,9 +61,10 @@ int run(const conf::Config& loaded) {
         spdlog::warn("{}: {}", finding.file, finding.message);
     }
 
-    // A client vanishing mid-write must not kill the process.
-    if (std::signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-        spdlog::error("cannot ignore SIGPIPE");
+    // A client vanishing mid-write must not kill the process. SIGCHLD at its default (not
+    // ignored, as a supervisor may have left it): exec backends' programs stay ours to reap.
+    if (std::signal(SIGPIPE, SIG_IGN) == SIG_ERR || std::signal(SIGCHLD, SIG_DFL) == SIG_ERR) {
+        spdlog::error("cannot set up SIGPIPE and SIGCHLD");
         return 1;
     }
 
@@ -114,7 +115,7 @@ int run(const conf::Config& loaded) {
         return 1;
     }
     reloader.start();
-    start_ehlos(backends, main_base);
+    start_ehlos(backends, main_base, workers.front()->children());
     spdlog::info("postern {} ready ({} worker(s))", POSTERN_VERSION, count);
     {
         std::vector<std::jthread> threads;
@@ -144,6 +145,12 @@ int run(const conf::Config& loaded) {
     for (auto& worker : workers) {
         worker->stop_accepting();
         worker->close_all_sessions();
+    }
+    backends.clear();  // the EHLO learners, and a program one may be running for its probe
+    // Every exec backend's program has had its SIGTERM by now: one deadline for them all.
+    const auto children_deadline = ChildReaper::Clock::now() + ChildReaper::kShutdownGrace;
+    for (auto& worker : workers) {
+        worker->children().shutdown(children_deadline);
     }
     return 0;
 }

@@ -186,7 +186,9 @@ bool Session::step_handshake() {
     const Io result = client_.handshake();
     if (result == Io::Ok) {
         on_tls_ready();
-        return phase_ == Phase::Dialogue;
+        // Closing already: the backend failed at once (a program that cannot be started) and
+        // the machine's error reply waits; the next round flushes it, as no edge may come.
+        return phase_ == Phase::Dialogue || phase_ == Phase::Closing;
     }
     if (result == Io::Again) {
         return false;
@@ -228,6 +230,8 @@ bool Session::read(Peer from) {
         case Io::Again:
             return false;
         case Io::Ok:
+            backend_heard_ = backend_heard_ || from == Peer::Backend;
+            return true;
         case Io::Eof:
             return true;
         case Io::Error:
@@ -249,6 +253,14 @@ bool Session::after_io() {
     }
     if (phase_ == Phase::Upgrading && client_.out.empty()) {
         complete_upgrade();
+        return true;
+    }
+    if (backend_.eof && phase_ == Phase::Dialogue && !backend_heard_ && link_ == Link::Open) {
+        // Gone before its greeting (an exec'd program that could not start its work, a server
+        // that accepts and closes): the client is owed the protocol's error, as for a backend
+        // that cannot be reached.
+        backend_failed(end_detail_.empty() ? "backend closed before its greeting"
+                                           : std::move(end_detail_));
         return true;
     }
     if (backend_.eof) {
@@ -338,9 +350,7 @@ void Session::close(CloseReason reason) {
     const bool can_send = phase_ != Phase::Handshake && !client_broken_;
     phase_ = Phase::Closing;
     machine_.reset();
-    attempt_.reset();
-    backend_.close();
-    link_ = Link::None;
+    drop_backend();
     if (!can_send || !client_.is_open() || client_.out.empty()) {
         finish();
         return;
@@ -348,6 +358,14 @@ void Session::close(CloseReason reason) {
     // finish() once everything has left (progress), or when the deadline passes.
     deadlines_.closing(Clock::now());
     arm_timer();
+}
+
+// The socket first, then the program behind it, if any: it sees EOF before its SIGTERM.
+void Session::drop_backend() {
+    attempt_.reset();
+    backend_.close();
+    child_.reset();
+    link_ = Link::None;
 }
 
 void Session::abort(CloseReason reason) {
@@ -374,9 +392,7 @@ void Session::finish() {
     }
     phase_ = Phase::Closed;
     machine_.reset();
-    attempt_.reset();
-    backend_.close();
-    link_ = Link::None;
+    drop_backend();
     if (tls_established() && !client_broken_) {
         client_.shutdown_tls();  // close_notify, best effort: the socket is non-blocking
     }

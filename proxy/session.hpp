@@ -91,6 +91,7 @@ private:
     void forward_identity(const ClientInfo& client);
     void on_backend_connected(BackendOutcome outcome);
     void backend_failed(std::string detail);
+    void drop_backend();
     void consumed(protocols::Peer from, std::size_t n);
     void feed_event(protocols::Event event);
     void apply_actions();
@@ -115,6 +116,9 @@ private:
     SocketAddress proxied_local_;
     tls::Handshake handshake_;
     Stream client_;
+    // An exec backend's program while the link is up (declared before backend_: on
+    // destruction the socket closes first, so the program sees EOF before its SIGTERM).
+    std::unique_ptr<ChildProcess> child_;
     Stream backend_;
     Clock::time_point started_ = Clock::now();
     Deadlines deadlines_;
@@ -130,6 +134,7 @@ private:
     Phase phase_ = Phase::Handshake;
     Link link_ = Link::None;
     bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent
+    bool backend_heard_ = false;  // a byte came from the backend (its greeting began)
     protocols::CloseReason end_ = protocols::CloseReason::ClientClosed;
     std::string end_detail_;
     // Learned when the handshake completes; null while plaintext.

@@ -73,7 +73,8 @@ void Session::connect_backend() {
                                       .sni = handshake_.server_name,
                                       .hostname = listener_.machine.hostname,
                                       .tls_version = tls_established() ? tls_version_ : "",
-                                      .cipher = tls_established() ? cipher_ : ""}};
+                                      .cipher = tls_established() ? cipher_ : ""},
+                           .children = &listener_.worker->children()};
     client_addresses(request.client);
     BackendOutcome failed;
     target_ = &listener_.backend_for(handshake_.server_name);
@@ -109,6 +110,7 @@ void Session::on_backend_attempt(short what) {
 }
 
 void Session::on_backend_connected(BackendOutcome outcome) {
+    child_ = std::move(outcome.child);
     if (!backend_.open(listener_.worker->base(), std::move(outcome.fd),
                        &event_cb<Session, &Session::on_backend_io>, this)) {
         backend_failed(backend_.error());
@@ -128,11 +130,9 @@ void Session::on_backend_connected(BackendOutcome outcome) {
 }
 
 void Session::backend_failed(std::string detail) {
-    link_ = Link::None;
-    attempt_.reset();
+    drop_backend();
     deadlines_.connect_failed();
     end_detail_ = std::move(detail);
-    backend_.close();
     feed_event(protocols::Event::BackendFailed);
 }
 

@@ -19,7 +19,7 @@ constexpr timeval kAcceptRetry{1, 0};
 }  // namespace
 
 Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
-    : base_(std::move(base)), certs_(std::move(certs)) {
+    : base_(std::move(base)), children_(base_.get()), certs_(std::move(certs)) {
     reaper_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::reap>, this));
     inbox_event_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::on_inbox>, this));
 }

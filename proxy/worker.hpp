@@ -2,9 +2,11 @@
 // A Worker is one event loop with its listening sockets and the sessions they accepted. It
 // owns every Session and destroys them only from its reaper event, never inside a session's
 // own callback. Workers share nothing mutable but the certificate-store pointer, each SMTP
-// backend's EHLO snapshot (proxy/backend_ehlo.hpp) and, with several workers, the Balancer's
-// session counts and each worker's inbox of handed-over sockets (proxy/balancer.hpp). The
-// backends (proxy/backends.hpp) are built once by run() and shared.
+// backend's EHLO snapshot (proxy/backend_ehlo.hpp), each exec backend's stderr rate limit
+// (proxy/stderr_log.hpp) and, with several workers, the Balancer's session counts and each
+// worker's inbox of handed-over sockets (proxy/balancer.hpp). The backends (proxy/backends.hpp)
+// are built once by run() and shared. Each worker has its own ChildReaper for the programs its
+// sessions run as exec backends (proxy/child_reaper.hpp).
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
@@ -13,6 +15,7 @@
 #include "proxy/backends.hpp"
 #include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
+#include "proxy/child_reaper.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "tls/cert_source.hpp"
@@ -85,6 +88,8 @@ public:
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
     // Relay buffers, shared by this loop's sessions (no locking: one loop, one thread).
     [[nodiscard]] BufferPool& buffers() noexcept { return buffers_; }
+    // The processes this loop's sessions run as exec backends (this thread only).
+    [[nodiscard]] ChildReaper& children() noexcept { return children_; }
 
     // From now on, connections this worker accepts may go to a worker holding fewer sessions
     // (called by Balancer::attach).
@@ -119,6 +124,7 @@ private:
     void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address);
 
     EventBasePtr base_;
+    ChildReaper children_;  // after base_: its events go first; outlives the sessions
     std::shared_ptr<tls::CertSource> certs_;
     BufferPool buffers_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;

@@ -67,6 +67,10 @@ class Postern(Service):
         key (send_proxy = "v2", xclient = True, ...)."""
         self.backends.append({"name": name, "address": address, "connect_timeout": connect_timeout, **extra})
 
+    def exec_backend(self, name: str, argv: list, **extra) -> None:
+        """An exec backend: argv run per session (exec_user, exec_group, exec_env in extra)."""
+        self.backends.append({"name": name, "exec": [str(a) for a in argv], **extra})
+
     def listener(self, name: str, protocol: str, backend: str, tls: str = "implicit",
                  host: str = LOCALHOST, **extra) -> int:
         port = free_port(host)
