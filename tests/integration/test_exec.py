@@ -154,6 +154,18 @@ class ExecBackend(IntegrationCase):
         c.smtp("QUIT")
         c.close()
 
+    def test_starttls_ehlo_offers_the_programs_extensions(self):
+        # Before TLS postern answers EHLO itself, with what the backend offers: for an exec
+        # backend it runs the program for itself to learn that (at startup, then every 5 min).
+        def offered():
+            c = LineClient(connect_from(self.postern.port("submission")))
+            c.readline()
+            lines = c.smtp("EHLO client.test")
+            c.close()
+            return "250-X-UCSPI-ENV\r\n" in lines and lines
+        lines = wait_until(offered, 10, "the program's EHLO extensions before TLS")
+        self.assertIn("250 STARTTLS\r\n", lines)
+
     def test_dual_stack_listener_gives_plain_ipv4(self):
         c = LineClient(tls_from(self.postern.port("dual"), "mail.a.test"))
         port = c.local_port

@@ -53,7 +53,7 @@ def main() -> int:
         line = b""
         verb = words[0].upper() if words else ""
         if verb in ("EHLO", "HELO"):
-            reply(out, "250-ucspi-env\r\n250 8BITMIME")
+            reply(out, "250-ucspi-env\r\n250-X-UCSPI-ENV\r\n250 8BITMIME")
         elif verb == "ENV":
             for name in sorted(os.environ):
                 reply(out, f"250-{name}={os.environ[name]}")
