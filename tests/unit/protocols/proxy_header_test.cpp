@@ -3,6 +3,8 @@
 
 #include "protocols/proxy_header.hpp"
 
+#include "tests/unit/protocols/proxy_header_support.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -12,28 +14,9 @@
 namespace postern::protocols::proxy_header {
 namespace {
 
-// "0D0A 0D0A" -> those bytes; spaces are for the reader.
-std::string from_hex(std::string_view hex) {
-    std::string out;
-    for (std::size_t i = 0; i < hex.size();) {
-        if (hex[i] == ' ') {
-            ++i;
-            continue;
-        }
-        out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
-        i += 2;
-    }
-    return out;
-}
-
-// The v2 signature (spec §2.2).
-std::string sig() {
-    return from_hex("0D0A0D0A 000D0A51 5549540A");
-}
-
-Address v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d, std::uint16_t port) {
-    return {4, {a, b, c, d}, port};
-}
+using test::from_hex;
+using test::sig;
+using test::v4;
 
 Address v6_all(std::uint8_t byte, std::uint16_t port) {
     Address out{6, {}, port};
