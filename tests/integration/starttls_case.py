@@ -15,8 +15,9 @@ import re
 import socket
 import ssl
 
-from harness import (LOCALHOST, PASSWORD, USER, Dovecot, ImapStarttls, IntegrationCase, LineClient,
-                     Pki, Postern, Postfix, RecordingRelay, WaitTimeout, free_port, run, wait_until)
+from harness import (Dovecot, ImapStarttls, IntegrationCase, LOCALHOST, LineClient, PASSWORD, Pki,
+                     Postern, Postfix, RecordingRelay, USER, WaitTimeout, free_port, no_verify,
+                     run, wait_until)
 
 HOSTNAME = "mx.postern.test"          # [server] hostname
 LIMITS_HOSTNAME = "limits.postern.test"  # listener hostname of the *_lim listeners
@@ -51,13 +52,6 @@ def recv_until(sock: socket.socket, pattern: bytes, what: str, limit: int = 1 <<
             raise AssertionError(f"connection closed while waiting for {what}; got {data!r}")
         data += chunk
     return data
-
-
-def no_verify() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def is_probe(conn: RecordingRelay.Connection) -> bool:

@@ -16,17 +16,10 @@ import struct
 import time
 import unittest
 
-from harness import (LOCALHOST, SERVERS, IntegrationCase, LineClient, Pki, Postern, run,
-                     wait_until)
+from harness import (IntegrationCase, LOCALHOST, LineClient, Pki, Postern, SERVERS, no_verify,
+                     run, wait_until)
 
 CLIENT_IP = "127.0.0.2"
-
-
-def no_verify() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def connect_from(port: int, source: str = CLIENT_IP, host: str = LOCALHOST) -> socket.socket:

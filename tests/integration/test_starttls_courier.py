@@ -17,8 +17,8 @@ import socket
 import ssl
 import unittest
 
-from harness import (LOCALHOST, Daemon, IntegrationCase, LineClient, Pki, Postern, Service,
-                     WaitTimeout, courier_root, free_ports, run, wait_listening,
+from harness import (Daemon, IntegrationCase, LOCALHOST, LineClient, Pki, Postern, Service,
+                     WaitTimeout, courier_root, free_ports, no_verify, run, wait_listening,
                      wait_until)
 
 
@@ -70,13 +70,6 @@ class CourierPop3(Service):
     def stop(self):
         self.tls.stop()
         self.plain.stop()
-
-
-def no_verify() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def stls_with(port: int, pipelined: bytes, sni: str = "mail.a.test"):

@@ -20,8 +20,8 @@ import ssl
 from pathlib import Path
 from typing import Optional
 
-from harness import (LOCALHOST, PASSWORD, USER, Dovecot, IntegrationCase, LineClient, Pki,
-                     Postern, Postfix, free_port, message, wait_listening, wait_until)
+from harness import (Dovecot, IntegrationCase, LOCALHOST, LineClient, PASSWORD, Pki, Postern,
+                     Postfix, USER, free_port, message, no_verify, wait_listening, wait_until)
 
 CLIENT_IP = "127.0.0.2"    # where every test client connects from
 POSTERN_IP = LOCALHOST     # where postern reaches the backends from
@@ -37,13 +37,6 @@ def add_untrusting_smtpd(postfix: Postfix) -> int:
     with open(postfix.etc / "master.cf", "a") as f:
         f.write(f"{LOCALHOST}:{port} inet n - n - - smtpd\n  -o smtpd_authorized_xclient_hosts=\n")
     return port
-
-
-def no_verify() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def first_received(mail: Path) -> str:

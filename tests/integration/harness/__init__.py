@@ -51,7 +51,8 @@ from .base import (CACHE, HERE, KEEP_TMP, LOCALHOST, PASSWORD, POSTERN_BIN, REPO
                    render, run, unique, wait_listening, wait_not_listening, wait_until)
 from .case import IntegrationCase
 from .clients import (ImapSni, ImapStarttls, LineClient, Pop3Sni, Pop3Starttls, SmtpSni,
-                      SmtpStarttls, parse_client_hello_sni, plain_connect, sni_sent_by, tls_connect)
+                      SmtpStarttls, no_verify, parse_client_hello_sni, plain_connect, sni_sent_by,
+                      tls_connect)
 from .haproxy import Haproxy
 from .pki import Pki
 from .postern import Postern, parse_fields, require_postern
@@ -64,7 +65,7 @@ __all__ = [
     "render", "run", "unique", "wait_listening", "wait_not_listening", "wait_until",
     "IntegrationCase",
     "ImapSni", "ImapStarttls", "LineClient", "Pop3Sni", "Pop3Starttls", "SmtpSni", "SmtpStarttls",
-    "parse_client_hello_sni", "plain_connect", "sni_sent_by", "tls_connect",
+    "no_verify", "parse_client_hello_sni", "plain_connect", "sni_sent_by", "tls_connect",
     "Haproxy", "Pki", "Postern", "parse_fields", "require_postern", "RecordingRelay",
     "Courier", "Dovecot", "Postfix", "courier_root",
 ]

@@ -17,15 +17,20 @@ from typing import Callable, Optional
 from .base import LOCALHOST
 
 
+def no_verify() -> ssl.SSLContext:
+    """A TLS client context that checks neither the chain nor the name (tests look at the
+    certificate themselves where it matters)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def tls_connect(port: int, sni: Optional[str], *, host: str = LOCALHOST, context: Optional[ssl.SSLContext] = None,
                 timeout: float = 10.0, source: Optional[str] = None) -> ssl.SSLSocket:
     """TLS client socket to host:port sending SNI sni (None: no SNI). Default: no verification.
     source: the local address to connect from (e.g. "127.0.0.2", to differ from postern's)."""
-    if context is None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return _wrap(context, (host, port), sni, timeout, source)
+    return _wrap(context or no_verify(), context, (host, port), sni, timeout, source)
 
 
 def plain_connect(port: int, *, host: str = LOCALHOST, timeout: float = 10.0,
@@ -126,10 +131,7 @@ class LineClient:
     def starttls(self, sni: Optional[str], context: Optional[ssl.SSLContext] = None) -> None:
         """Upgrades this plaintext dialogue to TLS in place, sending SNI sni (None: none), after
         the server's go-ahead was read. Default context: no verification."""
-        if context is None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        context = context or no_verify()
         self.file.close()  # the socket stays open; makefile() is made again on the TLS socket
         self.transcript.append(f"-- TLS handshake (SNI {sni})")
         self.sock = context.wrap_socket(self.sock, server_hostname=sni)
