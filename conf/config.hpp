@@ -37,6 +37,9 @@ enum class TlsVersion : std::uint8_t { Tls12, Tls13 };
 struct Source {
     std::uint32_t line = 0;
     std::uint32_t column = 0;
+    // Where a value was written is not part of it: specs that differ only in their positions
+    // (a block added above them) compare equal (the reloader's "changed?" question).
+    friend bool operator==(const Source& /*a*/, const Source& /*b*/) noexcept { return true; }
 };
 
 // "host:port", "[v6]:port"; host keeps no brackets. An empty host is refused by the loader.
@@ -44,6 +47,7 @@ struct Endpoint {
     std::string host;
     std::uint16_t port = 0;
     [[nodiscard]] std::string to_string() const;  // brackets an IPv6 host again
+    friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
 // server.workers: at most this many event-loop threads; 0 asks for one per CPU core.
@@ -107,6 +111,7 @@ struct ExecSpec {
     std::optional<std::uint32_t> uid;
     std::optional<std::uint32_t> gid;
     std::vector<std::pair<std::string, std::string>> env;  // exec_env, sorted by name
+    friend bool operator==(const ExecSpec&, const ExecSpec&) = default;
 };
 
 struct BackendSpec {
@@ -123,6 +128,7 @@ struct BackendSpec {
     [[nodiscard]] bool is_exec() const noexcept { return !exec.argv.empty(); }
     // How the backend learns the client: "proxy-v1", "proxy-v2", "xclient", "exec" or "none".
     [[nodiscard]] const char* identity() const noexcept;
+    friend bool operator==(const BackendSpec&, const BackendSpec&) = default;
 };
 
 // An IPv4 or IPv6 network ("10.0.0.0/8", "192.0.2.7", "2001:db8::/32"): trusted_proxies.
@@ -135,6 +141,7 @@ struct Network {
     [[nodiscard]] bool contains(std::uint8_t address_family,
                                 const std::uint8_t* address) const noexcept;
     [[nodiscard]] std::string to_string() const;  // "10.0.0.0/8"
+    friend bool operator==(const Network&, const Network&) = default;
 };
 
 // listener.routes: one SNI name (or "*.name", one label) and the backend it picks.
@@ -142,6 +149,7 @@ struct Route {
     std::string server_name;  // lower case, no trailing dot; "*.beta.example" kept as such
     std::string backend;
     Source at;
+    friend bool operator==(const Route&, const Route&) = default;
 };
 
 // listener[].max_errors: default and range.
@@ -179,6 +187,7 @@ struct ListenerSpec {
     std::vector<Network> trusted_proxies;
     std::string key_name;  // "listener[1]"
     Source at;
+    friend bool operator==(const ListenerSpec&, const ListenerSpec&) = default;
 };
 
 struct Config {

@@ -37,10 +37,11 @@ public:
         while (position_ < order_.size()) {
             const std::size_t index = order_[position_];
             std::string why;
-            if (start(connector_->targets()[index].address, why)) {
+            bool backend_fault = false;
+            if (start(connector_->targets()[index].address, why, backend_fault)) {
                 return true;
             }
-            give_up(why);
+            give_up(why, backend_fault);
         }
         return false;
     }
@@ -65,7 +66,7 @@ public:
             outcome.served = connector_->targets()[index].text;
             return true;
         }
-        give_up(std::string("connect: ") + errno_text(err));
+        give_up(std::string("connect: ") + errno_text(err), true);
         if (next()) {
             return false;
         }
@@ -76,7 +77,10 @@ public:
     [[nodiscard]] std::string take_failures() { return std::move(failures_); }
 
 private:
-    bool start(const SocketAddress& address, std::string& why) {
+    // `backend_fault`: the address refused or could not be reached, as opposed to postern
+    // running short of something itself (descriptors, local ports, memory), which says nothing
+    // about the address.
+    bool start(const SocketAddress& address, std::string& why, bool& backend_fault) {
         event_.reset();
         fd_.reset(
             ::socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -86,6 +90,8 @@ private:
         }
         if (::connect(fd_.get(), address.get(), address.length) != 0 && errno != EINPROGRESS) {
             why = std::string("connect: ") + errno_text(errno);
+            backend_fault =
+                errno != EAGAIN && errno != EADDRNOTAVAIL && errno != ENOBUFS && errno != ENOMEM;
             return false;
         }
         event_.reset(event_new(base_, fd_.get(), EV_WRITE, callback_, arg_));
@@ -97,11 +103,14 @@ private:
         return true;
     }
 
-    // The address at `position_` failed: noted for the log and for the next sessions' order.
-    void give_up(const std::string& why) {
+    // The address at `position_` failed: noted for the log and, when it is the address's
+    // fault, for the next sessions' order.
+    void give_up(const std::string& why, bool backend_fault) {
         const std::size_t index = order_[position_];
         const std::string& text = connector_->targets()[index].text;
-        connector_->failed(index);
+        if (backend_fault) {
+            connector_->failed(index);
+        }
         ++position_;
         if (position_ < order_.size()) {
             spdlog::warn("backend {}: {} failed ({}); trying {}", connector_->name(), text, why,

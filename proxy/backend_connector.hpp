@@ -99,7 +99,7 @@ public:
 // (the attempt's own event times it out and moves on). An address that failed goes last for
 // kDemotion, so a dead first address costs one timeout per 30 s rather than one per session;
 // then it is tried in its place again. With send_proxy, the preamble is a PROXY v1/v2 header
-// for the client (proxy/proxy_preamble.hpp).
+// for the client (proxy/proxy_protocol.hpp).
 class TcpConnector final : public BackendConnector,
                            public std::enable_shared_from_this<TcpConnector> {
 public:

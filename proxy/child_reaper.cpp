@@ -90,6 +90,9 @@ struct ChildReaper::Child {
         int rc = 0;
         do {
             rc = ::waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG);
+            if (rc != 0 && errno == EINVAL) {  // Linux 5.3: pidfds, but no P_PIDFD yet
+                rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG);
+            }
         } while (rc != 0 && errno == EINTR);
         if (rc != 0 && errno != ECHILD) {
             return false;

@@ -1,7 +1,7 @@
 #pragma once
 // The programs exec backends run (proxy/exec_connector.hpp), one per session, as one worker's
 // loop sees them: each child's end is waited for without a SIGCHLD handler (a pidfd turns
-// readable when its process ends, Linux 5.3; waitid(P_PIDFD) then reaps it), and each child's
+// readable when its process ends; waitid(P_PIDFD), Linux 5.4, then reaps it), and each child's
 // stderr is read there and logged line by line (proxy/stderr_log.hpp).
 //
 // Ownership: the reaper owns every child it adopted, from spawn until reaped, with its pidfd,

@@ -43,20 +43,34 @@ void set_nodelay(int fd) noexcept {
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-std::string to_string(const sockaddr* address) {
+HostPort host_port(const sockaddr* address) {
     std::array<char, INET6_ADDRSTRLEN> buffer{};
-    char* host = buffer.data();
     if (address->sa_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(address);
-        inet_ntop(AF_INET, &in->sin_addr, host, buffer.size());
-        return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+        sockaddr_in in{};
+        std::memcpy(&in, address, sizeof(in));
+        inet_ntop(AF_INET, &in.sin_addr, buffer.data(), buffer.size());
+        return {buffer.data(), ntohs(in.sin_port)};
     }
     if (address->sa_family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, buffer.size());
-        return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+        sockaddr_in6 in6{};
+        std::memcpy(&in6, address, sizeof(in6));
+        if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+            inet_ntop(AF_INET, &in6.sin6_addr.s6_addr[12], buffer.data(), buffer.size());
+        } else {
+            inet_ntop(AF_INET6, &in6.sin6_addr, buffer.data(), buffer.size());
+        }
+        return {buffer.data(), ntohs(in6.sin6_port)};
     }
-    return "unknown";
+    return {};
+}
+
+std::string to_string(const sockaddr* address) {
+    const HostPort hp = host_port(address);
+    if (hp.host.empty()) {
+        return "unknown";
+    }
+    const bool v6 = hp.host.find(':') != std::string::npos;
+    return (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
 }
 
 std::string machine_fqdn() {

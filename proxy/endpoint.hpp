@@ -5,6 +5,7 @@
 #include "conf/config.hpp"
 #include "tls/ossl.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <netdb.h>
 #include <string>
@@ -34,7 +35,16 @@ using AddrInfoPtr = std::unique_ptr<addrinfo, tls::CFree<&freeaddrinfo>>;
 // only costs latency.
 void set_nodelay(int fd) noexcept;
 
-// "127.0.0.1:993", "[::1]:993"
+// An address as text and its port. An IPv4-mapped IPv6 address (an IPv4 client of a
+// dual-stack listener) is given as the IPv4 address it carries, as backends log it. Empty host
+// for anything but AF_INET and AF_INET6.
+struct HostPort {
+    std::string host;  // "203.0.113.7", "2001:db8::1" (no brackets)
+    std::uint16_t port = 0;
+};
+[[nodiscard]] HostPort host_port(const sockaddr* address);
+
+// "127.0.0.1:993", "[::1]:993"; "unknown" for other families.
 [[nodiscard]] std::string to_string(const sockaddr* address);
 
 // The machine's fully qualified name (the resolver's canonical name for gethostname()), or the

@@ -36,31 +36,11 @@ private:
     EventPtr event_;
 };
 
-struct HostPort {
-    std::string ip;
-    std::string port;
-};
-
-HostPort host_port(const SocketAddress& address) {
-    std::array<char, INET6_ADDRSTRLEN> text{};
-    const sa_family_t family = address.length > 0 ? address.storage.ss_family : AF_UNSPEC;
-    if (family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(&address.storage);
-        inet_ntop(AF_INET, &in->sin_addr, text.data(), text.size());
-        return {text.data(), std::to_string(ntohs(in->sin_port))};
-    }
-    if (family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            in_addr v4{};
-            std::memcpy(&v4, &in6->sin6_addr.s6_addr[12], sizeof(v4));
-            inet_ntop(AF_INET, &v4, text.data(), text.size());
-        } else {
-            inet_ntop(AF_INET6, &in6->sin6_addr, text.data(), text.size());
-        }
-        return {text.data(), std::to_string(ntohs(in6->sin6_port))};
-    }
-    return {"127.0.0.1", "0"};  // no client: postern itself, on loopback
+// The client's (or its local) address for the UCSPI variables; no client: postern itself, on
+// loopback.
+HostPort ucspi_address(const SocketAddress& address) {
+    HostPort hp = address.length > 0 ? host_port(address.get()) : HostPort{};
+    return hp.host.empty() ? HostPort{"127.0.0.1", 0} : hp;
 }
 
 // The program's ends must not land on 0, 1 or 2 (closed in a daemon started without them),
@@ -81,15 +61,15 @@ bool set_nonblocking(int fd) noexcept {
 }  // namespace
 
 std::vector<std::string> exec_environment(const ClientInfo& client, const conf::ExecSpec& exec) {
-    const HostPort remote = host_port(client.peer);
-    const HostPort local = host_port(client.local);
+    const HostPort remote = ucspi_address(client.peer);
+    const HostPort local = ucspi_address(client.local);
     std::vector<std::string> env;
     env.reserve(12 + exec.env.size());
     env.emplace_back("PROTO=TCP");
-    env.push_back("TCPREMOTEIP=" + remote.ip);
-    env.push_back("TCPREMOTEPORT=" + remote.port);
-    env.push_back("TCPLOCALIP=" + local.ip);
-    env.push_back("TCPLOCALPORT=" + local.port);
+    env.push_back("TCPREMOTEIP=" + remote.host);
+    env.push_back("TCPREMOTEPORT=" + std::to_string(remote.port));
+    env.push_back("TCPLOCALIP=" + local.host);
+    env.push_back("TCPLOCALPORT=" + std::to_string(local.port));
     std::string_view host = !client.sni.empty() ? client.sni : client.hostname;
     env.push_back("TCPLOCALHOST=" + std::string(host.empty() ? "localhost" : host));
     if (client.tls_version != nullptr && client.tls_version[0] != '\0') {

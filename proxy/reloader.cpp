@@ -196,9 +196,11 @@ void Reloader::on_built() {
         return;
     }
     if (result->store && result->config) {
-        const bool listeners_changed =
-            result->config->listeners.size() != config_.listeners.size() ||
-            result->config->backends.size() != config_.backends.size();
+        // Any listener or backend key (routes, trusted_proxies, exec_user, ...), not just how
+        // many there are: an admin who dropped a balancer from trusted_proxies must be told it
+        // is still trusted until a restart.
+        const bool listeners_changed = result->config->listeners != config_.listeners ||
+                                       result->config->backends != config_.backends;
         // Only what the store is built from is taken over; listeners, backends and TLS policy
         // stay as bound at startup.
         config_.certificates = result->config->certificates;

@@ -87,7 +87,7 @@ private:
     void complete_upgrade();
     void on_tls_ready();
     void connect_backend();
-    void client_addresses(ClientInfo& client) const;
+    [[nodiscard]] bool client_addresses(ClientInfo& client) const;
     void forward_identity(const ClientInfo& client);
     void on_backend_connected(BackendOutcome outcome);
     void backend_failed(std::string detail);

@@ -4,6 +4,7 @@
 // bytes and the end are in proxy/session.cpp.
 
 #include "protocols/driver.hpp"
+#include "proxy/log.hpp"
 #include "proxy/proxy_protocol.hpp"
 #include "proxy/session.hpp"
 #include "proxy/trampoline.hpp"
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace postern::proxy {
 
@@ -75,7 +77,12 @@ void Session::connect_backend() {
                                       .tls_version = tls_established() ? tls_version_ : "",
                                       .cipher = tls_established() ? cipher_ : ""},
                            .children = &listener_.worker->children()};
-    client_addresses(request.client);
+    if (!client_addresses(request.client)) {
+        end_detail_ = "cannot read the client's address: " + errno_text(errno);
+        client_broken_ = true;
+        close(CloseReason::ClientClosed);
+        return;
+    }
     BackendOutcome failed;
     target_ = &listener_.backend_for(handshake_.server_name);
     if (target_->xclient && machine_) {

@@ -74,23 +74,22 @@ bool Session::step_proxy_header() {
 
 // The client's two addresses: the socket's own, unless a trusted balancer's PROXY header named
 // them (accept_proxy).
-void Session::client_addresses(ClientInfo& client) const {
+// False when the socket cannot say (the client reset the connection meanwhile): a backend
+// must then not be reached at all, since "no client" would make it see postern's own address.
+bool Session::client_addresses(ClientInfo& client) const {
     if (proxied_peer_.length != 0) {
         client.peer = proxied_peer_;
         client.local = proxied_local_;
-        return;
+        return true;
     }
     auto& peer = client.peer;
     auto& local = client.local;
     peer.length = sizeof(peer.storage);
     local.length = sizeof(local.storage);
-    if (getpeername(client_.fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) {
-        peer = {};
-    }
-    if (getsockname(client_.fd(), reinterpret_cast<sockaddr*>(&local.storage), &local.length) !=
-        0) {
-        local = {};
-    }
+    return getpeername(client_.fd(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) ==
+               0 &&
+           getsockname(client_.fd(), reinterpret_cast<sockaddr*>(&local.storage), &local.length) ==
+               0;
 }
 
 // xclient: the machine sends the protocol's forwarding command after the backend's greeting.

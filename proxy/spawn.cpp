@@ -16,6 +16,18 @@
 namespace postern::proxy {
 namespace {
 
+// The 32-bit ABIs (i386, armhf) keep 16-bit ids in the old calls; their *32 calls take whole
+// ids. 64-bit ABIs have only the whole-id calls, under the plain names.
+#ifdef SYS_setresuid32
+constexpr long kSetgroups = SYS_setgroups32;
+constexpr long kSetresgid = SYS_setresgid32;
+constexpr long kSetresuid = SYS_setresuid32;
+#else
+constexpr long kSetgroups = SYS_setgroups;
+constexpr long kSetresgid = SYS_setresgid;
+constexpr long kSetresuid = SYS_setresuid;
+#endif
+
 // The child's stack: it makes a handful of system calls (glibc's posix_spawn takes 32 KiB
 // plus the argument sizes; sanitizer builds want more). Touched pages only cost memory.
 constexpr std::size_t kStackSize = std::size_t{256} * 1024;
@@ -60,16 +72,16 @@ int child_main(void* arg) noexcept {
     }
     if (request.gid) {
         const gid_t gid = *request.gid;
-        if (::syscall(SYS_setgroups, 1, &gid) != 0) {
+        if (::syscall(kSetgroups, 1, &gid) != 0) {
             child_failed(args, "setgroups");
         }
-        if (::syscall(SYS_setresgid, gid, gid, gid) != 0) {
+        if (::syscall(kSetresgid, gid, gid, gid) != 0) {
             child_failed(args, "setgid");
         }
     }
     if (request.uid) {
         const uid_t uid = *request.uid;
-        if (::syscall(SYS_setresuid, uid, uid, uid) != 0) {
+        if (::syscall(kSetresuid, uid, uid, uid) != 0) {
             child_failed(args, "setuid");
         }
     }

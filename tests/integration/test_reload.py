@@ -91,6 +91,23 @@ class ReloadTest(IntegrationCase):
         m = self.postern.wait_log(r"(certificates reloaded|certificate reload \(.*\) failed)[^\n]*", timeout, since=since)
         return m.group(0)
 
+    def test_changed_listener_keys_are_reported_as_needing_a_restart(self):
+        # A reload takes over certificates only. An admin who changes a listener key (here: a
+        # balancer dropped from trusted_proxies) must be told it is not in force yet; a
+        # SIGHUP with nothing changed must not say so.
+        restart = r"listener or backend changes take effect after a restart"
+        since = self.postern.log_size()
+        self.postern.daemon.send_signal(signal.SIGHUP)
+        self.assertIn("certificates reloaded", self.wait_reload(since))
+        self.assertNotRegex(self.postern.log.read_text()[since:], restart)
+
+        self.postern.listeners["imap"].update(accept_proxy=True, trusted_proxies=["10.0.0.0/8"])
+        self.postern.write_config()
+        since = self.postern.log_size()
+        self.postern.daemon.send_signal(signal.SIGHUP)
+        self.assertIn("certificates reloaded", self.wait_reload(since))
+        self.postern.wait_log(restart, 5, since=since)
+
     def test_certbot_renewal_while_a_session_is_open(self):
         port = self.postern.port("imap")
         self.assertEqual(served(self.pki, port, "mail.a.test"), "a")
