@@ -30,7 +30,7 @@ def tls_connect(port: int, sni: Optional[str], *, host: str = LOCALHOST, context
                 timeout: float = 10.0, source: Optional[str] = None) -> ssl.SSLSocket:
     """TLS client socket to host:port sending SNI sni (None: no SNI). Default: no verification.
     source: the local address to connect from (e.g. "127.0.0.2", to differ from postern's)."""
-    return _wrap(context or no_verify(), context, (host, port), sni, timeout, source)
+    return _wrap(context or no_verify(), (host, port), sni, timeout, source)
 
 
 def plain_connect(port: int, *, host: str = LOCALHOST, timeout: float = 10.0,
