@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 namespace postern::conf::test {
 namespace {
@@ -114,7 +115,7 @@ TEST_CASE("conf: each backend mistake names its key") {
         std::string_view key;
         std::string_view says;
     };
-    const Row rows[] = {
+    const std::vector<Row> rows = {
         {"address = \"127.0.0.1:1\"\nexec = [\"/bin/cat\"]\n", "backend[2].exec",
          "exec and address exclude each other"},
         {"", "backend[2].address", "(or \"exec\": a program run per session)"},
@@ -184,15 +185,15 @@ TEST_CASE("conf: each route mistake names the route") {
         std::string_view key;
         std::string_view says;
     };
-    const Row rows[] = {
-        {"{ \"mail.a.example\" = \"nope\" }", "listener[1].routes.\"mail.a.example\"",
-         "no backend named \"nope\" (have: imap)"},
-        {"{ \"mail_a.example\" = \"imap\" }", "listener[1].routes.\"mail_a.example\"",
+    const std::vector<Row> rows = {
+        {R"({ "mail.a.example" = "nope" })", R"(listener[1].routes."mail.a.example")",
+         R"(no backend named "nope" (have: imap))"},
+        {R"({ "mail_a.example" = "imap" })", R"(listener[1].routes."mail_a.example")",
          "is not a server name"},
-        {"{ \"*.*.example\" = \"imap\" }", "listener[1].routes.\"*.*.example\"",
+        {R"({ "*.*.example" = "imap" })", R"(listener[1].routes."*.*.example")",
          "is not a server name"},
-        {"{ \"a.example\" = \"imap\", \"A.example\" = \"imap\" }",
-         "listener[1].routes.\"a.example\"", "the same server name"},
+        {R"({ "a.example" = "imap", "A.example" = "imap" })", R"(listener[1].routes."a.example")",
+         "the same server name"},
         {"\"imap\"", "listener[1].routes", "expected a table"},
     };
     for (const Row& row : rows) {
