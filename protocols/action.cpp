@@ -8,6 +8,8 @@ std::string_view to_string(CloseReason reason) noexcept {
             return "client_quit";
         case CloseReason::ClientClosed:
             return "client_closed";
+        case CloseReason::HandshakeOnly:
+            return "handshake_only";
         case CloseReason::BackendClosed:
             return "backend_closed";
         case CloseReason::BackendUnreachable:

@@ -22,6 +22,7 @@ enum class Event : std::uint8_t {
 enum class CloseReason : std::uint8_t {
     ClientQuit,          // client said QUIT/LOGOUT and got its answer
     ClientClosed,        // client closed the connection
+    HandshakeOnly,       // client closed right after the TLS handshake: no backend was reached
     BackendClosed,       // backend closed the connection
     BackendUnreachable,  // could not connect, or the backend refused us in its greeting
     ForwardingRefused,   // the backend refused the client identity postern forwarded (XCLIENT,

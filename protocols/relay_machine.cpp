@@ -102,57 +102,55 @@ std::size_t RelayMachine::on_bytes(Peer from, std::string_view data, Actions& ou
     return 0;
 }
 
+// One line per call: postern answers each itself, and the host offers the next only once the
+// client has read enough of the answers (a client pipelining CAPA must not grow them unbounded).
 std::size_t RelayMachine::pre_tls_client(std::string_view data, Actions& out) {
-    std::size_t pos = 0;
-    while (phase_ == Phase::PreTls && pos < data.size()) {
-        Input input = check_first_byte(data[pos]);
-        std::string_view line;
-        if (input == Input::Ok) {
-            const auto read = pre_tls_reader_.next(data.substr(pos), settings_.max_line);
-            if (read.status == LineReader::Status::NeedMore) {
-                break;
-            }
-            if (read.status == LineReader::Status::TooLong) {
-                close_with(out, replies_.line_too_long, CloseReason::LineTooLong);
-                break;
-            }
-            line = read.line;
-            input = check_line(text::strip_eol(line), settings_.protocol == Protocol::Imap ? 2 : 1);
+    if (phase_ != Phase::PreTls || data.empty()) {
+        return 0;
+    }
+    Input input = check_first_byte(data.front());
+    std::string_view line;
+    if (input == Input::Ok) {
+        const auto read = pre_tls_reader_.next(data, settings_.max_line);
+        if (read.status == LineReader::Status::NeedMore) {
+            return 0;
         }
-        if (input != Input::Ok) {
-            close_with(out, input == Input::NulByte ? replies_.nul_byte : replies_.junk,
-                       CloseReason::ProtocolError);
-            break;
+        if (read.status == LineReader::Status::TooLong) {
+            close_with(out, replies_.line_too_long, CloseReason::LineTooLong);
+            return 0;
         }
-        const PreTlsStep step = pre_tls_line(line, out);
-        if (step == PreTlsStep::NeedBackend) {
+        line = read.line;
+        input = check_line(text::strip_eol(line), settings_.protocol == Protocol::Imap ? 2 : 1);
+    }
+    if (input != Input::Ok) {
+        close_with(out, input == Input::NulByte ? replies_.nul_byte : replies_.junk,
+                   CloseReason::ProtocolError);
+        return 0;
+    }
+    switch (pre_tls_line(line, out)) {
+        case PreTlsStep::NeedBackend:
             // require_tls is off and the client wants more than postern can answer: the line
             // stays unconsumed and is read again as the first command of the relay.
             phase_ = Phase::Connecting;
             out.emplace_back(ConnectBackend{});
+            return 0;
+        case PreTlsStep::Answered:
+            no_error();
             break;
-        }
-        pos += line.size();
-        switch (step) {
-            case PreTlsStep::Answered:
-                no_error();
-                break;
-            case PreTlsStep::Refused:
-                count_error(out);
-                break;
-            case PreTlsStep::StartTls:
-                // Stop right after the STARTTLS line: what follows it is for the session to drop.
-                phase_ = Phase::TlsPending;
-                out.emplace_back(StartTls{});
-                pre_tls_reader_ = LineReader{};
-                errors_ = 0;
-                break;
-            case PreTlsStep::NeedBackend:
-            case PreTlsStep::Closed:
-                break;
-        }
+        case PreTlsStep::Refused:
+            count_error(out);
+            break;
+        case PreTlsStep::StartTls:
+            // Stop right after the STARTTLS line: what follows it is for the session to drop.
+            phase_ = Phase::TlsPending;
+            out.emplace_back(StartTls{});
+            pre_tls_reader_ = LineReader{};
+            errors_ = 0;
+            break;
+        case PreTlsStep::Closed:
+            break;
     }
-    return pos;
+    return line.size();
 }
 
 std::size_t RelayMachine::dialogue_client(std::string_view data, Actions& out) {

@@ -95,10 +95,10 @@ protected:
     // max_backend_line bytes), consumed whatever the machine does with it.
     virtual void backend_line(std::string_view line, Actions& out) = 0;
     // A backend line over max_backend_line, or one the protocol cannot read: we can no longer
-    // follow the dialogue. Closes; first tells the client during the forwarding exchange (SMTP
-    // during the greeting too), which the client cannot know of.
+    // follow the dialogue. Closes; first tells the client while it waits for its greeting or
+    // during the forwarding exchange, which the client cannot know of.
     virtual void backend_unreadable(Actions& out) {
-        if (phase_ == Phase::Forwarding) {
+        if (phase_ == Phase::Forwarding || phase_ == Phase::Greeting) {
             close_with(out, backend_unavailable_reply(), CloseReason::ProtocolError);
         } else {
             close(out, CloseReason::ProtocolError);

@@ -18,6 +18,9 @@ Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
     if (client_owed && client_flushed_ + limit < due.at) {
         due = {Timeout::ClientNotReading, client_flushed_ + limit};
     }
+    if (plaintext_due_ && *plaintext_due_ < due.at) {
+        due = {Timeout::Plaintext, *plaintext_due_};
+    }
     if (connect_due_ && *connect_due_ < due.at) {
         due = {Timeout::BackendConnect, *connect_due_};
     }
@@ -35,6 +38,9 @@ Timeout Deadlines::expired(TimePoint now, bool client_owed) const noexcept {
     }
     if (connect_due_ && now >= *connect_due_) {
         return Timeout::BackendConnect;
+    }
+    if (plaintext_due_ && now >= *plaintext_due_) {
+        return Timeout::Plaintext;
     }
     // Idle means no bytes either way: an IMAP IDLE client is silent while its backend talks.
     const auto limit = quiet_limit();

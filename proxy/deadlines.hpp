@@ -6,9 +6,11 @@
 //
 // The timeouts: the TLS handshake (handshake_timeout); the quiet limit, no bytes either way
 // (plaintext_timeout on a STARTTLS listener until TLS is up or a plaintext client was handed
-// to the backend, then idle_timeout); a client not reading what it is owed for the same quiet
-// limit; the backend connect (its limit belongs to the BackendConnector); the close flush
-// (kCloseFlush for what is owed to a client once the session ends).
+// to the backend, then idle_timeout); postern's own plaintext dialogue as a whole
+// (plaintext_timeout from the connection: a client sending NOOP every few seconds must not
+// stay before TLS for ever); a client not reading what it is owed for the same quiet limit; the
+// backend connect (its limit belongs to the BackendConnector); the close flush (kCloseFlush for
+// what is owed to a client once the session ends).
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +22,7 @@ enum class Timeout : std::uint8_t {
     None,
     Handshake,         // no complete TLS handshake in time
     Idle,              // no bytes either way for the quiet limit
+    Plaintext,         // postern's plaintext dialogue went on for plaintext_timeout
     ClientNotReading,  // bytes owed to the client have not moved for the quiet limit
     BackendConnect,    // the backend did not answer the connect in time
     CloseFlush,        // closing: what the client is owed did not leave in time
@@ -43,7 +46,8 @@ public:
     };
 
     // A session accepted at `now`: open (a plaintext dialogue) until handshake() or closing().
-    Deadlines(const Limits& limits, TimePoint now) noexcept : limits_(limits), client_seen_(now) {}
+    Deadlines(const Limits& limits, TimePoint now) noexcept
+        : limits_(limits), accepted_(now), client_seen_(now) {}
 
     // The phases the timer tells apart.
     void handshake(TimePoint now) noexcept {
@@ -54,11 +58,13 @@ public:
     void plaintext(TimePoint now) noexcept {
         phase_ = Phase::Open;
         client_seen_ = now;
+        plaintext_due_ = accepted_ + limits_.plaintext;
     }
     // TLS is up: the dialogue starts, the idle limit applies, the client counts as just seen.
     void tls_ready(TimePoint now) noexcept {
         phase_ = Phase::Open;
         full_idle_ = true;
+        plaintext_due_.reset();
         client_seen_ = now;
     }
     void closing(TimePoint now) noexcept {
@@ -73,6 +79,7 @@ public:
     void backend_ready() noexcept {
         connect_due_.reset();
         full_idle_ = true;
+        plaintext_due_.reset();
     }
 
     // Traffic.
@@ -96,6 +103,8 @@ private:
     Phase phase_ = Phase::Open;
     bool full_idle_ = false;  // idle_timeout rather than plaintext_timeout
     TimePoint phase_due_{};   // Handshake, Closing
+    TimePoint accepted_;
+    std::optional<TimePoint> plaintext_due_;  // postern's own plaintext dialogue ends by then
     std::optional<TimePoint> connect_due_;
     TimePoint client_seen_;
     TimePoint backend_seen_{};

@@ -9,7 +9,7 @@ namespace postern::proxy {
 using protocols::Peer;
 using Clock = Deadlines::Clock;
 
-Io Relay::read(Peer from, bool relaying) {
+Io Relay::read(Peer from, bool relaying, bool answering) {
     Stream& src = stream(from);
     Stream& dst = stream(from == Peer::Client ? Peer::Backend : Peer::Client);
     if (!src.is_open() || src.eof || !src.can_read() || (relaying && !dst.is_open())) {
@@ -17,10 +17,11 @@ Io Relay::read(Peer from, bool relaying) {
     }
     ByteBuffer& into = relaying ? dst.out : src.in;
     std::size_t limit = 0;
-    if (relaying) {
-        limit = kHighWater - std::min(kHighWater, dst.out.size());
-    } else if (dst.out.size() < kHighWater) {
-        limit = kDialogueIn - std::min(kDialogueIn, src.in.size());
+    if (relaying) {  // never past the chunk in hand: a full one is flushed first
+        limit = std::min(kHighWater - std::min(kHighWater, dst.out.size()), into.spare());
+    } else if (dialogue_has_room() && !(answering && client_.kernel_unsent() >= kHighWater)) {
+        const std::size_t cap = from == Peer::Client ? kDialogueIn : backend_in_;
+        limit = cap - std::min(cap, src.in.size());
     }
     const std::size_t before = into.size();
     const Io result = src.read_into(into, limit);

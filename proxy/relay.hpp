@@ -11,6 +11,7 @@
 #include "proxy/deadlines.hpp"
 #include "proxy/stream.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -21,19 +22,37 @@ class Relay {
 public:
     // Back-pressure: a source is not read while its destination holds kHighWater unsent bytes
     // (while relaying, the source is read straight into that destination's buffer). During
-    // the dialogue the machine's unconsumed input is capped at kDialogueIn as well.
+    // the dialogue the machine answers some lines itself, so a peer is not read either while
+    // the replies owed to it reach kHighWater (a client pipelining CAPA without reading would
+    // otherwise grow its replies without bound), and the machine's unconsumed input is capped:
+    // kDialogueIn from the client, the machine's longest backend line from the backend (so a
+    // line over that limit reaches the machine and ends the session instead of stalling it).
     static constexpr std::size_t kHighWater = BufferPool::kChunk * 2;
     static constexpr std::size_t kDialogueIn = BufferPool::kChunk;
 
-    Relay(Stream& client, Stream& backend, Deadlines& deadlines) noexcept
-        : client_(client), backend_(backend), deadlines_(deadlines) {}
+    Relay(Stream& client, Stream& backend, Deadlines& deadlines,
+          std::size_t max_backend_line) noexcept
+        : client_(client),
+          backend_(backend),
+          deadlines_(deadlines),
+          backend_in_(std::max(kDialogueIn, max_backend_line)) {}
+
+    // During the dialogue: whether either side's bytes may be read or offered to the machine
+    // now (what it owes each peer, its replies and what it forwards, is below kHighWater).
+    [[nodiscard]] bool dialogue_has_room() const noexcept {
+        return client_.out.size() < kHighWater && backend_.out.size() < kHighWater;
+    }
 
     [[nodiscard]] Stream& stream(protocols::Peer peer) noexcept {
         return peer == protocols::Peer::Client ? client_ : backend_;
     }
 
     // One read from `from` (Again: nothing to do now). Eof and Error mark the side's eof.
-    [[nodiscard]] Io read(protocols::Peer from, bool relaying);
+    // `answering`: postern answers the client itself (no backend yet), so its answers count
+    // where they wait, in postern or in the kernel's send queue: a client that never reads
+    // would otherwise be answered for as long as autotuning grows that queue (megabytes each,
+    // and the CPU to make them). Such a client is read again once it reads (its next edge).
+    [[nodiscard]] Io read(protocols::Peer from, bool relaying, bool answering = false);
     // Writes what `to` is owed (Again: nothing to do now).
     [[nodiscard]] Io flush(protocols::Peer to);
 
@@ -55,6 +74,7 @@ private:
     Stream& client_;
     Stream& backend_;
     Deadlines& deadlines_;
+    std::size_t backend_in_;       // the dialogue's cap on the backend's unconsumed bytes
     std::uint64_t bytes_in_ = 0;   // client -> backend, plaintext
     std::uint64_t bytes_out_ = 0;  // backend -> client, plaintext
     std::string tail_;             // the client's last bytes while relaying

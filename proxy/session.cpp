@@ -39,7 +39,7 @@ Session::Session(ListenerContext& listener, UniqueFd fd, std::string client_addr
       client_(listener.worker->buffers()),
       backend_(listener.worker->buffers()),
       deadlines_(limits(listener.spec), started_),
-      relay_(client_, backend_, deadlines_) {
+      relay_(client_, backend_, deadlines_, listener.machine.max_backend_line) {
     if (!client_.open(listener_.worker->base(), std::move(fd),
                       &event_cb<Session, &Session::on_client_io>, this)) {
         end_detail_ = client_.error();
@@ -129,8 +129,17 @@ void Session::on_timer(short /*what*/) {
             progress();
             return;
         case Timeout::Idle:
+        case Timeout::Plaintext:
         case Timeout::ClientNotReading:
-            end_detail_ = timeout == Timeout::ClientNotReading ? "client not reading" : "idle";
+            end_detail_ = timeout == Timeout::ClientNotReading ? "client not reading"
+                          : timeout == Timeout::Plaintext
+                              ? "no TLS within plaintext_timeout of connecting"
+                              : "idle";
+            if (!client_.out.empty() && !client_.can_write()) {
+                end_ = CloseReason::Timeout;  // not reading: no reply would reach it in time
+                finish();
+                return;
+            }
             close_with(CloseReason::Timeout,
                        protocols::replies::timeout_reply(listener_.machine.protocol,
                                                          listener_.machine.hostname));
@@ -226,7 +235,7 @@ bool Session::read(Peer from) {
     if (from == Peer::Client && phase_ == Phase::Upgrading) {
         return false;
     }
-    switch (relay_.read(from, phase_ == Phase::Relaying)) {
+    switch (relay_.read(from, phase_ == Phase::Relaying, in_dialogue() && link_ == Link::None)) {
         case Io::Again:
             return false;
         case Io::Ok:
@@ -308,6 +317,15 @@ void Session::on_tls_ready() {
     cipher_ = SSL_get_cipher_name(client_.ssl());
     deadlines_.tls_ready(Clock::now());
     arm_timer();
+    // Scanners, certificate monitors and handshake cyclers close at once: when the client's
+    // close (close_notify or FIN) is already here and it sent nothing, no backend is reached
+    // (it would start a login process for nobody).
+    (void)read(Peer::Client);
+    if (client_.eof && client_.in.empty()) {
+        end_detail_ = "closed right after the handshake";
+        close(CloseReason::HandshakeOnly);
+        return;
+    }
     if (!machine_) {  // implicit TLS; a STARTTLS session keeps the machine it had
         machine_ = protocols::make_machine(listener_.machine);
     }

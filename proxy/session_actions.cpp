@@ -30,8 +30,9 @@ struct Session::MachineHost {
         const bool open = s.phase_ == Phase::Dialogue || (events && s.phase_ == Phase::Upgrading);
         return open ? s.machine_.get() : nullptr;
     }
+    // Nothing while a peer is owed kHighWater bytes: the machine's output waits for it.
     [[nodiscard]] std::string_view unread(Peer from) const noexcept {
-        return s.relay_.stream(from).in.view();
+        return s.relay_.dialogue_has_room() ? s.relay_.stream(from).in.view() : std::string_view{};
     }
     void consumed(Peer from, std::size_t n, protocols::Actions& /*s.actions_*/) {
         s.consumed(from, n);

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <climits>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 namespace postern::proxy {
@@ -111,10 +113,9 @@ Io Stream::read_into(ByteBuffer& into, std::size_t limit) {
     if (limit == 0) {
         return Io::Again;
     }
-    const std::size_t want = std::min({limit, into.spare(), std::size_t{INT_MAX}});
-    if (want == 0) {
-        return Io::Again;
-    }
+    // Within the chunk it has; past it only when full (a dialogue line longer than a chunk).
+    const std::size_t room = into.spare() > 0 ? into.spare() : limit;
+    const std::size_t want = std::min({limit, room, std::size_t{INT_MAX}});
     char* at = into.reserve(want);
     if (ssl_) {
         ERR_clear_error();
@@ -230,6 +231,14 @@ void Stream::shutdown_tls() noexcept {
         (void)SSL_shutdown(ssl_.get());
     }
     ERR_clear_error();
+}
+
+std::size_t Stream::kernel_unsent() const noexcept {
+    int queued = 0;
+    if (!is_open() || ::ioctl(fd_.get(), SIOCOUTQ, &queued) != 0 || queued < 0) {
+        return 0;
+    }
+    return static_cast<std::size_t>(queued);
 }
 
 void Stream::reschedule() noexcept {

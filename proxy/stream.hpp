@@ -41,7 +41,7 @@ public:
     [[nodiscard]] SSL* ssl() const noexcept { return ssl_.get(); }
     [[nodiscard]] Io handshake();
 
-    // Reads at most `limit` bytes onto the end of `into`.
+    // Reads at most `limit` bytes onto the end of `into`, within its chunk unless that is full.
     [[nodiscard]] Io read_into(ByteBuffer& into, std::size_t limit);
     // Writes `out` until it is empty or the socket is full.
     [[nodiscard]] Io flush();
@@ -50,6 +50,9 @@ public:
     // Worth trying a read / a write now (no "would block" seen since the last edge).
     [[nodiscard]] bool can_read() const noexcept { return can_read_; }
     [[nodiscard]] bool can_write() const noexcept { return can_write_; }
+    // Bytes written but not yet acknowledged by the peer (the kernel's send queue): a client
+    // that reads nothing leaves them there, however much the kernel's autotuning would take.
+    [[nodiscard]] std::size_t kernel_unsent() const noexcept;
     // Sends close_notify best-effort (never waits).
     void shutdown_tls() noexcept;
     // Asks the loop to call back as if the socket had become readable (fairness: a busy

@@ -37,6 +37,32 @@ TEST_CASE("deadlines: a STARTTLS listener's plaintext dialogue gets the plaintex
     CHECK(d.expired(t0 + seconds{30}, false) == Timeout::Idle);
 }
 
+TEST_CASE("deadlines: postern's plaintext dialogue ends plaintext_timeout after the connection") {
+    Deadlines d{kLimits, t0};
+    d.plaintext(t0 + seconds{2});      // after a PROXY header: still counted from the connection
+    for (int s = 3; s < 30; s += 3) {  // a NOOP every 3 s keeps the quiet limit away
+        d.client_seen(t0 + seconds{s});
+    }
+    CHECK(d.next(false).which == Timeout::Plaintext);
+    CHECK(d.next(false).at == t0 + seconds{30});
+    CHECK(d.expired(t0 + seconds{30} - milliseconds{1}, false) == Timeout::None);
+    CHECK(d.expired(t0 + seconds{30}, false) == Timeout::Plaintext);
+}
+
+TEST_CASE("deadlines: TLS, or the backend taking a plaintext client, lifts the plaintext limit") {
+    Deadlines tls{kLimits, t0};
+    tls.plaintext(t0);
+    tls.handshake(t0 + seconds{1});
+    tls.tls_ready(t0 + seconds{2});
+    CHECK(tls.expired(t0 + seconds{31}, false) == Timeout::None);
+    Deadlines relayed{kLimits, t0};
+    relayed.plaintext(t0);
+    relayed.connecting(t0 + seconds{3});
+    relayed.backend_ready();
+    CHECK(relayed.next(false).which == Timeout::Idle);
+    CHECK(relayed.expired(t0 + seconds{31}, false) == Timeout::None);
+}
+
 TEST_CASE("deadlines: TLS up: the idle limit applies, counted from the handshake's end") {
     Deadlines d{kLimits, t0};
     d.handshake(t0);

@@ -30,7 +30,7 @@ struct Sides {
     UniqueFd backend_peer;
     Deadlines deadlines{{.handshake = 10s, .idle = 100s, .plaintext = 10s},
                         Deadlines::Clock::now()};
-    Relay relay{client, backend, deadlines};
+    Relay relay{client, backend, deadlines, 65536};
 
     Sides() {
         REQUIRE(base);
@@ -135,6 +135,37 @@ TEST_CASE("relay: the dialogue's unconsumed input is capped at kDialogueIn") {
     while (s.relay.read(Peer::Client, false) == Io::Ok) {
     }
     CHECK(s.client.in.size() == Relay::kDialogueIn);
+}
+
+TEST_CASE("relay: a client owed kHighWater of replies is not read during the dialogue") {
+    // Before TLS postern answers CAPA itself: a client pipelining without reading would
+    // otherwise make its replies grow without bound.
+    Sides s;
+    s.relay.send(Peer::Client, std::string(Relay::kHighWater, 'x'));
+    Sides::send(s.client_peer, "CAPA\r\n");
+    CHECK_FALSE(s.relay.dialogue_has_room());
+    CHECK(s.relay.read(Peer::Client, false) == Io::Again);
+    CHECK(s.client.in.empty());
+    CHECK(s.relay.flush(Peer::Client) == Io::Ok);  // the client reads some
+    CHECK(s.relay.dialogue_has_room());
+    CHECK(s.relay.read(Peer::Client, false) == Io::Ok);
+    CHECK(s.client.in.view() == "CAPA\r\n");
+}
+
+TEST_CASE("relay: the backend's unconsumed input may hold the machine's longest line") {
+    // Otherwise a backend line longer than kDialogueIn and shorter than max_backend_line
+    // could never be read whole nor found too long: the session would freeze.
+    Sides s;
+    const std::string big(Relay::kDialogueIn * 2 + 100, 'z');
+    std::size_t sent = 0;
+    while (sent < big.size()) {
+        const ssize_t n = ::write(s.backend_peer.get(), big.data() + sent, big.size() - sent);
+        REQUIRE(n > 0);
+        sent += static_cast<std::size_t>(n);
+    }
+    while (s.relay.read(Peer::Backend, false) == Io::Ok) {
+    }
+    CHECK(s.backend.in.size() == 65536);
 }
 
 TEST_CASE("relay: passthrough hands the machine's leftovers to the other side") {
