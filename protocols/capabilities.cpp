@@ -1,5 +1,6 @@
 #include "protocols/capabilities.hpp"
 
+#include "protocols/imap_syntax.hpp"
 #include "protocols/text.hpp"
 
 #include <algorithm>
@@ -37,15 +38,6 @@ std::size_t xclient_code_at(std::string_view content) noexcept {
         return std::string_view::npos;
     }
     return at;
-}
-
-bool is_status_word(std::string_view word) noexcept {
-    for (const std::string_view status : {"OK", "NO", "BAD", "PREAUTH", "BYE"}) {
-        if (iequals(word, status)) {
-            return true;
-        }
-    }
-    return false;
 }
 
 // Splits `content` at [begin, end) into prefix + filtered list + suffix.
@@ -117,7 +109,7 @@ std::optional<std::string> filter_imap_line(std::string_view line) {
         }
         return rewrite(line, sp2 + 1, content.size());
     }
-    if (sp2 == std::string_view::npos || !is_status_word(word)) {
+    if (sp2 == std::string_view::npos || !imap_syntax::is_status_word(word)) {
         return std::nullopt;
     }
     const std::string_view code = content.substr(sp2 + 1);

@@ -290,12 +290,17 @@ std::size_t ImapMachine::backend_content(std::string_view data, Actions& out) {
 }
 
 void ImapMachine::backend_line(std::string_view line, Actions& out) {
-    const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
+    const bool continues = backend_in_response_;
+    const std::string_view content = text::strip_eol(line);
+    // Only where the grammar has literals (imap_syntax.hpp): the lines after a status response
+    // whose text ends in "{n}" are still read, and filtered, as responses.
+    const Literal literal = continues || imap_syntax::response_may_open_literal(content)
+                                ? parse_literal(content, /*client=*/false)
+                                : Literal{};
     if (literal.kind == Literal::Kind::TooLarge) {
         backend_unreadable(out);
         return;
     }
-    const bool continues = backend_in_response_;
     dropping_response_ = dropping_response_ && continues;
     backend_in_response_ = literal.kind != Literal::Kind::None;
     backend_literal_left_ = literal.size;
@@ -310,6 +315,7 @@ void ImapMachine::backend_line(std::string_view line, Actions& out) {
     }
 }
 
+// One line: a status response never carries a literal.
 void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
     const auto [star, rest] = text::split_word(text::strip_eol(line));
     // Anything but an untagged OK/PREAUTH/BYE is not an IMAP server (RFC 9051 §7.1).
@@ -320,12 +326,6 @@ void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
             // The client was told it is not authenticated and will LOGIN: it cannot follow
             // a backend that skipped that state. A backend misconfiguration.
             close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
-            return;
-        }
-        // A greeting held for the forwarding exchange is one line: no real server sends a
-        // literal in it, and holding one would mean holding its bytes.
-        if (backend_in_response_ && forwarding_due()) {
-            backend_unreadable(out);
             return;
         }
         if (!relay_greeting()) {
