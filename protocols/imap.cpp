@@ -36,7 +36,7 @@ private:
     std::size_t backend_content(std::string_view data, Actions& out) override;
     void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
-        return replies::imap_greeting(settings_.hostname, settings_.require_tls);
+        return replies::imap_greeting(settings_.hostname);
     }
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
@@ -53,7 +53,7 @@ private:
     void forwarding_response(std::string_view line, Actions& out);
     void backend_response(std::string_view line, Actions& out);
     void tagged_response(std::string_view tag, std::string_view status, Actions& out);
-    static void relay_filtered(std::string_view line, Actions& out);
+    void relay_filtered(std::string_view line, Actions& out) const;
 
     // A reply of ours must not land inside a backend response that is partly relayed, nor
     // before the backend's completion of an earlier command with the same tag, which the client
@@ -80,8 +80,8 @@ private:
 
 // The not-authenticated state as a STARTTLS listener offers it (RFC 9051 §6.1, §6.2; RFC 2595
 // §3.1): CAPABILITY, NOOP, LOGOUT and STARTTLS answered here; LOGIN and AUTHENTICATE refused
-// with PRIVACYREQUIRED (RFC 5530) while TLS is required, anything else BAD. With require_tls
-// off, everything but those four goes to the backend in plaintext.
+// with PRIVACYREQUIRED (RFC 5530) whatever require_tls says, anything else BAD. With
+// require_tls off, everything else goes to the backend in plaintext.
 ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     const Literal literal = parse_literal(content, /*client=*/true);
@@ -96,7 +96,8 @@ ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions
     const bool tag_ok = valid_tag(tag);
     const bool local = iequals(command, "CAPABILITY") || iequals(command, "NOOP") ||
                        iequals(command, "LOGOUT") || iequals(command, "STARTTLS");
-    if (!settings_.require_tls && tag_ok && !command.empty() && !local) {
+    const bool login = iequals(command, "LOGIN") || iequals(command, "AUTHENTICATE");
+    if (!settings_.require_tls && tag_ok && !command.empty() && !local && !login) {
         return PreTlsStep::NeedBackend;  // its literal, if any, is the relay's business
     }
     if (literal.kind == Literal::Kind::NonSync) {
@@ -128,7 +129,7 @@ ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions
     }
     if (iequals(command, "CAPABILITY")) {
         send_to_client(out, "* CAPABILITY ");
-        send_to_client(out, replies::imap_pre_tls_capabilities(settings_.require_tls));
+        send_to_client(out, replies::kImapPreTlsCapabilities);
         send_to_client(out, "\r\n");
         tagged(replies::kImapCapabilityAfterTag);
         return PreTlsStep::Answered;
@@ -143,9 +144,7 @@ ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions
         close(out, CloseReason::ClientQuit);
         return PreTlsStep::Closed;
     }
-    tagged(iequals(command, "LOGIN") || iequals(command, "AUTHENTICATE")
-               ? replies::kImapPrivacyRequiredAfterTag
-               : replies::kImapNotBeforeTlsAfterTag);
+    tagged(login ? replies::kImapPrivacyRequiredAfterTag : replies::kImapNotBeforeTlsAfterTag);
     return PreTlsStep::Refused;
 }
 
@@ -192,6 +191,10 @@ ImapMachine::LineStep ImapMachine::command_line(std::string_view line, std::stri
         return starttls(tag, literal, out);
     }
     const Kind kind = imap_commands::kind_of(command);
+    if (!client_on_tls() && (kind == Kind::Login || kind == Kind::Authenticate)) {
+        // require_tls = false and the client went on in plaintext: its credentials stay here.
+        return refuse(tag, literal, replies::kImapPrivacyRequiredAfterTag, out);
+    }
     // The client's ID, without the fields only a trusted proxy may send (imap_id.hpp). One with
     // a literal is refused: real clients never send one.
     imap_id::Filtered id{imap_id::Filtered::Verdict::Unchanged, {}};
@@ -421,8 +424,10 @@ void ImapMachine::tagged_response(std::string_view tag, std::string_view status,
     }
 }
 
-void ImapMachine::relay_filtered(std::string_view line, Actions& out) {
-    if (auto filtered = capabilities::filter_imap_line(line)) {
+void ImapMachine::relay_filtered(std::string_view line, Actions& out) const {
+    const auto reader =
+        client_on_tls() ? capabilities::ImapReader::Tls : capabilities::ImapReader::Plaintext;
+    if (auto filtered = capabilities::filter_imap_line(line, reader)) {
         send_to_client(out, *filtered);
     } else {
         send_to_client(out, line);

@@ -9,8 +9,11 @@
 // ending in "{n}" is text (imap_syntax.hpp). AUTHENTICATE continuations (§6.2.2) are counted so
 // a pipelined command after a SASL exchange is still seen as a command. On STARTTLS listeners
 // (RFC 2595) it first offers its own not-authenticated state (CAPABILITY, NOOP, LOGOUT,
-// STARTTLS; LOGINDISABLED and NO [PRIVACYREQUIRED] where TLS is required) and drops the
-// backend's greeting after TLS; a PREAUTH backend cannot be served there and is refused.
+// STARTTLS; LOGINDISABLED, and NO [PRIVACYREQUIRED] to LOGIN and AUTHENTICATE) and drops the
+// backend's greeting after TLS; a PREAUTH backend cannot be served there and is refused. A
+// client that goes on in plaintext (require_tls = false) is relayed, but its LOGIN and
+// AUTHENTICATE never are: credentials cross only inside TLS, and the capability lists it sees
+// say so.
 
 #include "protocols/machine.hpp"
 

@@ -149,16 +149,17 @@ TEST_CASE("forwarding imap: STARTTLS listener, after TLS and on the plaintext pa
 
     const auto plain = check_splits(
         test::starttls_settings_for(Protocol::Imap, false),
-        accepted({identity(v6()), client("a1 LOGIN joe secret\r\n"), event(Event::BackendReady),
-                  backend(kGreeting), backend(kIdOk), backend("a1 OK Logged in\r\n")}));
-    CHECK(plain.to_backend() == cat({kIdV6, "a1 LOGIN joe secret\r\n"}));
+        accepted({identity(v6()), client("a1 ID NIL\r\n"), event(Event::BackendReady),
+                  backend(kGreeting), backend(kIdOk), backend("* ID NIL\r\na1 OK ID done\r\n")}));
+    CHECK(plain.to_backend() == cat({kIdV6, "a1 ID NIL\r\n"}));
     CHECK(plain.to_client() ==
-          "* OK [CAPABILITY IMAP4rev1 STARTTLS] mx.test IMAP4 ready\r\na1 OK Logged in\r\n");
+          "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] mx.test IMAP4 ready\r\n"
+          "* ID NIL\r\na1 OK ID done\r\n");
 
-    const auto refused = check_splits(
-        test::starttls_settings_for(Protocol::Imap, false),
-        accepted({identity(v4()), client("a1 LOGIN joe secret\r\n"), event(Event::BackendReady),
-                  backend(kGreeting), backend("postern NO not trusted\r\n")}));
+    const auto refused =
+        check_splits(test::starttls_settings_for(Protocol::Imap, false),
+                     accepted({identity(v4()), client("a1 ID NIL\r\n"), event(Event::BackendReady),
+                               backend(kGreeting), backend("postern NO not trusted\r\n")}));
     CHECK(refused.to_backend() == kIdV4);
     CHECK(refused.to_client().ends_with(kUnavailable));
     CHECK(refused.actions.back() == "close:forwarding_refused");
