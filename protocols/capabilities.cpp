@@ -1,5 +1,6 @@
 #include "protocols/capabilities.hpp"
 
+#include "protocols/imap_syntax.hpp"
 #include "protocols/text.hpp"
 
 #include <algorithm>
@@ -39,19 +40,60 @@ std::size_t xclient_code_at(std::string_view content) noexcept {
     return at;
 }
 
-bool is_status_word(std::string_view word) noexcept {
-    for (const std::string_view status : {"OK", "NO", "BAD", "PREAUTH", "BYE"}) {
-        if (iequals(word, status)) {
-            return true;
+// The SP-separated tokens of `list` for which `keep` is true, or std::nullopt when it kept all.
+template <class Keep>
+std::optional<std::string> keep_tokens(std::string_view list, Keep keep) {
+    std::string out;
+    bool removed = false;
+    bool first = true;
+    std::size_t pos = 0;
+    while (pos <= list.size()) {
+        std::size_t sp = list.find(' ', pos);
+        if (sp == std::string_view::npos) {
+            sp = list.size();
         }
+        const std::string_view token = list.substr(pos, sp - pos);
+        if (!keep(token)) {
+            removed = true;
+        } else {
+            if (!first) {
+                out.push_back(' ');
+            }
+            out.append(token);
+            first = false;
+        }
+        pos = sp + 1;
     }
-    return false;
+    if (!removed) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+// A plaintext client of a STARTTLS listener may not log in (postern refuses LOGIN and
+// AUTHENTICATE until TLS) nor upgrade any more (the backend has seen its commands): no STARTTLS,
+// no AUTH= mechanism, and LOGINDISABLED (RFC 9051 §6.2.3), whatever the backend, which sees a
+// connection from postern, believes. SASL-IR and LOGIN-REFERRALS stay: they offer nothing alone.
+std::string plaintext_list(std::string_view list) {
+    auto kept = keep_tokens(list, [](std::string_view token) {
+        return !iequals(token, "STARTTLS") && !iequals(token, "LOGINDISABLED") &&
+               !text::istarts_with(token, "AUTH=");
+    });
+    std::string out = kept ? std::move(*kept) : std::string(list);
+    if (!out.empty()) {
+        out.push_back(' ');
+    }
+    return out.append("LOGINDISABLED");
 }
 
 // Splits `content` at [begin, end) into prefix + filtered list + suffix.
-std::optional<std::string> rewrite(std::string_view line, std::size_t begin, std::size_t end) {
+std::optional<std::string> rewrite(std::string_view line, std::size_t begin, std::size_t end,
+                                   ImapReader reader) {
     const std::string_view content = text::strip_eol(line);
-    auto filtered = remove_tokens(content.substr(begin, end - begin), "STARTTLS", "LOGINDISABLED");
+    const std::string_view list = content.substr(begin, end - begin);
+    auto filtered = reader == ImapReader::Plaintext
+                        ? std::optional<std::string>(plaintext_list(list))
+                        : remove_tokens(list, "STARTTLS", "LOGINDISABLED");
     if (!filtered) {
         return std::nullopt;
     }
@@ -72,34 +114,11 @@ bool is_identity_command(std::string_view verb) noexcept {
 
 std::optional<std::string> remove_tokens(std::string_view list, std::string_view denied_a,
                                          std::string_view denied_b) {
-    std::string out;
-    bool removed = false;
-    bool first = true;
-    std::size_t pos = 0;
-    while (pos <= list.size()) {
-        std::size_t sp = list.find(' ', pos);
-        if (sp == std::string_view::npos) {
-            sp = list.size();
-        }
-        const std::string_view token = list.substr(pos, sp - pos);
-        if (denied(token, denied_a, denied_b)) {
-            removed = true;
-        } else {
-            if (!first) {
-                out.push_back(' ');
-            }
-            out.append(token);
-            first = false;
-        }
-        pos = sp + 1;
-    }
-    if (!removed) {
-        return std::nullopt;
-    }
-    return out;
+    return keep_tokens(list,
+                       [&](std::string_view token) { return !denied(token, denied_a, denied_b); });
 }
 
-std::optional<std::string> filter_imap_line(std::string_view line) {
+std::optional<std::string> filter_imap_line(std::string_view line, ImapReader reader) {
     const std::string_view content = text::strip_eol(line);
     // tag-or-"*" SP word SP rest: the grammar allows single spaces only, and so do we here,
     // which keeps the offsets we rewrite exact.
@@ -115,9 +134,9 @@ std::optional<std::string> filter_imap_line(std::string_view line) {
         if (sp2 == std::string_view::npos) {
             return std::nullopt;
         }
-        return rewrite(line, sp2 + 1, content.size());
+        return rewrite(line, sp2 + 1, content.size(), reader);
     }
-    if (sp2 == std::string_view::npos || !is_status_word(word)) {
+    if (sp2 == std::string_view::npos || !imap_syntax::is_status_word(word)) {
         return std::nullopt;
     }
     const std::string_view code = content.substr(sp2 + 1);
@@ -131,7 +150,7 @@ std::optional<std::string> filter_imap_line(std::string_view line) {
     if (close == std::string_view::npos) {
         return std::nullopt;
     }
-    return rewrite(line, begin, close);
+    return rewrite(line, begin, close, reader);
 }
 
 bool is_pop3_withheld(std::string_view line) noexcept {

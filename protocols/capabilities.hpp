@@ -4,6 +4,8 @@
 //  - the STARTTLS/STLS offer (and IMAP's LOGINDISABLED) of a plaintext backend, since the client
 //    is on TLS already: it would try a TLS-in-TLS upgrade (RFC 2595 §3.1, RFC 3207 §4.2), and
 //    LOGINDISABLED only reflects the backend's plaintext view (RFC 9051 §6.2.3);
+//  - every login offer (IMAP AUTH=, with LOGINDISABLED added) made to a client still in
+//    plaintext: postern refuses credentials before TLS, whatever the backend would accept;
 //  - the client-identity commands (SMTP XCLIENT and XFORWARD, Postfix XCLIENT_README and
 //    XFORWARD_README; POP3 XCLIENT, Dovecot): a backend offers them to postern because it trusts
 //    postern's address, and postern refuses them to clients (no spoofing), so none is advertised.
@@ -11,6 +13,7 @@
 // when the line needs no change, so the caller relays the original bytes; a rewritten line keeps
 // its terminator and every byte outside the removed tokens.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,10 +30,16 @@ namespace postern::protocols::capabilities {
 // XCLIENT, XFORWARD, and XOIP (Dovecot's POP3 alias of "XCLIENT ADDR=", for Zimbra's nginx).
 [[nodiscard]] bool is_identity_command(std::string_view verb) noexcept;
 
+// Who reads an IMAP capability list: a client on TLS (STARTTLS and LOGINDISABLED removed), or
+// the plaintext client of a STARTTLS listener with require_tls = false, which postern never lets
+// log in before TLS (STARTTLS and every AUTH= removed, LOGINDISABLED added: RFC 9051 §6.2.3).
+enum class ImapReader : std::uint8_t { Tls, Plaintext };
+
 // IMAP: one response line (terminator included). Rewrites the untagged "* CAPABILITY ..."
 // response (RFC 9051 §7.2.2) and a "[CAPABILITY ...]" response code (§7.1) right after the
 // status word of an untagged or tagged OK/NO/BAD/PREAUTH/BYE.
-[[nodiscard]] std::optional<std::string> filter_imap_line(std::string_view line);
+[[nodiscard]] std::optional<std::string> filter_imap_line(std::string_view line,
+                                                          ImapReader reader = ImapReader::Tls);
 
 // POP3: true when one line of a CAPA response (RFC 2449 §5) names STLS (RFC 2595 §4), XCLIENT
 // or XFORWARD.

@@ -2,6 +2,7 @@
 
 #include "protocols/capabilities.hpp"
 #include "protocols/forwarding.hpp"
+#include "protocols/imap_commands.hpp"
 #include "protocols/imap_id.hpp"
 #include "protocols/imap_syntax.hpp"
 #include "protocols/relay_machine.hpp"
@@ -11,29 +12,22 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 namespace postern::protocols {
 
 namespace {
 
+using imap_commands::Kind;
 using imap_syntax::Literal;
 using imap_syntax::parse_literal;
 using imap_syntax::valid_tag;
 using text::iequals;
-
-constexpr std::size_t kMaxTrackedTags = 16;  // LOGIN/AUTHENTICATE/LOGOUT awaiting their answer
 
 class ImapMachine final : public RelayMachine {
 public:
     using RelayMachine::RelayMachine;
 
 private:
-    enum class Tracked : std::uint8_t { Login, Authenticate, Logout };
-    struct TrackedTag {
-        std::string tag;
-        Tracked kind;
-    };
     std::size_t client_content(std::string_view data, Actions& out) override;
     // A synchronizing literal is sent only after "+" (RFC 9051 §4.3): until then the client is
     // waiting too, and what it might send is not what we would take it for.
@@ -42,31 +36,37 @@ private:
     std::size_t backend_content(std::string_view data, Actions& out) override;
     void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {
-        return replies::imap_greeting(settings_.hostname, settings_.require_tls);
+        return replies::imap_greeting(settings_.hostname);
     }
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
-    LineStep id_command(std::string_view line, std::string_view tag, Literal literal, Actions& out);
-    LineStep id_continuation(Literal literal, Actions& out);
-    void refuse_id(std::string_view tag, std::string_view text, Actions& out);
+    LineStep command_line(std::string_view line, std::string_view tag, std::string_view command,
+                          Literal literal, Actions& out);
+    void forward(std::string_view line, Literal literal, Actions& out);
+    LineStep starttls(std::string_view tag, Literal literal, Actions& out);
+    LineStep refuse(std::string_view tag, Literal literal, std::string_view reply, Actions& out);
+    LineStep refused_continuation(Literal literal, Actions& out);
     void relay_to_client(Actions& out, std::string_view bytes) const;
     void backend_greeting(std::string_view line, Actions& out);
     void greeting_done(Actions& out);
     void forwarding_response(std::string_view line, Actions& out);
     void backend_response(std::string_view line, Actions& out);
     void tagged_response(std::string_view tag, std::string_view status, Actions& out);
-    static void relay_filtered(std::string_view line, Actions& out);
+    void relay_filtered(std::string_view line, Actions& out) const;
 
-    // A reply of ours must not land inside a backend response that is partly relayed.
-    [[nodiscard]] bool backend_mid_response() const noexcept {
-        return backend_literal_left_ > 0 || backend_in_response_;
+    // A reply of ours must not land inside a backend response that is partly relayed, nor
+    // before the backend's completion of an earlier command with the same tag, which the client
+    // would take for ours.
+    [[nodiscard]] bool reply_must_wait(std::string_view tag) const noexcept {
+        return backend_literal_left_ > 0 || backend_in_response_ || commands_.has(tag);
     }
 
-    std::vector<TrackedTag> tracked_;
-    std::string command_tag_;  // tag of the command whose lines are being read
-    std::string sasl_tag_;     // the AUTHENTICATE exchange in progress, if sasl_active()
-    std::string id_tag_;       // an ID with literals being read and dropped (imap_id.hpp)
+    imap_commands::Outstanding commands_;
+    // A command refused once its last line is read (its non-synchronizing literals are dropped
+    // on the way): its tag, never empty while it is read, and the reply it gets.
+    std::string refused_tag_;
+    std::string_view refusal_;
     std::uint64_t client_literal_left_ = 0;
     std::uint64_t awaited_literal_ = 0;  // size of a {n} literal sent once "+" arrives
     std::uint64_t backend_literal_left_ = 0;
@@ -74,14 +74,14 @@ private:
     bool awaiting_continuation_ = false;  // the client waits for "+" before its literal
     bool backend_in_response_ = false;    // the next backend line continues a response
     bool dropping_response_ = false;      // the response being read is the dropped greeting
-    bool dropping_id_ = false;            // client_literal_left_ is an ID's, never forwarded
+    bool dropping_literal_ = false;       // client_literal_left_ is a refused command's
     bool preauth_ = false;                // the greeting was PREAUTH (RFC 9051 §7.1.4)
 };
 
 // The not-authenticated state as a STARTTLS listener offers it (RFC 9051 §6.1, §6.2; RFC 2595
 // §3.1): CAPABILITY, NOOP, LOGOUT and STARTTLS answered here; LOGIN and AUTHENTICATE refused
-// with PRIVACYREQUIRED (RFC 5530) while TLS is required, anything else BAD. With require_tls
-// off, everything but those four goes to the backend in plaintext.
+// with PRIVACYREQUIRED (RFC 5530) whatever require_tls says, anything else BAD. With
+// require_tls off, everything else goes to the backend in plaintext.
 ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions& out) {
     const std::string_view content = text::strip_eol(line);
     const Literal literal = parse_literal(content, /*client=*/true);
@@ -96,7 +96,8 @@ ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions
     const bool tag_ok = valid_tag(tag);
     const bool local = iequals(command, "CAPABILITY") || iequals(command, "NOOP") ||
                        iequals(command, "LOGOUT") || iequals(command, "STARTTLS");
-    if (!settings_.require_tls && tag_ok && !command.empty() && !local) {
+    const bool login = iequals(command, "LOGIN") || iequals(command, "AUTHENTICATE");
+    if (!settings_.require_tls && tag_ok && !command.empty() && !local && !login) {
         return PreTlsStep::NeedBackend;  // its literal, if any, is the relay's business
     }
     if (literal.kind == Literal::Kind::NonSync) {
@@ -128,7 +129,7 @@ ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions
     }
     if (iequals(command, "CAPABILITY")) {
         send_to_client(out, "* CAPABILITY ");
-        send_to_client(out, replies::imap_pre_tls_capabilities(settings_.require_tls));
+        send_to_client(out, replies::kImapPreTlsCapabilities);
         send_to_client(out, "\r\n");
         tagged(replies::kImapCapabilityAfterTag);
         return PreTlsStep::Answered;
@@ -143,9 +144,7 @@ ImapMachine::PreTlsStep ImapMachine::pre_tls_line(std::string_view line, Actions
         close(out, CloseReason::ClientQuit);
         return PreTlsStep::Closed;
     }
-    tagged(iequals(command, "LOGIN") || iequals(command, "AUTHENTICATE")
-               ? replies::kImapPrivacyRequiredAfterTag
-               : replies::kImapNotBeforeTlsAfterTag);
+    tagged(login ? replies::kImapPrivacyRequiredAfterTag : replies::kImapNotBeforeTlsAfterTag);
     return PreTlsStep::Refused;
 }
 
@@ -159,7 +158,7 @@ void ImapMachine::relay_to_client(Actions& out, std::string_view bytes) const {
 std::size_t ImapMachine::client_content(std::string_view data, Actions& out) {
     const auto n =
         static_cast<std::size_t>(std::min<std::uint64_t>(client_literal_left_, data.size()));
-    if (!dropping_id_) {
+    if (!dropping_literal_) {
         send_to_backend(out, data.substr(0, n));
     }
     client_literal_left_ -= n;
@@ -173,47 +172,57 @@ ImapMachine::LineStep ImapMachine::client_line(std::string_view line, Actions& o
         close_with(out, replies::kImapBadLiteral, CloseReason::ProtocolError);
         return LineStep::Consumed;
     }
-    if (!id_tag_.empty()) {
-        return id_continuation(literal, out);
+    if (!refused_tag_.empty()) {
+        return refused_continuation(literal, out);
     }
-    if (!client_in_command_) {
-        const auto [tag, rest] = text::split_word(content);
-        const std::string_view command = text::split_word(rest).first;
-        if (iequals(command, "ID")) {
-            return id_command(line, tag, literal, out);
+    if (client_in_command_) {
+        forward(line, literal, out);
+        return LineStep::Consumed;
+    }
+    const auto [tag, rest] = text::split_word(content);
+    return command_line(line, tag, text::split_word(rest).first, literal, out);
+}
+
+// The first line of a command.
+ImapMachine::LineStep ImapMachine::command_line(std::string_view line, std::string_view tag,
+                                                std::string_view command, Literal literal,
+                                                Actions& out) {
+    if (iequals(command, "STARTTLS")) {
+        return starttls(tag, literal, out);
+    }
+    const Kind kind = imap_commands::kind_of(command);
+    if (!client_on_tls() && (kind == Kind::Login || kind == Kind::Authenticate)) {
+        // require_tls = false and the client went on in plaintext: its credentials stay here.
+        return refuse(tag, literal, replies::kImapPrivacyRequiredAfterTag, out);
+    }
+    // The client's ID, without the fields only a trusted proxy may send (imap_id.hpp). One with
+    // a literal is refused: real clients never send one.
+    imap_id::Filtered id{imap_id::Filtered::Verdict::Unchanged, {}};
+    if (iequals(command, "ID")) {
+        if (literal.kind != Literal::Kind::None) {
+            return refuse(tag, literal, replies::kImapIdLiteralAfterTag, out);
         }
-        if (iequals(command, "STARTTLS")) {
-            if (backend_mid_response()) {
-                return LineStep::Stall;
-            }
-            if (literal.kind != Literal::Kind::None) {
-                close_with(out, replies::kImapProtocolError, CloseReason::ProtocolError);
-                return LineStep::Consumed;
-            }
-            // Never forwarded: the backend would start a TLS handshake inside ours.
-            send_to_client(out, tag);
-            send_to_client(out, client_on_tls() ? replies::kImapTlsActiveAfterTag
-                                                : replies::kImapTlsUnavailableAfterTag);
-            count_error(out);
-            return LineStep::Consumed;
+        id = imap_id::filter_command(line);
+        if (id.verdict == imap_id::Filtered::Verdict::Invalid) {
+            return refuse(tag, literal, replies::kImapIdInvalidAfterTag, out);
         }
-        no_error();
-        const bool login = iequals(command, "LOGIN");
-        const bool authenticate = iequals(command, "AUTHENTICATE");
-        if (login || authenticate || iequals(command, "LOGOUT")) {
-            if (tracked_.size() >= kMaxTrackedTags) {
-                return LineStep::Stall;
-            }
-            tracked_.push_back({std::string(tag), login          ? Tracked::Login
-                                                  : authenticate ? Tracked::Authenticate
-                                                                 : Tracked::Logout});
+    }
+    if (valid_tag(tag)) {
+        if (commands_.full()) {
+            return LineStep::Stall;
         }
-        if (authenticate && literal.kind == Literal::Kind::None) {
+        commands_.add(tag, kind);
+        if (kind == Kind::Authenticate && literal.kind == Literal::Kind::None) {
             sasl_start();  // the client answers one line per "+" (§6.2.2)
-            sasl_tag_.assign(tag);
         }
-        command_tag_.assign(tag);
     }
+    no_error();
+    forward(id.verdict == imap_id::Filtered::Verdict::Rewritten ? std::string_view(id.line) : line,
+            literal, out);
+    return LineStep::Consumed;
+}
+
+void ImapMachine::forward(std::string_view line, Literal literal, Actions& out) {
     send_to_backend(out, line);
     client_in_command_ = literal.kind != Literal::Kind::None;
     if (literal.kind == Literal::Kind::NonSync) {
@@ -222,62 +231,54 @@ ImapMachine::LineStep ImapMachine::client_line(std::string_view line, Actions& o
         awaiting_continuation_ = true;
         awaited_literal_ = literal.size;
     }
-    return LineStep::Consumed;
 }
 
-// The client's ID, without the fields only a trusted proxy may send (imap_id.hpp). One with a
-// literal is refused: a synchronizing one at once (the client waits for "+" and gets our BAD
-// instead, RFC 9051 §4.3), a non-synchronizing one once its bytes and the rest of the command
-// have been read and dropped.
-ImapMachine::LineStep ImapMachine::id_command(std::string_view line, std::string_view tag,
-                                              Literal literal, Actions& out) {
-    if (literal.kind == Literal::Kind::NonSync) {
-        id_tag_.assign(tag);  // never empty: ID is the second word
-        return id_continuation(literal, out);
+// Never forwarded: the backend would start a TLS handshake inside ours.
+ImapMachine::LineStep ImapMachine::starttls(std::string_view tag, Literal literal, Actions& out) {
+    if (reply_must_wait(tag)) {
+        return LineStep::Stall;
     }
-    const auto filtered =
-        literal.kind == Literal::Kind::None ? imap_id::filter_command(line) : imap_id::Filtered{};
-    if (filtered.verdict == imap_id::Filtered::Verdict::Invalid) {
-        if (backend_mid_response()) {
-            return LineStep::Stall;  // our reply must not land inside the backend's
-        }
-        refuse_id(tag,
-                  literal.kind == Literal::Kind::None ? replies::kImapIdInvalidAfterTag
-                                                      : replies::kImapIdLiteralAfterTag,
-                  out);
+    if (literal.kind != Literal::Kind::None) {
+        close_with(out, replies::kImapProtocolError, CloseReason::ProtocolError);
         return LineStep::Consumed;
     }
-    no_error();
-    send_to_backend(out, filtered.verdict == imap_id::Filtered::Verdict::Rewritten
-                             ? std::string_view(filtered.line)
-                             : line);
+    send_to_client(out, tag);
+    send_to_client(out, client_on_tls() ? replies::kImapTlsActiveAfterTag
+                                        : replies::kImapTlsUnavailableAfterTag);
+    count_error(out);
     return LineStep::Consumed;
 }
 
-// A line of an ID being dropped: its first line, or one after a non-synchronizing literal.
-ImapMachine::LineStep ImapMachine::id_continuation(Literal literal, Actions& out) {
-    dropping_id_ = literal.kind == Literal::Kind::NonSync;
-    if (dropping_id_) {
+// A command answered here and never forwarded: at once, a synchronizing literal included (the
+// client waits for "+" and gets our reply instead, RFC 9051 §4.3); with a non-synchronizing one,
+// once its bytes and the rest of the command have been read and dropped. `tag` is never empty:
+// the command is its second word.
+ImapMachine::LineStep ImapMachine::refuse(std::string_view tag, Literal literal,
+                                          std::string_view reply, Actions& out) {
+    refused_tag_.assign(tag);
+    refusal_ = reply;
+    return refused_continuation(literal, out);
+}
+
+// A line of the command being refused: its first, or one after a non-synchronizing literal.
+ImapMachine::LineStep ImapMachine::refused_continuation(Literal literal, Actions& out) {
+    dropping_literal_ = literal.kind == Literal::Kind::NonSync;
+    if (dropping_literal_) {
         client_literal_left_ = literal.size;  // its bytes follow at once
         return LineStep::Consumed;
     }
-    if (backend_mid_response()) {
-        return LineStep::Stall;
+    if (reply_must_wait(refused_tag_)) {
+        return LineStep::Stall;  // the line is offered again: refused_tag_ stays
     }
-    const std::string tag = std::move(id_tag_);
-    id_tag_.clear();
-    refuse_id(tag, replies::kImapIdLiteralAfterTag, out);
-    return LineStep::Consumed;
-}
-
-void ImapMachine::refuse_id(std::string_view tag, std::string_view text, Actions& out) {
-    if (valid_tag(tag)) {
-        send_to_client(out, tag);
-        send_to_client(out, text);
+    if (valid_tag(refused_tag_)) {
+        send_to_client(out, refused_tag_);
+        send_to_client(out, refusal_);
     } else {
         send_to_client(out, replies::kImapBadTag);
     }
+    refused_tag_.clear();
     count_error(out);
+    return LineStep::Consumed;
 }
 
 // e.g. a FETCH body: relayed, never read as lines
@@ -290,12 +291,17 @@ std::size_t ImapMachine::backend_content(std::string_view data, Actions& out) {
 }
 
 void ImapMachine::backend_line(std::string_view line, Actions& out) {
-    const Literal literal = parse_literal(text::strip_eol(line), /*client=*/false);
+    const bool continues = backend_in_response_;
+    const std::string_view content = text::strip_eol(line);
+    // Only where the grammar has literals (imap_syntax.hpp): the lines after a status response
+    // whose text ends in "{n}" are still read, and filtered, as responses.
+    const Literal literal = continues || imap_syntax::response_may_open_literal(content)
+                                ? parse_literal(content, /*client=*/false)
+                                : Literal{};
     if (literal.kind == Literal::Kind::TooLarge) {
         backend_unreadable(out);
         return;
     }
-    const bool continues = backend_in_response_;
     dropping_response_ = dropping_response_ && continues;
     backend_in_response_ = literal.kind != Literal::Kind::None;
     backend_literal_left_ = literal.size;
@@ -310,6 +316,7 @@ void ImapMachine::backend_line(std::string_view line, Actions& out) {
     }
 }
 
+// One line: a status response never carries a literal.
 void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
     const auto [star, rest] = text::split_word(text::strip_eol(line));
     // Anything but an untagged OK/PREAUTH/BYE is not an IMAP server (RFC 9051 §7.1).
@@ -320,12 +327,6 @@ void ImapMachine::backend_greeting(std::string_view line, Actions& out) {
             // The client was told it is not authenticated and will LOGIN: it cannot follow
             // a backend that skipped that state. A backend misconfiguration.
             close_with(out, replies::kImapBackendUnavailable, CloseReason::ProtocolError);
-            return;
-        }
-        // A greeting held for the forwarding exchange is one line: no real server sends a
-        // literal in it, and holding one would mean holding its bytes.
-        if (backend_in_response_ && forwarding_due()) {
-            backend_unreadable(out);
             return;
         }
         if (!relay_greeting()) {
@@ -394,38 +395,39 @@ void ImapMachine::backend_response(std::string_view line, Actions& out) {
 }
 
 void ImapMachine::tagged_response(std::string_view tag, std::string_view status, Actions& out) {
-    if (awaiting_continuation_ && tag == command_tag_) {  // the literal was refused
+    const auto done = commands_.complete(tag);
+    if (!done) {
+        return;
+    }
+    if (awaiting_continuation_ && done->newest) {  // the literal was refused
         awaiting_continuation_ = false;
         client_in_command_ = false;
     }
-    if (sasl_active() && tag == sasl_tag_) {
+    if (done->kind == Kind::Authenticate) {
         sasl_end();
     }
-    const auto it = std::find_if(tracked_.begin(), tracked_.end(),
-                                 [&](const TrackedTag& t) { return t.tag == tag; });
-    if (it == tracked_.end()) {
-        return;
-    }
-    const Tracked kind = it->kind;
-    tracked_.erase(it);
     if (!iequals(status, "OK")) {
         return;
     }
-    switch (kind) {
-        case Tracked::Login:
-        case Tracked::Authenticate:
+    switch (done->kind) {
+        case Kind::Other:
+            return;
+        case Kind::Login:
+        case Kind::Authenticate:
             // Authenticated state: STARTTLS is no longer a valid command (RFC 9051 §6.2.1),
             // so nothing after this needs us.
             passthrough(out);
             return;
-        case Tracked::Logout:
+        case Kind::Logout:
             close(out, CloseReason::ClientQuit);
             return;
     }
 }
 
-void ImapMachine::relay_filtered(std::string_view line, Actions& out) {
-    if (auto filtered = capabilities::filter_imap_line(line)) {
+void ImapMachine::relay_filtered(std::string_view line, Actions& out) const {
+    const auto reader =
+        client_on_tls() ? capabilities::ImapReader::Tls : capabilities::ImapReader::Plaintext;
+    if (auto filtered = capabilities::filter_imap_line(line, reader)) {
         send_to_client(out, *filtered);
     } else {
         send_to_client(out, line);

@@ -63,15 +63,13 @@ inline constexpr std::string_view kImapTooManyErrors = "* BYE Too many invalid c
 // Said when the session closes for idling (RFC 9051 §7.1.5).
 inline constexpr std::string_view kImapTimeout = "* BYE Autologout; idle for too long\r\n";
 
-// IMAP before TLS (RFC 9051 §6.2.1, RFC 2595 §3.1). LOGINDISABLED (§6.2.3) when require_tls;
-// PRIVACYREQUIRED is RFC 5530 §3.
-[[nodiscard]] inline std::string_view imap_pre_tls_capabilities(bool require_tls) {
-    return require_tls ? "IMAP4rev1 STARTTLS LOGINDISABLED" : "IMAP4rev1 STARTTLS";
-}
-[[nodiscard]] inline std::string imap_greeting(std::string_view hostname, bool require_tls) {
-    return detail::with_host(
-        "* OK [CAPABILITY " + std::string(imap_pre_tls_capabilities(require_tls)) + "] ", hostname,
-        "IMAP4 ready\r\n");
+// IMAP before TLS (RFC 9051 §6.2.1, RFC 2595 §3.1). LOGINDISABLED (§6.2.3) whatever
+// require_tls says: credentials never cross in plaintext, and the backend, which sees every
+// connection come from postern, cannot tell; PRIVACYREQUIRED is RFC 5530 §3.
+inline constexpr std::string_view kImapPreTlsCapabilities = "IMAP4rev1 STARTTLS LOGINDISABLED";
+[[nodiscard]] inline std::string imap_greeting(std::string_view hostname) {
+    return detail::with_host("* OK [CAPABILITY " + std::string(kImapPreTlsCapabilities) + "] ",
+                             hostname, "IMAP4 ready\r\n");
 }
 inline constexpr std::string_view kImapStartTlsAfterTag = " OK Begin TLS negotiation now\r\n";
 inline constexpr std::string_view kImapCapabilityAfterTag = " OK CAPABILITY completed\r\n";

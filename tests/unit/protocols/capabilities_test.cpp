@@ -74,6 +74,33 @@ TEST_CASE("capabilities: IMAP lines are rewritten only in the capability places"
     }
 }
 
+TEST_CASE("capabilities: a plaintext IMAP client is offered no login, and told so") {
+    struct Row {
+        std::string_view line;
+        std::optional<std::string> expected;
+    };
+    const std::vector<Row> rows = {
+        {"* CAPABILITY IMAP4rev1 SASL-IR STARTTLS AUTH=PLAIN auth=login\r\n",
+         "* CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED\r\n"},
+        {"* CAPABILITY IMAP4rev1 LOGINDISABLED STARTTLS\r\n",
+         "* CAPABILITY IMAP4rev1 LOGINDISABLED\r\n"},
+        {"* CAPABILITY IMAP4rev1\n", "* CAPABILITY IMAP4rev1 LOGINDISABLED\n"},
+        {"* CAPABILITY AUTH=PLAIN\r\n", "* CAPABILITY LOGINDISABLED\r\n"},
+        {"a1 OK [CAPABILITY IMAP4rev1 AUTH=PLAIN STARTTLS] Listed\r\n",
+         "a1 OK [CAPABILITY IMAP4rev1 LOGINDISABLED] Listed\r\n"},
+        {"* OK [CAPABILITY IMAP4rev1] ready\r\n",
+         "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n"},
+        // AUTH without "=" is not a mechanism; XAUTH=... is not AUTH=.
+        {"* CAPABILITY AUTH XAUTH=X\r\n", "* CAPABILITY AUTH XAUTH=X LOGINDISABLED\r\n"},
+        {"* OK [ALERT] AUTH=PLAIN\r\n", std::nullopt},
+        {"+ AUTH=PLAIN\r\n", std::nullopt},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.line);
+        CHECK(filter_imap_line(row.line, capabilities::ImapReader::Plaintext) == row.expected);
+    }
+}
+
 TEST_CASE("capabilities: POP3 STLS and SMTP STARTTLS lines are recognised whole") {
     CHECK(is_pop3_withheld("STLS\r\n"));
     CHECK(is_pop3_withheld("stls\n"));

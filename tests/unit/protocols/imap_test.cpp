@@ -6,10 +6,14 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 namespace postern::protocols {
 namespace {
 
 using test::backend;
+using test::cat;
 using test::check_splits;
 using test::client;
 using test::connected;
@@ -194,14 +198,49 @@ TEST_CASE("imap: STARTTLS waits while a backend response is partly relayed") {
 }
 
 TEST_CASE("imap: held-back client bytes are looked at right after the greeting line") {
-    // The greeting ends in a literal; the client's command is forwarded as soon as the
-    // greeting line is relayed, however the backend's bytes are cut.
+    // The client's command is forwarded as soon as the greeting line is relayed, however the
+    // backend's bytes are cut.
     const auto t = check_splits(
         imap(), connected({client("a1 ID NIL\r\n"),
                            backend("* OK [ALERT] {3}\r\nabc ready\r\n* 1 RECENT\r\n")}));
     CHECK(t.actions == std::vector<std::string>{"connect", "to_client:* OK [ALERT] {3}\r\n",
                                                 "to_backend:a1 ID NIL\r\n",
                                                 "to_client:abc ready\r\n* 1 RECENT\r\n"});
+}
+
+TEST_CASE("imap: a status or continuation line ending in {n} announces no literal") {
+    // resp-text never holds a literal (RFC 9051 §7.1, §7.5): the next line is a response, and
+    // its capabilities are filtered, as the client's own parser reads it.
+    const std::string caps = "* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\n";
+    const std::string n = "{" + std::to_string(caps.size()) + "}";
+    for (const std::string& status :
+         {"a1 NO Try later " + n, "a1 BAD " + n, "* OK [ALERT] text " + n, "* NO " + n,
+          "* BAD [PARSE] " + n, "* BYE going " + n, "* CAPABILITY IMAP4rev1 " + n}) {
+        CAPTURE(status);
+        const auto t = check_splits(
+            imap(), connected({backend(kDovecotGreeting), client("a1 LOGIN joe wrong\r\n"),
+                               backend(cat({status, "\r\n", caps})), client("a2 STARTTLS\r\n")}));
+        CHECK(t.to_client().ends_with(cat({status, "\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n",
+                                           "a2 BAD TLS is already active\r\n"})));
+    }
+    const auto sasl = check_splits(
+        imap(), connected({backend(kDovecotGreeting), client("a1 AUTHENTICATE PLAIN\r\n"),
+                           backend("+ " + n + "\r\n" + caps), client("AGpvZQBzZWNyZXQ=\r\n"),
+                           backend("a1 OK [CAPABILITY IMAP4rev1 STARTTLS] Logged in\r\n")}));
+    CHECK(sasl.to_client().ends_with(cat({"+ ", n, "\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n",
+                                          "a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"})));
+    CHECK(sasl.actions.back() == "passthrough");
+}
+
+TEST_CASE("imap: data responses keep their literals, also after a literal") {
+    const std::string body = "* CAPABILITY IMAP4rev1 STARTTLS\r\n";
+    const std::string size = std::to_string(body.size());
+    const std::string fetch = "* 1 FETCH (BODY[1] {" + size + "}\r\n" + body + " BODY[2] {" + size +
+                              "}\r\n" + body + ")\r\n";
+    const std::string list = "* LIST () \"/\" {" + size + "}\r\n" + body + "\r\n";
+    const auto t = check_splits(imap(), connected({backend(kDovecotGreeting), client("a1 NOOP\r\n"),
+                                                   backend(fetch + list + "a1 OK done\r\n")}));
+    CHECK(t.to_client() == std::string(kDovecotGreetingFiltered) + fetch + list + "a1 OK done\r\n");
 }
 
 TEST_CASE("imap: oversized or overflowing literals close the session") {
