@@ -12,8 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import (LOCALHOST, PASSWORD, USER, ImapStarttls, IntegrationCase, LineClient,
-                     no_verify)
+from harness import LOCALHOST, PASSWORD, SANITIZED, USER, ImapStarttls, IntegrationCase, LineClient
 
 PLAINTEXT_TIMEOUT = 4.0
 ATTACKERS = 20
@@ -66,9 +65,10 @@ class PreTlsFlood(IntegrationCase):
     @classmethod
     def start_fixtures(cls):
         p = cls.start_mail_servers()
-        p.backend("imap", cls.dovecot.imap_address)
-        p.backend("pop3", cls.dovecot.pop3_address)
-        p.backend("smtp", cls.postfix.address)
+        # The normal client's backend connect shares two busy cores with the attackers.
+        p.backend("imap", cls.dovecot.imap_address, connect_timeout="10s")
+        p.backend("pop3", cls.dovecot.pop3_address, connect_timeout="10s")
+        p.backend("smtp", cls.postfix.address, connect_timeout="10s")
         lim = {"tls": "starttls", "plaintext_timeout": f"{PLAINTEXT_TIMEOUT:g}s"}
         for proto in ("imap", "pop3", "smtp"):
             p.listener(proto, proto, proto, **lim)
@@ -119,8 +119,9 @@ class PreTlsFlood(IntegrationCase):
                       f"postern RSS {before} KiB -> peak {peak[0]} KiB (+{growth} KiB, "
                       f"{growth / ATTACKERS:.0f} KiB per attacker); {served[0]} logins meanwhile, "
                       f"the slowest in {slowest_login[0]:.2f} s")
-                self.assertLess(growth, ATTACKERS * PER_ATTACKER_KIB,
-                                f"{attack.sent} bytes pipelined grew postern by {growth} KiB")
+                if not SANITIZED:  # ASan's allocator keeps freed memory in quarantine
+                    self.assertLess(growth, ATTACKERS * PER_ATTACKER_KIB,
+                                    f"{attack.sent} bytes pipelined grew postern by {growth} KiB")
                 self.assertEqual(len(attack.cut), ATTACKERS, "attackers still connected")
                 slowest = max(attack.cut.values())
                 self.assertLess(slowest, PLAINTEXT_TIMEOUT + 2, f"last attacker cut after {slowest:.1f} s")

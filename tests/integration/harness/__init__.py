@@ -43,10 +43,13 @@ Everything a test needs to run postern hermetically on loopback:
   ``Service.wait_log()`` polls a fixture's log for a regex (after ``log_size()``, a mark).
 
 The postern binary is ``$POSTERN_BIN`` (default ``<repo>/build/postern``). Set
-``POSTERN_KEEP_TMP=1`` to keep the temp dirs for inspection.
+``POSTERN_KEEP_TMP=1`` to keep the temp dirs for inspection. ``POSTERN_SANITIZED=1`` (set by
+the ASan+UBSan pass) makes tests skip memory and speed measurements; ``Postern.stop()`` fails
+on any sanitizer report in postern's log, whatever the build.
 """
 
-from .base import (CACHE, HERE, KEEP_TMP, LOCALHOST, PASSWORD, POSTERN_BIN, REPO, SERVERS, USER,
+from .base import (CACHE, HERE, KEEP_TMP, LOCALHOST, PASSWORD, POSTERN_BIN, REPO, SANITIZED,
+                   SERVERS, USER,
                    Daemon, Service, WaitTimeout, free_port, free_ports, listening_ports, message,
                    render, run, unique, wait_listening, wait_not_listening, wait_until)
 from .case import IntegrationCase
@@ -60,7 +63,8 @@ from .relay import RecordingRelay
 from .servers import Courier, Dovecot, Postfix, courier_root
 
 __all__ = [
-    "CACHE", "HERE", "KEEP_TMP", "LOCALHOST", "PASSWORD", "POSTERN_BIN", "REPO", "SERVERS", "USER",
+    "CACHE", "HERE", "KEEP_TMP", "LOCALHOST", "PASSWORD", "POSTERN_BIN", "REPO", "SANITIZED",
+    "SERVERS", "USER",
     "Daemon", "Service", "WaitTimeout", "free_port", "free_ports", "listening_ports", "message",
     "render", "run", "unique", "wait_listening", "wait_not_listening", "wait_until",
     "IntegrationCase",

@@ -121,7 +121,12 @@ class Postern(Service):
         return self
 
     def stop(self, timeout: float = 10.0) -> Optional[int]:
-        return self.daemon.stop(timeout) if self.daemon else None
+        code = self.daemon.stop(timeout) if self.daemon else None
+        # An ASan/UBSan/LSan report (leaks are reported at exit) fails the class that ran it.
+        report = re.search(r"(?m)^.*(ERROR: \w+Sanitizer|runtime error:).*$", self.log_text())
+        if report:
+            raise AssertionError(f"sanitizer report in postern's log ({self.log}): {report.group(0)}")
+        return code
 
     def text(self) -> str:
         return self.log_text()
