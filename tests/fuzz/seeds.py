@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format) and
-for proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer sends them).
+"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format), for
+proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer sends them), and through
+seeds_text.py for client_caps_fuzz, framing_fuzz and config_fuzz. scripts/fuzz adds the inputs a
+campaign found (named by their SHA-1) next to these named ones.
 
 Run from anywhere: python3 tests/fuzz/seeds.py. Each machine seed is one realistic dialogue, on
 an implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
@@ -10,6 +12,8 @@ bytes, 2 = backend bytes), each followed by an argument byte (event number or le
 """
 import pathlib
 import struct
+
+from seeds_text import CLIENT_CAPS_SEEDS, CONFIG_SEEDS, FRAMING_SEEDS
 
 HERE = pathlib.Path(__file__).resolve().parent
 TLS_READY, BACKEND_READY, BACKEND_FAILED, CLIENT_CONNECTED = 0, 1, 2, 3
@@ -226,7 +230,14 @@ for target, seeds in SEEDS.items():
             data = steps if isinstance(steps, bytes) else script(steps)
         (directory / name).write_bytes(data)
 
-directory = HERE / "corpus" / "proxy_header_fuzz"
-directory.mkdir(parents=True, exist_ok=True)
-for name, data in PROXY_HEADER_SEEDS.items():
-    (directory / name).write_bytes(data)
+RAW_SEEDS = {
+    "proxy_header_fuzz": PROXY_HEADER_SEEDS,
+    "client_caps_fuzz": CLIENT_CAPS_SEEDS,
+    "framing_fuzz": FRAMING_SEEDS,
+    "config_fuzz": {name: text.lstrip().encode() for name, text in CONFIG_SEEDS.items()},
+}
+for target, seeds in RAW_SEEDS.items():
+    directory = HERE / "corpus" / target
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds.items():
+        (directory / name).write_bytes(data)
