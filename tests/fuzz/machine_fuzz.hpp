@@ -200,7 +200,8 @@ private:
 };
 
 // Byte 0: settings (bit 0: tight line limits; bit 1: STARTTLS listener; bit 2: require_tls
-// off; bit 3: max_errors 2; bit 4: the client's identity is forwarded, bit 5 picks an IPv6 one).
+// off; bit 3: max_errors 2; bit 4: the client's identity is forwarded, bit 5 picks an IPv6 one;
+// bit 6: SMTP, the backend's EHLO was learned with no extensions, so no CHUNKING nor AUTH).
 // Then operations: byte % 3 picks an event (next byte % 4 picks
 // which: TlsReady, BackendReady, BackendFailed, ClientConnected), client bytes or backend bytes
 // (next byte is the length).
@@ -211,10 +212,11 @@ inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
     static const auto extensions = std::make_shared<const std::vector<std::string>>(
         std::vector<std::string>{"PIPELINING", "SIZE 10240000", "STARTTLS", "AUTH PLAIN LOGIN",
                                  "AUTH=LOGIN", "CHUNKING", "X\r\n250 INJECTED", "8BITMIME"});
+    static const auto no_extensions = std::make_shared<const std::vector<std::string>>();
     MachineSettings settings;
     settings.protocol = protocol;
     settings.hostname = "mx.test";
-    settings.smtp_extensions = extensions;
+    settings.smtp_extensions = (data[0] & 64U) != 0 ? no_extensions : extensions;
     if ((data[0] & 1U) != 0) {
         settings.max_line = 24;
         settings.max_backend_line = 48;

@@ -23,7 +23,8 @@ using postern::conf::Parsed;
 
 void require(bool ok, int line = __builtin_LINE()) {
     if (!ok) {
-        std::fprintf(stderr, "parse_value_fuzz.cpp:%d: invariant broken\n", line);
+        static_cast<void>(
+            std::fprintf(stderr, "parse_value_fuzz.cpp:%d: invariant broken\n", line));
         std::abort();
     }
 }
@@ -46,6 +47,7 @@ void check_duration(const Parsed<std::chrono::milliseconds>& parsed) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): libFuzzer's entry point
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text{reinterpret_cast<const char*>(data), size};
 

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+// NOLINTNEXTLINE(readability-identifier-naming): libFuzzer's entry point
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     return postern::protocols::fuzz::run(postern::protocols::Protocol::Pop3, data, size);
 }

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format) and
-for proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer sends them).
+"""Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format), for
+proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer sends them), and through
+seeds_text.py for client_caps_fuzz, framing_fuzz and config_fuzz. scripts/fuzz adds the inputs a
+campaign found (named by their SHA-1) next to these named ones.
 
 Run from anywhere: python3 tests/fuzz/seeds.py. Each machine seed is one realistic dialogue, on
 an implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
 STARTTLS, bit 2 require_tls off, bit 3 max_errors 2, bit 4 the client's identity forwarded, bit 5
-an IPv6 one), then operations (0 = event, 1 = client
+an IPv6 one, bit 6 SMTP backend with no extensions learned), then operations (0 = event, 1 = client
 bytes, 2 = backend bytes), each followed by an argument byte (event number or length).
 """
 import pathlib
 import struct
 
+from seeds_text import CLIENT_CAPS_SEEDS, CONFIG_SEEDS, FRAMING_SEEDS
+
 HERE = pathlib.Path(__file__).resolve().parent
 TLS_READY, BACKEND_READY, BACKEND_FAILED, CLIENT_CONNECTED = 0, 1, 2, 3
-TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS, FORWARD, IPV6 = 1, 2, 4, 8, 16, 32
+TIGHT, STARTTLS, PLAINTEXT_OK, FEW_ERRORS, FORWARD, IPV6, NO_EXTENSIONS = 1, 2, 4, 8, 16, 32, 64
 
 
 def script(steps, flags=0):
@@ -209,6 +213,10 @@ SEEDS = {
         "forward": (FORWARD, connected(
             ("c", "EHLO c\r\n"), ("b", "220-mx.test ESMTP\r\n220 Postfix\r\n"),
             ("b", "220 mx.test ESMTP Postfix\r\n"), ("b", "250-mx.test\r\n250 XCLIENT ADDR\r\n"))),
+        "starttls_bare_backend": (STARTTLS | PLAINTEXT_OK | NO_EXTENSIONS, [
+            CLIENT_CONNECTED, ("c", "EHLO x\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\nBDAT 3 LAST\r\n"),
+            ("c", "abcQUIT\r\n"), BACKEND_READY,
+            ("b", "220 mx.test ESMTP\r\n250-mx.test\r\n250 8BITMIME\r\n")]),
         "forward_mx": (STARTTLS | PLAINTEXT_OK | FORWARD | IPV6, [
             CLIENT_CONNECTED, ("c", "EHLO sender.example\r\nMAIL FROM:<a@x>\r\n"),
             BACKEND_READY, ("b", "220 mx.test ESMTP\r\n550 5.7.0 Error: insufficient "
@@ -226,7 +234,14 @@ for target, seeds in SEEDS.items():
             data = steps if isinstance(steps, bytes) else script(steps)
         (directory / name).write_bytes(data)
 
-directory = HERE / "corpus" / "proxy_header_fuzz"
-directory.mkdir(parents=True, exist_ok=True)
-for name, data in PROXY_HEADER_SEEDS.items():
-    (directory / name).write_bytes(data)
+RAW_SEEDS = {
+    "proxy_header_fuzz": PROXY_HEADER_SEEDS,
+    "client_caps_fuzz": CLIENT_CAPS_SEEDS,
+    "framing_fuzz": FRAMING_SEEDS,
+    "config_fuzz": {name: text.lstrip().encode() for name, text in CONFIG_SEEDS.items()},
+}
+for target, seeds in RAW_SEEDS.items():
+    directory = HERE / "corpus" / target
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds.items():
+        (directory / name).write_bytes(data)

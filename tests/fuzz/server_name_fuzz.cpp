@@ -21,7 +21,8 @@ namespace {
 
 void require(bool ok, int line = __builtin_LINE()) {
     if (!ok) {
-        std::fprintf(stderr, "server_name_fuzz.cpp:%d: invariant broken\n", line);
+        static_cast<void>(
+            std::fprintf(stderr, "server_name_fuzz.cpp:%d: invariant broken\n", line));
         std::abort();
     }
 }
@@ -58,6 +59,7 @@ void check_name(std::string_view name) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): libFuzzer's entry point
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> ext{data, size};
     if (const auto host = postern::tls::parse_server_name_ext(ext)) {
