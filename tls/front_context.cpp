@@ -61,7 +61,13 @@ int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
         }
         cert = hs->store->fallback(caps);
     }
-    if (cert == nullptr || SSL_set_SSL_CTX(ssl, cert->ctx.get()) == nullptr) {
+    // The session-id context decides which sessions may resume (RFC 6066 §3: only those made
+    // under this certificate). OpenSSL 3.0's SSL_set_SSL_CTX copies the new context's only
+    // while the SSL still has the old context's, so it is set here whatever happened before.
+    // Session lookup (TLS 1.2 id or ticket, TLS 1.3 PSK) runs after this callback.
+    if (cert == nullptr || SSL_set_SSL_CTX(ssl, cert->ctx.get()) == nullptr ||
+        SSL_set_session_id_context(ssl, cert->session_id_context.data(),
+                                   static_cast<unsigned>(cert->session_id_context.size())) != 1) {
         *alert = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }

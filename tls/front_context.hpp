@@ -2,8 +2,10 @@
 // The per-listener "front" SSL_CTX every client handshake starts on. Its ClientHello callback
 // reads the server_name and signature_algorithms extensions straight from the ClientHello
 // (SSL_get_servername is not reliable that early), asks the session's CertStore snapshot for
-// a certificate, and switches the SSL to that certificate's context. Session tickets are keyed
-// on this front context, which OpenSSL uses for tickets whatever context SNI switched to.
+// a certificate, and switches the SSL to that certificate's context, and to its session-id
+// context, so a session resumes only under the certificate it was made with (RFC 6066 §3).
+// Session tickets are keyed on this front context, which OpenSSL uses for tickets whatever
+// context SNI switched to.
 
 #include "conf/config.hpp"
 #include "tls/cert_store.hpp"
