@@ -1,5 +1,6 @@
 #include "tls/policy.hpp"
 
+#include "tls/alpn.hpp"
 #include "tls/ossl.hpp"
 
 namespace postern::tls {
@@ -33,6 +34,8 @@ bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& 
     // One ticket per full handshake is what a mail client uses; OpenSSL's default of two costs
     // a second ticket's encryption and write on every handshake.
     SSL_CTX_set_num_tickets(ctx, 1);
+    // On every context: OpenSSL asks the certificate's context SNI switched to, not the front.
+    install_alpn(ctx);
     return true;
 }
 
