@@ -203,9 +203,9 @@ bool Session::step_handshake() {
         return false;
     }
     end_ = CloseReason::TlsFailed;
-    end_detail_ = handshake_.refused_name ? "unknown server name refused (strict_sni)"
-                  : result == Io::Eof     ? "client closed during the handshake"
-                                          : client_.error();
+    end_detail_ = !handshake_.refusal.empty() ? handshake_.refusal  // strict_sni, ALPN
+                  : result == Io::Eof         ? "client closed during the handshake"
+                                              : client_.error();
     finish();
     return false;
 }

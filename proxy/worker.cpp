@@ -64,7 +64,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
         }
         const Backend& shared = backends.at(spec.backend);
         ctx->strict_sni = config.tls.strict_sni;
-        ctx->front = tls::FrontContext::create(config.tls, ticket_keys, error);
+        ctx->front = tls::FrontContext::create(config.tls, spec.protocol, ticket_keys, error);
         if (!ctx->front) {
             error.insert(0, ctx->name + ": ");
             return nullptr;

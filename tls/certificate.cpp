@@ -15,6 +15,8 @@
 namespace postern::tls {
 namespace {
 
+static_assert(sizeof(Certificate::session_id_context) <= SSL_MAX_SID_CTX_LENGTH);
+
 class ErrorSink {
 public:
     ErrorSink(const conf::CertificateSpec& spec, const std::filesystem::path& config_file,
@@ -272,6 +274,21 @@ CertificateLoad load_certificate(const conf::CertificateSpec& spec,
         SSL_CTX_use_PrivateKey(cert.ctx.get(), m->key.get()) != 1 ||
         SSL_CTX_set1_chain(cert.ctx.get(), m->chain.get()) != 1) {
         errors.add(cert_field, "OpenSSL refused the certificate in " + cert_file.string() + ": " +
+                                   ossl_errors());
+        return result;
+    }
+    // RFC 6066 §3: a session belongs to the certificate it was made under. OpenSSL resumes a
+    // session (ticket or id) only in the session-id context it was made in, so each leaf gets
+    // its own: a ticket from mail.a.example offered under SNI mail.b.example gets a full
+    // handshake with b's certificate. A renewed leaf is a new context; an unchanged one
+    // reloaded is not, so its sessions survive a reload.
+    unsigned int digest_len = 0;
+    if (X509_digest(m->leaf.get(), EVP_sha256(), cert.session_id_context.data(), &digest_len) !=
+            1 ||
+        digest_len != cert.session_id_context.size() ||
+        SSL_CTX_set_session_id_context(cert.ctx.get(), cert.session_id_context.data(),
+                                       digest_len) != 1) {
+        errors.add(cert_field, "cannot derive a session context from " + cert_file.string() + ": " +
                                    ossl_errors());
         return result;
     }

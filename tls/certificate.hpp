@@ -12,6 +12,7 @@
 #include "conf/errors.hpp"
 #include "tls/ossl.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
@@ -50,6 +51,9 @@ struct Certificate {
     std::vector<std::string> names;  // normalized SAN DNS names, wildcards as "*.example.com"
     KeyType key_type = KeyType::Other;
     std::time_t not_after = 0;
+    // SHA-256 of the leaf (DER): this certificate's session-id context, set on ctx and on every
+    // SSL switched to it (tls/front_context.cpp). SSL_MAX_SID_CTX_LENGTH is 32.
+    std::array<unsigned char, 32> session_id_context{};
     // Set by CertStore::build: this certificate has expired, and a valid one covers these of its
     // names, so the store does not serve it for them.
     std::vector<std::string> withheld_names;

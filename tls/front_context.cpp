@@ -9,11 +9,6 @@
 namespace postern::tls {
 namespace {
 
-int handshake_index() {
-    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    return index;
-}
-
 std::span<const std::uint8_t> hello_ext(SSL* ssl, unsigned type) {
     const unsigned char* data = nullptr;
     std::size_t len = 0;
@@ -27,7 +22,7 @@ std::span<const std::uint8_t> hello_ext(SSL* ssl, unsigned type) {
 constexpr std::size_t kMaxSniKept = 255;
 
 int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
-    auto* hs = static_cast<Handshake*>(SSL_get_ex_data(ssl, handshake_index()));
+    Handshake* hs = handshake_of(ssl);
     if (hs == nullptr || !hs->store) {
         *alert = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
@@ -55,13 +50,22 @@ int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
         // Strict mode refuses names we do not hold; a client sending no usable name still gets
         // the default (mail clients and MTAs often send none).
         if (hs->strict_sni && host) {
-            hs->refused_name = true;
+            try {
+                hs->refusal = "unknown server name refused (strict_sni)";
+            } catch (...) {  // allocation failure: the alert still says why
+            }
             *alert = SSL_AD_UNRECOGNIZED_NAME;
             return SSL_CLIENT_HELLO_ERROR;
         }
         cert = hs->store->fallback(caps);
     }
-    if (cert == nullptr || SSL_set_SSL_CTX(ssl, cert->ctx.get()) == nullptr) {
+    // The session-id context decides which sessions may resume (RFC 6066 §3: only those made
+    // under this certificate). OpenSSL 3.0's SSL_set_SSL_CTX copies the new context's only
+    // while the SSL still has the old context's, so it is set here whatever happened before.
+    // Session lookup (TLS 1.2 id or ticket, TLS 1.3 PSK) runs after this callback.
+    if (cert == nullptr || SSL_set_SSL_CTX(ssl, cert->ctx.get()) == nullptr ||
+        SSL_set_session_id_context(ssl, cert->session_id_context.data(),
+                                   static_cast<unsigned>(cert->session_id_context.size())) != 1) {
         *alert = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
@@ -78,6 +82,7 @@ int on_servername(SSL* /*ssl*/, int* /*alert*/, void* /*arg*/) noexcept {
 }  // namespace
 
 std::unique_ptr<FrontContext> FrontContext::create(const conf::TlsSettings& settings,
+                                                   protocols::Protocol protocol,
                                                    const std::shared_ptr<TicketKeys>& keys,
                                                    std::string& error) {
     SslCtxPtr ctx{SSL_CTX_new(TLS_server_method())};
@@ -93,13 +98,14 @@ std::unique_ptr<FrontContext> FrontContext::create(const conf::TlsSettings& sett
 #pragma GCC diagnostic ignored "-Wold-style-cast"  // OpenSSL's macro casts the callback
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), &on_servername);
 #pragma GCC diagnostic pop
-    return std::make_unique<FrontContext>(std::move(ctx));
+    return std::make_unique<FrontContext>(std::move(ctx), protocol);
 }
 
 SslPtr FrontContext::new_ssl(Handshake& handshake) const {
+    handshake.protocol = protocol_;
     SslPtr ssl{SSL_new(ctx_.get())};
-    if (ssl) {
-        SSL_set_ex_data(ssl.get(), handshake_index(), &handshake);
+    if (ssl && !attach_handshake(ssl.get(), handshake)) {
+        return nullptr;
     }
     return ssl;
 }

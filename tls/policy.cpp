@@ -1,8 +1,7 @@
 #include "tls/policy.hpp"
 
+#include "tls/alpn.hpp"
 #include "tls/ossl.hpp"
-
-#include <array>
 
 namespace postern::tls {
 namespace {
@@ -14,17 +13,13 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-constexpr std::array<unsigned char, 7> kSessionIdContext{'p', 'o', 's', 't', 'e', 'r', 'n'};
-
 }  // namespace
 
 bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& error) {
     const int min =
         settings.min_version == conf::TlsVersion::Tls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
-        SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 ||
-        SSL_CTX_set_session_id_context(ctx, kSessionIdContext.data(), kSessionIdContext.size()) !=
-            1) {
+        SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
         error = ossl_errors();
         return false;
     }
@@ -39,6 +34,8 @@ bool apply_policy(SSL_CTX* ctx, const conf::TlsSettings& settings, std::string& 
     // One ticket per full handshake is what a mail client uses; OpenSSL's default of two costs
     // a second ticket's encryption and write on every handshake.
     SSL_CTX_set_num_tickets(ctx, 1);
+    // On every context: OpenSSL asks the certificate's context SNI switched to, not the front.
+    install_alpn(ctx);
     return true;
 }
 

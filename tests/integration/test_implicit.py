@@ -503,6 +503,8 @@ class StrictListenerOptions(IntegrationCase):
                 fields = self.postern.session_end(port, "imap")
                 self.assertEqual(fields.get("end"), "tls_failed", fields["_line"])
                 self.assertEqual(fields.get("sni"), sni, fields["_line"])
+                self.assertEqual(fields.get("detail"), "unknown server name refused (strict_sni)",
+                                 fields["_line"])
         for sni, want in (("mail.a.test", "a"), ("x.c.test", "c"), (None, "default")):
             with self.subTest(sni=sni):
                 c = LineClient(tls_connect(self.postern.port("imap"), sni))
