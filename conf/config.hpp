@@ -171,6 +171,8 @@ struct Rate {
     [[nodiscard]] bool off() const noexcept { return count == 0; }
     friend bool operator==(const Rate&, const Rate&) = default;
 };
+// As it is written in the config: "30/10s", "5/1500ms", "off".
+[[nodiscard]] std::string to_string(const Rate& rate);
 
 // listener[].max_sessions_per_client and max_new_per_client: defaults and ranges (0 / "off":
 // no limit, as Postfix's smtpd_client_connection_count_limit = 0).

@@ -217,7 +217,7 @@ Parsed<Rate> parse_rate(std::string_view text) {
         return Parsed<Rate>{std::nullopt, "invalid rate " + quoted(text) + ": " + std::string{why}};
     };
     constexpr std::string_view kRateForms =
-        "expected \"off\" or new connections per window, e.g. \"30/10s\", \"100/1m\", \"10/s\"";
+        R"(expected "off" or new connections per window, e.g. "30/10s", "100/1m", "10/s")";
     const std::size_t slash = text.find('/');
     if (slash == std::string_view::npos) {
         return fail(kRateForms);

@@ -180,7 +180,7 @@ std::optional<Rate> TableReader::rate(std::string_view key) {
     }
     const auto* text = node->as_string();
     if (text == nullptr) {
-        wrong_type(key, *node, "a rate such as \"30/10s\" (in quotes), or \"off\"");
+        wrong_type(key, *node, R"(a rate such as "30/10s" (in quotes), or "off")");
         return std::nullopt;
     }
     Parsed<Rate> parsed = parse_rate(text->get());

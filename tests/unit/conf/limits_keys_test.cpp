@@ -2,12 +2,14 @@
 // listener[].max_new_per_client. Defaults, "off" and 0, values as written, located errors.
 
 #include "conf/load.hpp"
+#include "conf/parse_value.hpp"
 #include "tests/unit/conf/conf_test_support.hpp"
 
 #include <doctest/doctest.h>
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -89,9 +91,9 @@ TEST_CASE("conf: a limit out of range or of the wrong type is reported at its li
         {"max_sessions_per_client = true", false, "listener[1].max_sessions_per_client",
          "expected a whole number from 0 to 1000000, got a boolean"},
         {"max_new_per_client = 30", false, "listener[1].max_new_per_client",
-         "expected a rate such as \"30/10s\" (in quotes), or \"off\", got an integer"},
+         R"(expected a rate such as "30/10s" (in quotes), or "off", got an integer)"},
         {"max_new_per_client = \"0/10s\"", false, "listener[1].max_new_per_client",
-         "invalid rate \"0/10s\": the count must be at least 1 (write \"off\" for no limit)"},
+         R"(invalid rate "0/10s": the count must be at least 1 (write "off" for no limit))"},
         {"max_new_per_client = \"30/10\"", false, "listener[1].max_new_per_client",
          "invalid rate \"30/10\": expected \"off\" or new connections per window, e.g. "
          "\"30/10s\", \"100/1m\", \"10/s\""},
@@ -106,6 +108,18 @@ TEST_CASE("conf: a limit out of range or of the wrong type is reported at its li
         CHECK(error.key == row.key);
         CHECK(error.line == line_of(text, row.line));
         CHECK(error.message == row.message);
+    }
+}
+
+TEST_CASE("conf: a rate is written back as it would be configured, and parses to itself") {
+    CHECK(to_string(Rate{30, 10s}) == "30/10s");
+    CHECK(to_string(Rate{100, 1min}) == "100/1m");
+    CHECK(to_string(Rate{5, 1h}) == "5/1h");
+    CHECK(to_string(Rate{5, 1500ms}) == "5/1500ms");
+    CHECK(to_string(Rate{}) == "off");
+    for (const Rate& rate : {Rate{30, 10s}, Rate{1, 90s}, Rate{7, 1500ms}, Rate{}}) {
+        CAPTURE(to_string(rate));
+        CHECK(parse_rate(to_string(rate)).value == std::optional{rate});
     }
 }
 
