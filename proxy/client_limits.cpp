@@ -200,20 +200,21 @@ void ClientLimits::log_refusal(std::size_t listener, Limit limit, std::string_vi
     switch (limit) {
         case Limit::MaxSessions:
             spdlog::warn(
-                "listener {}: refused a connection from {}: {} sessions open in all "
+                "listener {}: refused a connection from {}: {} session(s) open in all "
                 "(server.max_sessions = {}){}",
                 rules.name, client, max_sessions_, max_sessions_, suppressed_text(suppressed));
             return;
         case Limit::MaxSessionsPerClient:
             spdlog::warn(
-                "listener {}: refused a connection from {}: {} sessions from its address open "
+                "listener {}: refused a connection from {}: its address has {} session(s) open "
                 "(max_sessions_per_client = {}){}",
                 rules.name, client, rules.max_sessions, rules.max_sessions,
                 suppressed_text(suppressed));
             return;
         case Limit::MaxNewPerClient:
             spdlog::warn(
-                "listener {}: refused a connection from {}: {} new connections from its address "
+                "listener {}: refused a connection from {}: its address opened {} new "
+                "connection(s) "
                 "in the window (max_new_per_client = \"{}\"){}",
                 rules.name, client, rules.max_new.count, conf::to_string(rules.max_new),
                 suppressed_text(suppressed));

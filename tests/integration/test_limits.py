@@ -78,7 +78,7 @@ class PerClientLimits(IntegrationCase):
         port, text = self.refused("imap")
         self.assertEqual(text, IMAP_BUSY)
         self.wait_refusal_line("imap", port,
-                               r"2 sessions from its address open \(max_sessions_per_client = 2\)")
+                               r"its address has 2 session\(s\) open \(max_sessions_per_client = 2\)")
         # another address is served, through STARTTLS to a login at Dovecot
         m = ImapStarttls("mail.a.test", self.postern.port("imap"), source=OTHER)
         m.starttls(ssl_context=self.pki.context())
@@ -94,7 +94,7 @@ class PerClientLimits(IntegrationCase):
         port, text = self.refused("smtp")
         self.assertRegex(text, r"^421 4\.7\.0 \S+ Too many connections from your address, "
                                r"try again later\r\n$")
-        self.wait_refusal_line("smtp", port, r"2 sessions from its address open")
+        self.wait_refusal_line("smtp", port, r"its address has 2 session\(s\) open")
         s = SmtpStarttls("mail.a.test", self.postern.port("smtp"), source=OTHER)
         s.starttls(context=self.pki.context())
         self.assertEqual(s.ehlo()[0], 250)
@@ -111,7 +111,7 @@ class PerClientLimits(IntegrationCase):
         self.addCleanup(s.close)
         port = s.getsockname()[1]
         self.assertEqual(s.recv(4096), b"", "postern sent bytes to a refused implicit-TLS client")
-        self.wait_refusal_line("imaps", port, r"2 sessions from its address open")
+        self.wait_refusal_line("imaps", port, r"its address has 2 session\(s\) open")
         # a real client sending its ClientHello: no ServerHello comes back
         with self.assertRaises((ssl.SSLError, OSError)):
             self.pki.context().wrap_socket(plain_connect(self.postern.port("imaps")),
@@ -136,8 +136,8 @@ class PerClientLimits(IntegrationCase):
         port, text = self.refused("pop3_rate")
         self.assertEqual(text, "-ERR [SYS/TEMP] Too many new connections from your address, "
                                "try again later\r\n")
-        self.wait_refusal_line("pop3_rate", port, r"3 new connections from its address in the "
-                                                  r'window \(max_new_per_client = "3/3s"\)')
+        self.wait_refusal_line("pop3_rate", port, r"its address opened 3 new connection\(s\) in "
+                                                  r'the window \(max_new_per_client = "3/3s"\)')
         self.greeted("pop3_rate", "+OK", source=OTHER)
         # Refused until the window that began with the first connection has passed.
         deadline = first + 10
@@ -159,7 +159,7 @@ class PerClientLimits(IntegrationCase):
         started = time.monotonic()
         ports = [self.refused("imap_burst")[0] for _ in range(5)]
         quick = time.monotonic() - started
-        self.wait_refusal_line("imap_burst", ports[0], r"1 sessions from its address open "
+        self.wait_refusal_line("imap_burst", ports[0], r"its address has 1 session\(s\) open "
                                                        r"\(max_sessions_per_client = 1\)$")
         time.sleep(max(0.0, started + 1.1 - time.monotonic()))  # into the next second
         last, _ = self.refused("imap_burst")
@@ -181,7 +181,7 @@ class PerClientLimits(IntegrationCase):
         held = via_balancer("192.0.2.7", 5555)
         self.assertTrue(held.readline().startswith("* OK"), held.transcript)
         self.assertEqual(via_balancer("192.0.2.7", 5556).read_to_eof(), IMAP_BUSY)
-        self.wait_refusal_line("lb_imap", 5556, r"1 sessions from its address open",
+        self.wait_refusal_line("lb_imap", 5556, r"its address has 1 session\(s\) open",
                                host="192.0.2.7")
         other = via_balancer("192.0.2.8", 5557)  # the same balancer, another client: served
         self.assertTrue(other.readline().startswith("* OK"), other.transcript)
@@ -217,8 +217,8 @@ class TotalLimit(IntegrationCase):
         self.assertEqual(refused.read_to_eof(),
                          "* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
         self.postern.wait_log(
-            rf"refused a connection from 127\.0\.0\.4:{refused.local_port}: 3 sessions open in "
-            rf"all \(server\.max_sessions = 3\)$", since=self.postern.test_began)
+            rf"refused a connection from 127\.0\.0\.4:{refused.local_port}: 3 session\(s\) open "
+            rf"in all \(server\.max_sessions = 3\)$", since=self.postern.test_began)
         s = plain_connect(self.postern.port("imaps"), source="127.0.0.5")
         self.addCleanup(s.close)
         self.assertEqual(s.recv(4096), b"")  # implicit TLS: closed before the handshake
