@@ -1,6 +1,8 @@
 #include "cli/check.hpp"
 
 #include "conf/load.hpp"
+#include "proxy/open_files.hpp"
+#include "proxy/runtime.hpp"
 #include "tls/cert_checks.hpp"
 #include "tls/cert_store.hpp"
 #include "tls/x509_text.hpp"
@@ -74,6 +76,14 @@ void print_listeners(const conf::Config& config, std::ostream& out) {
             }
             out << '\n';
         }
+        out << "      per client: "
+            << (l.max_sessions_per_client == 0
+                    ? std::string{"any number of sessions"}
+                    : "at most " + std::to_string(l.max_sessions_per_client) + " sessions")
+            << ", "
+            << (l.max_new_per_client.off() ? std::string{"any rate"}
+                                           : conf::to_string(l.max_new_per_client) + " new")
+            << '\n';
     }
     out << config.backends.size() << " backend(s)\n";
     for (const auto& b : config.backends) {
@@ -112,6 +122,29 @@ std::vector<std::string> identity_warnings(const conf::Config& config) {
         }
     }
     return warnings;
+}
+
+// server.max_sessions against this shell's open-files limit (proxy/open_files.hpp): run raises
+// its soft limit to the hard one, refuses a written max_sessions that does not fit and lowers
+// the default. The service's own limit (systemd's LimitNOFILE) may differ from this shell's,
+// so a lowered default is a note; a written value that would stop run is a warning.
+std::vector<std::string> sessions_report(const conf::Config& config, std::ostream& out) {
+    const unsigned workers = proxy::worker_count(config.server.workers);
+    const std::uint64_t limit = proxy::open_files_hard_limit();
+    const proxy::OpenFiles files = proxy::open_files_for(config, workers);
+    const proxy::SessionsFit fit = proxy::fit_max_sessions(config, workers, limit);
+    out << "at most " << config.server.max_sessions << " sessions"
+        << (config.server.max_sessions_set ? "" : " (default)") << " with " << workers
+        << " worker(s): " << files.needed(config.server.max_sessions)
+        << " open files; hard limit here (ulimit -Hn): " << limit << '\n';
+    if (fit.sessions == 0) {
+        return {"warning: server.max_sessions: " + fit.message +
+                " (this shell's limit; postern run refuses to start under it)"};
+    }
+    if (!fit.message.empty()) {
+        out << "note: under this shell's limit " << fit.message << '\n';
+    }
+    return {};
 }
 
 }  // namespace
@@ -183,13 +216,16 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         << " name(s); default " << config.tls.default_certificate << "; " << config.listeners.size()
         << " listener(s)\n";
     print_listeners(config, out);
-    const std::vector<std::string> identity = identity_warnings(config);
-    for (const std::string& warning : identity) {
+    std::vector<std::string> warnings = identity_warnings(config);
+    for (std::string& warning : sessions_report(config, out)) {
+        warnings.push_back(std::move(warning));
+    }
+    for (const std::string& warning : warnings) {
         out << warning << '\n';
     }
     out << config_file.string() << ": OK";
-    if (const std::size_t warnings = findings.size() + identity.size(); warnings > 0) {
-        out << " with " << warnings << " warning(s)";
+    if (const std::size_t count = findings.size() + warnings.size(); count > 0) {
+        out << " with " << count << " warning(s)";
     }
     out << '\n';
     return 0;

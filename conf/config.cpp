@@ -132,4 +132,22 @@ const BackendSpec* Config::find_backend(std::string_view name) const noexcept {
     return it == backends.end() ? nullptr : &*it;
 }
 
+std::string to_string(const Rate& rate) {
+    if (rate.off()) {
+        return "off";
+    }
+    const auto ms = rate.window.count();
+    std::string window;
+    if (ms % 3'600'000 == 0) {
+        window = std::to_string(ms / 3'600'000) + "h";
+    } else if (ms % 60'000 == 0) {
+        window = std::to_string(ms / 60'000) + "m";
+    } else if (ms % 1000 == 0) {
+        window = std::to_string(ms / 1000) + "s";
+    } else {
+        window = std::to_string(ms) + "ms";
+    }
+    return std::to_string(rate.count) + "/" + window;
+}
+
 }  // namespace postern::conf

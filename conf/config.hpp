@@ -8,6 +8,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -53,12 +54,22 @@ struct Endpoint {
 // server.workers: at most this many event-loop threads; 0 asks for one per CPU core.
 inline constexpr unsigned kMaxWorkers = 256;
 
+// server.max_sessions: sessions open at once across every listener and worker.
+inline constexpr std::size_t kDefaultMaxSessions = 10'000;
+inline constexpr std::size_t kMaxMaxSessions = 1'000'000;
+
 struct ServerSettings {
     std::string log_level = "info";  // trace | debug | info | warn | error
     // DNS name for the greetings postern writes itself (SMTP 220, IMAP/POP3). Empty: the proxy
     // fills in the machine's FQDN at startup. Stored as written.
     std::string hostname;
     unsigned workers = 1;  // 0..kMaxWorkers; 0: one per CPU core, resolved by the proxy
+    // 1..kMaxMaxSessions. Each session holds open files (the client's socket, the backend's),
+    // so the proxy checks it against the open-files limit at startup (proxy/open_files.hpp):
+    // a value written in the file that does not fit is refused, the default is lowered.
+    std::size_t max_sessions = kDefaultMaxSessions;
+    bool max_sessions_set = false;  // written in the file
+    Source max_sessions_at;
 };
 
 // Certificates within this many days of their not-after date are reported by `postern check`
@@ -152,6 +163,25 @@ struct Route {
     friend bool operator==(const Route&, const Route&) = default;
 };
 
+// listener[].max_new_per_client: at most `count` new connections from one client address in a
+// window of `window` (counted from the first of them, as Postfix's anvil does). count 0: "off".
+struct Rate {
+    std::uint32_t count = 0;
+    std::chrono::milliseconds window{0};
+    [[nodiscard]] bool off() const noexcept { return count == 0; }
+    friend bool operator==(const Rate&, const Rate&) = default;
+};
+// As it is written in the config: "30/10s", "5/1500ms", "off".
+[[nodiscard]] std::string to_string(const Rate& rate);
+
+// listener[].max_sessions_per_client and max_new_per_client: defaults and ranges (0 / "off":
+// no limit, as Postfix's smtpd_client_connection_count_limit = 0).
+inline constexpr std::uint32_t kDefaultMaxSessionsPerClient = 50;
+inline constexpr Rate kDefaultMaxNewPerClient{30, std::chrono::seconds{10}};
+inline constexpr std::uint32_t kMaxPerClient = 1'000'000;
+inline constexpr std::chrono::seconds kMinRateWindow{1};
+inline constexpr std::chrono::hours kMaxRateWindow{1};
+
 // listener[].max_errors: default and range.
 inline constexpr std::size_t kDefaultMaxErrors = 10;
 inline constexpr std::size_t kMaxMaxErrors = 1000;
@@ -185,6 +215,11 @@ struct ListenerSpec {
     // balancer); its source address is the client from then on.
     bool accept_proxy = false;
     std::vector<Network> trusted_proxies;
+    // Per client address (an IPv6 client by its /64) on this listener: sessions open at once
+    // (0: no limit) and new connections per window. The address is the PROXY header's with
+    // accept_proxy. Enforced by proxy/client_limits.hpp.
+    std::uint32_t max_sessions_per_client = kDefaultMaxSessionsPerClient;
+    Rate max_new_per_client = kDefaultMaxNewPerClient;
     std::string key_name;  // "listener[1]"
     Source at;
     friend bool operator==(const ListenerSpec&, const ListenerSpec&) = default;

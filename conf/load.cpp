@@ -128,13 +128,19 @@ void Loader::read_server(TableReader& root) {
         return;
     }
     TableReader server{*table, "server", errors_};
-    server.reject_unknown_keys({"log_level", "hostname", "workers"});
+    server.reject_unknown_keys({"log_level", "hostname", "workers", "max_sessions"});
     if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
         config_.server.log_level = *level;
     }
     read_hostname(server, config_.server.hostname);
     if (auto workers = server.integer("workers", 0, std::int64_t{kMaxWorkers})) {
         config_.server.workers = static_cast<unsigned>(*workers);
+    }
+    if (auto sessions =
+            server.integer("max_sessions", 1, static_cast<std::int64_t>(kMaxMaxSessions))) {
+        config_.server.max_sessions = static_cast<std::size_t>(*sessions);
+        config_.server.max_sessions_set = true;
+        config_.server.max_sessions_at = server.at("max_sessions");
     }
 }
 

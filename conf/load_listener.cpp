@@ -98,7 +98,7 @@ void Loader::read_listener(TableReader& table) {
     table.reject_unknown_keys({"listen", "protocol", "tls", "backend", "handshake_timeout",
                                "idle_timeout", "hostname", "require_tls", "submission",
                                "plaintext_timeout", "max_errors", "routes", "accept_proxy",
-                               "trusted_proxies"});
+                               "trusted_proxies", "max_sessions_per_client", "max_new_per_client"});
     ListenerSpec spec;
     spec.key_name = table.path();
     spec.at = table.at();
@@ -146,6 +146,12 @@ void Loader::read_listener(TableReader& table) {
     read_hostname(table, spec.hostname);
     if (auto errors = table.integer("max_errors", 1, static_cast<std::int64_t>(kMaxMaxErrors))) {
         spec.max_errors = static_cast<std::size_t>(*errors);
+    }
+    if (auto count = table.integer("max_sessions_per_client", 0, kMaxPerClient)) {
+        spec.max_sessions_per_client = static_cast<std::uint32_t>(*count);
+    }
+    if (auto rate = table.rate("max_new_per_client")) {
+        spec.max_new_per_client = *rate;
     }
     read_starttls_keys(table, spec, protocol.has_value(), !table.has("tls") || mode.has_value());
     config_.listeners.push_back(std::move(spec));

@@ -209,6 +209,43 @@ Parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
     return bounded(count.value_or(0), unit_ms, shown);
 }
 
+Parsed<Rate> parse_rate(std::string_view text) {
+    if (text == "off") {
+        return {Rate{}, {}};
+    }
+    const auto fail = [text](std::string_view why) {
+        return Parsed<Rate>{std::nullopt, "invalid rate " + quoted(text) + ": " + std::string{why}};
+    };
+    constexpr std::string_view kRateForms =
+        R"(expected "off" or new connections per window, e.g. "30/10s", "100/1m", "10/s")";
+    const std::size_t slash = text.find('/');
+    if (slash == std::string_view::npos) {
+        return fail(kRateForms);
+    }
+    const std::optional<std::uint64_t> count = parse_digits(text.substr(0, slash));
+    if (!count) {
+        return fail(kRateForms);
+    }
+    if (*count == 0) {
+        return fail("the count must be at least 1 (write \"off\" for no limit)");
+    }
+    if (*count > kMaxPerClient) {
+        return fail("the count must be at most " + std::to_string(kMaxPerClient));
+    }
+    std::string window{text.substr(slash + 1)};
+    if (!window.empty() && !is_ascii_digit(window.front())) {
+        window.insert(0, "1");  // "10/s": one second
+    }
+    const Parsed<std::chrono::milliseconds> duration = parse_duration(window);
+    if (!duration.value) {
+        return fail(kRateForms);
+    }
+    if (*duration.value < kMinRateWindow || *duration.value > kMaxRateWindow) {
+        return fail("the window must be from 1s to 1h");
+    }
+    return {Rate{static_cast<std::uint32_t>(*count), *duration.value}, {}};
+}
+
 Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds) {
     const std::string shown = std::to_string(seconds);
     if (seconds <= 0) {

@@ -1,9 +1,9 @@
 #pragma once
 // The config values TOML has no type for: endpoints ("host:port", "[v6]:port"), durations
-// ("250ms", "30s", "5m", "1h") and DNS names. Pure functions on strings, no I/O and no toml++,
-// so the loader, the unit tests and a fuzz target share one grammar. An error comes back as a
-// whole message that quotes the input and says what would be accepted; the loader only puts
-// "file:line:col: key: " in front of it. Fuzzed by tests/fuzz/parse_value_fuzz.cpp.
+// ("250ms", "30s", "5m", "1h"), rates ("30/10s") and DNS names. Pure functions on strings, no I/O
+// and no toml++, so the loader, the unit tests and a fuzz target share one grammar. An error comes
+// back as a whole message that quotes the input and says what would be accepted; the loader only
+// puts "file:line:col: key: " in front of it. Fuzzed by tests/fuzz/parse_value_fuzz.cpp.
 
 #include "conf/config.hpp"
 
@@ -35,6 +35,11 @@ inline constexpr std::chrono::hours kMaxDuration{24 * 365};
 // A whole number directly followed by one unit: ms, s, m or h ("250ms", "30s", "5m", "1h").
 // Refuses no unit, other units, signs, fractions, spaces, 0 and anything above kMaxDuration.
 [[nodiscard]] Parsed<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// A connection rate: "off", or a count from 1 to kMaxPerClient, '/', and a window from
+// kMinRateWindow to kMaxRateWindow written as a duration ("30/10s", "100/1m") or a bare unit
+// meaning one of it ("10/s", "100/m"). "off" gives Rate{} (count 0).
+[[nodiscard]] Parsed<Rate> parse_rate(std::string_view text);
 
 // A TOML integer duration, in seconds; same limits as parse_duration.
 [[nodiscard]] Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds);

@@ -173,6 +173,23 @@ std::optional<std::chrono::milliseconds> TableReader::duration(std::string_view 
     return parsed.value;
 }
 
+std::optional<Rate> TableReader::rate(std::string_view key) {
+    const toml::node* node = find(key, Need::Optional);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    const auto* text = node->as_string();
+    if (text == nullptr) {
+        wrong_type(key, *node, R"(a rate such as "30/10s" (in quotes), or "off")");
+        return std::nullopt;
+    }
+    Parsed<Rate> parsed = parse_rate(text->get());
+    if (!parsed.value) {
+        error(key, source_of(node->source()), std::move(parsed.error));
+    }
+    return parsed.value;
+}
+
 std::optional<Endpoint> TableReader::endpoint(std::string_view key, Need need) {
     const std::optional<std::string> text = string(key, need);
     if (!text) {

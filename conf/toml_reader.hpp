@@ -75,6 +75,8 @@ public:
     [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
                                                       std::int64_t max);
     [[nodiscard]] std::optional<std::chrono::milliseconds> duration(std::string_view key);
+    // A string: "off" or "count/window" (conf/parse_value.hpp's parse_rate).
+    [[nodiscard]] std::optional<Rate> rate(std::string_view key);
     [[nodiscard]] std::optional<Endpoint> endpoint(std::string_view key, Need need);
     // One of `choices` by name; an unknown name is reported as "unknown <what> ..." listing
     // every accepted name (`what` defaults to the key).

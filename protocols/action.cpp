@@ -28,6 +28,8 @@ std::string_view to_string(CloseReason reason) noexcept {
             return "tls_required";
         case CloseReason::TlsFailed:
             return "tls_failed";
+        case CloseReason::OverLimit:
+            return "over_limit";
         case CloseReason::Shutdown:
             return "shutdown";
         case CloseReason::Internal:

@@ -33,6 +33,7 @@ enum class CloseReason : std::uint8_t {
     Timeout,             // idle, handshake or pre-TLS timeout
     TlsRequired,         // client tried to go on without TLS where TLS is required
     TlsFailed,           // handshake failed
+    OverLimit,           // over a connection limit (proxy/client_limits.hpp)
     Shutdown,            // postern is stopping
     Internal,            // a bug: an exception reached a callback
 };

@@ -219,4 +219,51 @@ inline constexpr ProtocolReplies kSmtp{
     return of(protocol).timeout.text(hostname);
 }
 
+// Said instead of the greeting to a connection over one of the connection limits
+// (proxy/client_limits.hpp), then closed; STARTTLS listeners only: an implicit-TLS listener
+// closes before the handshake, without a byte. IMAP: a BYE greeting (RFC 9051 §7.1.5) with
+// UNAVAILABLE (RFC 5530 §3); POP3: -ERR with SYS/TEMP (RFC 3206 §4); SMTP: 421 closes the
+// channel (RFC 5321 §3.8), 4.7.0 (policy, RFC 3463 §3.8) for a client over its own limits as
+// Postfix's anvil answers, 4.3.2 "system not accepting network messages" (RFC 3463 §3.4: excessive
+// load) when postern as a whole is full.
+struct LimitReplies {
+    Canned client_sessions;  // max_sessions_per_client
+    Canned client_rate;      // max_new_per_client
+    Canned sessions;         // max_sessions
+};
+
+inline constexpr LimitReplies kImapLimits{
+    .client_sessions = {"* BYE [UNAVAILABLE] Too many connections from your address, try again "
+                        "later\r\n"},
+    .client_rate = {"* BYE [UNAVAILABLE] Too many new connections from your address, try again "
+                    "later\r\n"},
+    .sessions = {"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"},
+};
+inline constexpr LimitReplies kPop3Limits{
+    .client_sessions = {"-ERR [SYS/TEMP] Too many connections from your address, try again "
+                        "later\r\n"},
+    .client_rate = {"-ERR [SYS/TEMP] Too many new connections from your address, try again "
+                    "later\r\n"},
+    .sessions = {"-ERR [SYS/TEMP] Too many connections, try again later\r\n"},
+};
+inline constexpr LimitReplies kSmtpLimits{
+    .client_sessions = {"421 4.7.0 ",
+                        "Too many connections from your address, try again later\r\n"},
+    .client_rate = {"421 4.7.0 ",
+                    "Too many new connections from your address, try again later\r\n"},
+    .sessions = {"421 4.3.2 ", "Too many connections, try again later\r\n"},
+};
+
+[[nodiscard]] constexpr const LimitReplies& limits_of(Protocol protocol) noexcept {
+    switch (protocol) {
+        case Protocol::Imap:
+            return kImapLimits;
+        case Protocol::Pop3:
+            return kPop3Limits;
+        case Protocol::Smtp:
+            return kSmtpLimits;
+    }
+    return kImapLimits;
+}
+
 }  // namespace postern::protocols::replies

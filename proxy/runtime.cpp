@@ -1,7 +1,9 @@
 #include "proxy/runtime.hpp"
 
+#include "proxy/client_limits.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
+#include "proxy/open_files.hpp"
 #include "proxy/reloader.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
@@ -34,14 +36,32 @@ struct StopContext {
     static void fail_internal(const char* what) { spdlog::error("stop signal: {}", what); }
 };
 
+// server.max_sessions as the open-files limit allows it (proxy/open_files.hpp), after raising
+// the soft limit to the hard one; 0 when it cannot start (logged).
+std::size_t max_sessions_within_limit(const conf::Config& config, unsigned workers) {
+    const std::uint64_t open_files = raise_open_files_limit();
+    const SessionsFit fit = fit_max_sessions(config, workers, open_files);
+    if (!fit.message.empty()) {
+        const conf::Source at = config.server.max_sessions_at;
+        const std::string text = conf::format_error(
+            {config.file.string(), at.line, at.column, "server.max_sessions", fit.message});
+        if (fit.sessions == 0) {
+            spdlog::error("{}", text);
+        } else {
+            spdlog::warn("{}", text);
+        }
+    }
+    return fit.sessions;
+}
+
+}  // namespace
+
 unsigned worker_count(unsigned configured) {
     if (configured != 0) {
         return configured;
     }
     return std::max(1U, std::thread::hardware_concurrency());
 }
-
-}  // namespace
 
 int run(const conf::Config& loaded) {
     conf::Config config = loaded;
@@ -69,6 +89,10 @@ int run(const conf::Config& loaded) {
     }
 
     const unsigned count = worker_count(config.server.workers);
+    const std::size_t max_sessions = max_sessions_within_limit(config, count);
+    if (max_sessions == 0) {
+        return 1;
+    }
     // Reloads build off the loop and wake it from their thread; workers are threads too.
     if (evthread_use_pthreads() != 0) {
         spdlog::error("cannot enable libevent's thread support");
@@ -81,6 +105,8 @@ int run(const conf::Config& loaded) {
     // spread new connections across them, by a hash, which the Balancer evens out
     // (proxy/balancer.hpp). Declared first: workers point at it until they are gone.
     Balancer balancer{count};
+    // The connection limits all workers share; sessions hold Admissions into it until reaped.
+    ClientLimits limits{max_sessions, ClientLimits::of(config)};
     std::vector<std::unique_ptr<Worker>> workers;
     // One connector and one EHLO learner per backend for the whole process. Declared after the
     // workers, so gone before them: the learners run on worker 0's loop.
@@ -91,7 +117,8 @@ int run(const conf::Config& loaded) {
     }
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
-        auto worker = Worker::create(config, backends, source, ticket_keys, count > 1, error);
+        auto worker =
+            Worker::create(config, backends, source, ticket_keys, limits, count > 1, error);
         if (!worker) {
             spdlog::error("{}", error);
             return 1;
@@ -116,7 +143,8 @@ int run(const conf::Config& loaded) {
     }
     reloader.start();
     start_ehlos(backends, main_base, workers.front()->children());
-    spdlog::info("postern {} ready ({} worker(s))", POSTERN_VERSION, count);
+    spdlog::info("postern {} ready ({} worker(s), at most {} sessions)", POSTERN_VERSION, count,
+                 max_sessions);
     {
         std::vector<std::jthread> threads;
         for (std::size_t i = 1; i < workers.size(); ++i) {

@@ -10,4 +10,7 @@ namespace postern::proxy {
 // Returns the process exit code: 0 after a clean stop, 1 when startup failed (logged).
 [[nodiscard]] int run(const conf::Config& config);
 
+// How many workers server.workers asks for: as written, or one per CPU core for 0.
+[[nodiscard]] unsigned worker_count(unsigned configured);
+
 }  // namespace postern::proxy

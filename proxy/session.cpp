@@ -418,14 +418,17 @@ void Session::finish() {
     if (timer_) {
         evtimer_del(timer_.get());
     }
+    admission_.release();
     log_end();
     listener_.worker->retire(this);
 }
 
 void Session::log_end() const {
     // The admin must act on internal errors and should notice a backend that refuses us.
+    // Refusals over a limit have their own rate-limited line (proxy/client_limits.hpp).
     const auto level =
-        end_ == CloseReason::Internal ? spdlog::level::err
+        end_ == CloseReason::OverLimit  ? spdlog::level::debug
+        : end_ == CloseReason::Internal ? spdlog::level::err
         : end_ == CloseReason::BackendUnreachable || end_ == CloseReason::ForwardingRefused
             ? spdlog::level::warn
             : spdlog::level::info;

@@ -23,6 +23,7 @@
 
 #include "protocols/machine.hpp"
 #include "proxy/backend_connector.hpp"
+#include "proxy/client_limits.hpp"
 #include "proxy/deadlines.hpp"
 #include "proxy/event.hpp"
 #include "proxy/relay.hpp"
@@ -53,6 +54,11 @@ public:
 
     // Ends the session now (shutdown): flushes nothing more.
     void abort(protocols::CloseReason reason);
+
+    // The connection limits this session counts in (proxy/client_limits.hpp), from accept;
+    // with accept_proxy the client's own are taken once the header names it. Released when
+    // the session ends.
+    void hold(Admission admission) noexcept { admission_ = std::move(admission); }
 
     // Callback entry points (through proxy/trampoline.hpp).
     void on_client_io(short what);
@@ -108,6 +114,7 @@ private:
     [[nodiscard]] bool tls_established() const noexcept { return tls_version_ != nullptr; }
 
     ListenerContext& listener_;
+    Admission admission_;
     std::string client_address_;
     // accept_proxy: the balancer's own address (client_address_ is then the header's source),
     // and the two addresses the header named; empty/AF_UNSPEC otherwise (and for a LOCAL one).

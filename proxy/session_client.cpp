@@ -1,6 +1,7 @@
 // Who the client is: a trusted balancer's PROXY header read before anything else
-// (accept_proxy), the two addresses handed to a backend connector (a PROXY header, the exec
-// environment) and the identity the machine forwards (xclient). Part of Session
+// (accept_proxy), and the client's connection limits checked once it names the client; the
+// two addresses handed to a backend connector (a PROXY header, the exec environment) and the
+// identity the machine forwards (xclient). Part of Session
 // (proxy/session.hpp); the phases are in session.cpp, the actions in session_actions.cpp.
 
 #include "protocols/forwarding.hpp"
@@ -67,6 +68,17 @@ bool Session::step_proxy_header() {
         proxied_peer_ = socket_address(parsed.source);
         proxied_local_ = socket_address(parsed.destination);
         client_address_ = to_string(proxied_peer_.get());
+        // The client's own limits, now that the balancer has named it; refused as at accept
+        // (Worker::refuse): the protocol's temporary error, or closed before the handshake.
+        if (const Limit refused = admission_.admit_client(proxied_peer_.get());
+            refused != Limit::None) {
+            admission_.log_refusal(refused, client_address_);
+            end_detail_ = to_string(refused);
+            close_with(CloseReason::OverLimit,
+                       refusal_reply(listener_.spec.protocol, listener_.spec.tls, refused,
+                                     listener_.machine.hostname));
+            return phase_ != Phase::Closed;  // Closing: progress() flushes the reply
+        }
     }
     begin();
     return phase_ != Phase::Closed;

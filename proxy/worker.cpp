@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <sys/socket.h>
 
 namespace postern::proxy {
 namespace {
@@ -18,8 +19,8 @@ constexpr timeval kAcceptRetry{1, 0};
 
 }  // namespace
 
-Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs)
-    : base_(std::move(base)), children_(base_.get()), certs_(std::move(certs)) {
+Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs, ClientLimits& limits)
+    : base_(std::move(base)), children_(base_.get()), certs_(std::move(certs)), limits_(limits) {
     reaper_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::reap>, this));
     inbox_event_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::on_inbox>, this));
 }
@@ -32,13 +33,13 @@ Worker::~Worker() {
 std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backends& backends,
                                        std::shared_ptr<tls::CertSource> certs,
                                        const std::shared_ptr<tls::TicketKeys>& ticket_keys,
-                                       bool shared_port, std::string& error) {
+                                       ClientLimits& limits, bool shared_port, std::string& error) {
     EventBasePtr base{event_base_new()};
     if (!base) {
         error = "cannot create an event loop";
         return nullptr;
     }
-    auto worker = std::make_unique<Worker>(std::move(base), std::move(certs));
+    auto worker = std::make_unique<Worker>(std::move(base), std::move(certs), limits);
     for (const auto& spec : config.listeners) {
         auto ctx = std::make_unique<ListenerContext>();
         ctx->worker = worker.get();
@@ -115,13 +116,25 @@ void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) 
                      listener.name, sanitize(address));
         return;
     }
+    // The limits before the socket goes anywhere. With accept_proxy the client is not known
+    // yet: its own limits wait for the header (Session::step_proxy_header).
+    Admission admission{limits_, listener.index};
+    Limit refused = admission.take_session();
+    if (refused == Limit::None && !listener.spec.accept_proxy) {
+        refused = admission.admit_client(peer);
+    }
+    if (refused != Limit::None) {
+        refuse(listener, std::move(owned), refused, admission, address);
+        return;
+    }
     if (balancer_ != nullptr) {
         const std::size_t to = balancer_->place(index_);
         if (to != index_) {
             spdlog::debug("{}: connection from {} handed over from worker {} to worker {}",
                           listener.name, address, index_ + 1, to + 1);
             try {
-                balancer_->worker(to).deliver(std::move(owned), listener.index, std::move(address));
+                balancer_->worker(to).deliver(std::move(owned), listener.index, std::move(address),
+                                              std::move(admission));
             } catch (...) {
                 balancer_->release(to);
                 throw;
@@ -129,13 +142,28 @@ void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) 
             return;
         }
     }
-    adopt(listener, std::move(owned), std::move(address));
+    adopt(listener, std::move(owned), std::move(address), std::move(admission));
 }
 
-void Worker::deliver(UniqueFd fd, std::size_t listener, std::string client_address) {
+// A connection over a limit: the protocol's temporary error on a STARTTLS listener, written
+// at once into the fresh socket's empty send buffer (it fits), then closed; an implicit-TLS
+// listener closes it before the handshake. No session is made for it.
+void Worker::refuse(const ListenerContext& listener, UniqueFd fd, Limit limit,
+                    const Admission& admission, const std::string& client_address) const {
+    admission.log_refusal(limit, client_address);
+    const std::string reply =
+        refusal_reply(listener.spec.protocol, listener.spec.tls, limit, listener.machine.hostname);
+    if (!reply.empty()) {
+        (void)::send(fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+}
+
+void Worker::deliver(UniqueFd fd, std::size_t listener, std::string client_address,
+                     Admission admission) {
     {
         const std::lock_guard lock(inbox_mutex_);
-        inbox_.push_back({std::move(fd), listener, std::move(client_address)});
+        inbox_.push_back(
+            {std::move(fd), listener, std::move(client_address), std::move(admission)});
     }
     event_active(inbox_event_.get(), 0, 0);  // wakes this worker's loop (libevent threads)
 }
@@ -148,7 +176,8 @@ void Worker::on_inbox() {
     }
     for (Delivered& d : arrived) {
         try {
-            adopt(*listeners_[d.listener], std::move(d.fd), std::move(d.client_address));
+            adopt(*listeners_[d.listener], std::move(d.fd), std::move(d.client_address),
+                  std::move(d.admission));
         } catch (const std::exception& e) {
             spdlog::error("{}: taking over a connection: {}", listeners_[d.listener]->name,
                           e.what());
@@ -156,11 +185,13 @@ void Worker::on_inbox() {
     }
 }
 
-void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_address) {
+void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_address,
+                   Admission admission) {
     Session* raw = nullptr;
     try {
         auto session =
             std::make_unique<Session>(listener, std::move(fd), std::move(client_address));
+        session->hold(std::move(admission));
         raw = session.get();
         sessions_.emplace(raw, std::move(session));
     } catch (...) {

@@ -4,9 +4,10 @@
 // own callback. Workers share nothing mutable but the certificate-store pointer, each SMTP
 // backend's EHLO snapshot (proxy/backend_ehlo.hpp), each exec backend's stderr rate limit
 // (proxy/stderr_log.hpp) and, with several workers, the Balancer's session counts and each
-// worker's inbox of handed-over sockets (proxy/balancer.hpp). The backends (proxy/backends.hpp)
-// are built once by run() and shared. Each worker has its own ChildReaper for the programs its
-// sessions run as exec backends (proxy/child_reaper.hpp).
+// worker's inbox of handed-over sockets (proxy/balancer.hpp), and the connection limits
+// (proxy/client_limits.hpp: each socket's Admission travels with it to its session). The
+// backends (proxy/backends.hpp) are built once by run() and shared. Each worker has its own
+// ChildReaper for the programs its sessions run as exec backends (proxy/child_reaper.hpp).
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
@@ -16,6 +17,7 @@
 #include "proxy/balancer.hpp"
 #include "proxy/byte_buffer.hpp"
 #include "proxy/child_reaper.hpp"
+#include "proxy/client_limits.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "tls/cert_source.hpp"
@@ -70,12 +72,13 @@ class Worker {
 public:
     // Binds every listener; null with `error` naming the address when one cannot be bound.
     // `shared_port`: SO_REUSEPORT, so that several workers accept on one address.
+    // `limits`: shared by every worker, outlives them all.
     [[nodiscard]] static std::unique_ptr<Worker> create(
         const conf::Config& config, const Backends& backends,
         std::shared_ptr<tls::CertSource> certs, const std::shared_ptr<tls::TicketKeys>& ticket_keys,
-        bool shared_port, std::string& error);
+        ClientLimits& limits, bool shared_port, std::string& error);
 
-    Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs);
+    Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs, ClientLimits& limits);
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
     Worker(Worker&&) = delete;
@@ -98,7 +101,8 @@ public:
         index_ = index;
     }
     // Takes over a socket another worker accepted on listener `listener` (any thread).
-    void deliver(UniqueFd fd, std::size_t listener, std::string client_address);
+    void deliver(UniqueFd fd, std::size_t listener, std::string client_address,
+                 Admission admission);
     // Starts the sockets delivered so far (from the inbox event, on this worker's thread).
     void on_inbox();
 
@@ -119,13 +123,18 @@ private:
         UniqueFd fd;
         std::size_t listener = 0;
         std::string client_address;
+        Admission admission;
     };
 
-    void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address);
+    void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address,
+               Admission admission);
+    void refuse(const ListenerContext& listener, UniqueFd fd, Limit limit,
+                const Admission& admission, const std::string& client_address) const;
 
     EventBasePtr base_;
     ChildReaper children_;  // after base_: its events go first; outlives the sessions
     std::shared_ptr<tls::CertSource> certs_;
+    ClientLimits& limits_;
     BufferPool buffers_;
     std::vector<std::unique_ptr<ListenerContext>> listeners_;
     std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;

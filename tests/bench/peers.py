@@ -248,8 +248,10 @@ class Postern(Peer):
         for (protocol, tls), port in sorted(self.ports.items()):
             if tls == "starttls" and not starttls:
                 continue
+            # every load client connects from 127.0.0.1: no per-client limits (as the peers)
             lines += ["[[listener]]", f'listen = "127.0.0.1:{port}"', f'protocol = "{protocol}"',
-                      f'tls = "{tls}"', f'backend = "{protocol}"', ""]
+                      f'tls = "{tls}"', f'backend = "{protocol}"', "max_sessions_per_client = 0",
+                      'max_new_per_client = "off"', ""]
         return "\n".join(lines)
 
     def check(self, text: str) -> tuple[bool, str]:

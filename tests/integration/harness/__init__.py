@@ -27,7 +27,9 @@ Everything a test needs to run postern hermetically on loopback:
 * ``Haproxy`` -- a TCP-mode load balancer in front of postern listeners (``send-proxy-v2``).
 * ``Postern`` -- writes a TOML config (certificates with paths relative to the config's folder),
   runs ``postern run --config``, waits until every listener listens, reads its stderr log
-  (``session_end()`` parses the one-line session summary), and runs ``postern check``.
+  (``session_end()`` parses the one-line session summary), and runs ``postern check``. Its
+  listeners have the per-client limits off unless a test sets them (tests connect often from
+  one address).
 * Clients: ``tls_connect()``, ``ImapSni`` / ``Pop3Sni`` / ``SmtpSni`` (stdlib clients that
   connect to 127.0.0.1 while sending the given SNI), ``ImapStarttls`` / ``Pop3Starttls`` /
   ``SmtpStarttls`` (the same over STARTTLS / STLS; each takes ``source=`` to connect from another

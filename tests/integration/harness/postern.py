@@ -73,6 +73,10 @@ class Postern(Service):
 
     def listener(self, name: str, protocol: str, backend: str, tls: str = "implicit",
                  host: str = LOCALHOST, **extra) -> int:
+        """A [[listener]] on a free port of host. Its per-client limits are off unless extra
+        sets them: the tests connect many times from one address (test_limits.py sets its own)."""
+        extra.setdefault("max_sessions_per_client", 0)
+        extra.setdefault("max_new_per_client", "off")
         port = free_port(host)
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.listeners[name] = {"listen": listen, "protocol": protocol, "tls": tls,

@@ -61,7 +61,8 @@ TEST_CASE("conf: an unknown key anywhere is reported with the keys allowed there
     CHECK(contains(result.errors[2].message,
                    "(allowed: listen, protocol, tls, backend, handshake_timeout, idle_timeout, "
                    "hostname, require_tls, submission, plaintext_timeout, max_errors, routes, "
-                   "accept_proxy, trusted_proxies)"));
+                   "accept_proxy, trusted_proxies, max_sessions_per_client, "
+                   "max_new_per_client)"));
 }
 
 TEST_CASE("conf: a value of the wrong type names the type expected and the one found") {

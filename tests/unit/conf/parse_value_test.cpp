@@ -76,6 +76,68 @@ TEST_CASE("conf: integer durations are seconds and must be positive") {
     CHECK(contains(duration_from_seconds(INT64_MAX).error, "too long"));
 }
 
+TEST_CASE("conf: rates parse as count/window, or off") {
+    struct Row {
+        std::string_view text;
+        std::uint32_t count;
+        std::chrono::milliseconds window;
+    };
+    constexpr auto kRows = std::to_array<Row>({
+        {"30/10s", 30, 10s},
+        {"1/1s", 1, 1s},
+        {"100/1m", 100, 1min},
+        {"10/s", 10, 1s},  // a bare unit: one of it
+        {"600/m", 600, 1min},
+        {"5/h", 5, 1h},
+        {"5/1500ms", 5, 1500ms},
+        {"1000000/1h", 1'000'000, 1h},
+        {"off", 0, 0ms},
+    });
+    for (const Row& row : kRows) {
+        CAPTURE(row.text);
+        const auto parsed = parse_rate(row.text);
+        CHECK(parsed.error.empty());
+        REQUIRE(parsed.value.has_value());
+        CHECK(parsed.value->count == row.count);
+        CHECK(parsed.value->window == row.window);
+        CHECK(parsed.value->off() == (row.count == 0));
+    }
+}
+
+TEST_CASE("conf: malformed rates, zero counts and windows out of range are refused") {
+    struct Row {
+        std::string_view text;
+        std::string_view reason;
+    };
+    constexpr std::string_view kForms = "expected \"off\" or new connections per window";
+    constexpr auto kRows = std::to_array<Row>({
+        {"", kForms},
+        {"30", kForms},
+        {"30/", kForms},
+        {"/10s", kForms},
+        {"30/10", kForms},  // no unit
+        {"30/10sec", kForms},
+        {"30 / 10s", kForms},
+        {"-1/10s", kForms},
+        {"1.5/10s", kForms},
+        {"30/10s/2", kForms},
+        {"Off", kForms},
+        {"0/10s", "at least 1 (write \"off\" for no limit)"},
+        {"1000001/1h", "at most 1000000"},
+        {"99999999999999999999999/1s", "at most 1000000"},
+        {"30/500ms", "from 1s to 1h"},
+        {"30/61m", "from 1s to 1h"},
+        {"30/2h", "from 1s to 1h"},
+    });
+    for (const Row& row : kRows) {
+        CAPTURE(row.text);
+        const auto parsed = parse_rate(row.text);
+        CHECK_FALSE(parsed.value.has_value());
+        CHECK(contains(parsed.error, row.reason));
+        CHECK(contains(parsed.error, "invalid rate \"" + std::string{row.text} + "\""));
+    }
+}
+
 TEST_CASE("conf: endpoints parse as host:port and [v6]:port") {
     struct Row {
         std::string_view text;
