@@ -48,7 +48,9 @@ std::size_t max_sessions_within_limit(const conf::Config& config, unsigned worke
         if (fit.sessions == 0) {
             spdlog::error("{}", text);
         } else {
-            spdlog::warn("{}", text);
+            // Only an unwritten default is lowered (a written value that does not fit stops
+            // run): the admin asked for nothing, so it is news, not a warning.
+            spdlog::info("{}", text);
         }
     }
     return fit.sessions;
