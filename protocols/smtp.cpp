@@ -102,7 +102,7 @@ std::string SmtpMachine::pre_tls_ehlo_reply() const {
     reply.append(our_name()).append("\r\n");
     if (settings_.smtp_extensions) {
         for (const std::string& extension : *settings_.smtp_extensions) {
-            if (capabilities::smtp_advertisable(extension, settings_.require_tls)) {
+            if (capabilities::smtp_advertisable(extension)) {
                 reply.append("250-").append(extension).append("\r\n");
             }
         }
@@ -159,8 +159,10 @@ SmtpMachine::PreTlsStep SmtpMachine::pre_tls_line(std::string_view line, Actions
         send_to_client(out, replies::kSmtpNotPermitted);
         return PreTlsStep::Refused;
     }
-    if (!settings_.require_tls) {
-        return PreTlsStep::NeedBackend;  // a plaintext MX: the backend decides from here
+    // A plaintext MX: the backend decides from here, but never on credentials, which only
+    // postern can keep off the wire (the backend sees every client come from postern).
+    if (!settings_.require_tls && !iequals(verb, "AUTH")) {
+        return PreTlsStep::NeedBackend;
     }
     send_to_client(out, needs_tls(verb) ? replies::kSmtpMustStartTls : replies::kSmtpUnknown);
     return PreTlsStep::Refused;
@@ -206,12 +208,16 @@ SmtpMachine::LineStep SmtpMachine::client_line(std::string_view line, Actions& o
     const auto [verb, args] = text::split_word(text::strip_eol(line));
     // Never forwarded: the backend would start a TLS handshake inside ours, or take the
     // client's word for its identity (it trusts postern's address, not the client's).
+    // Nor AUTH from a client in plaintext (a port-25 session that went on without TLS): its
+    // credentials would cross the network in clear.
     const bool starttls = iequals(verb, "STARTTLS");
-    if (starttls || capabilities::is_identity_command(verb)) {
+    const bool auth_in_clear = !client_on_tls() && iequals(verb, "AUTH");
+    if (starttls || auth_in_clear || capabilities::is_identity_command(verb)) {
         if (!pending_.empty()) {
             return LineStep::Stall;  // replies stay in command order (RFC 2920 §3)
         }
-        send_to_client(out, !starttls         ? replies::kSmtpNotPermitted
+        send_to_client(out, auth_in_clear     ? replies::kSmtpMustStartTls
+                            : !starttls       ? replies::kSmtpNotPermitted
                             : client_on_tls() ? replies::kSmtpTlsActive
                                               : replies::kSmtpTlsUnavailable);
         count_error(out);
@@ -343,7 +349,8 @@ void SmtpMachine::reply_line(std::string_view line, const SmtpLine& reply, Actio
 
 void SmtpMachine::ehlo_line(std::string_view line, const SmtpLine& reply, Actions& out) {
     // The first line names the server, never an extension (RFC 5321 §4.1.1.1).
-    if (reply_lines_ > 0 && reply.code == 250 && capabilities::is_smtp_withheld(line)) {
+    if (reply_lines_ > 0 && reply.code == 250 &&
+        capabilities::is_smtp_withheld(line, !client_on_tls())) {
         if (reply.last) {  // "250-SMTPUTF8" + "250 STARTTLS" -> "250 SMTPUTF8"
             held_[3] = ' ';
             send_to_client(out, held_);
