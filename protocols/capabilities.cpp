@@ -139,9 +139,10 @@ std::optional<std::string> filter_imap_line(std::string_view line) {
     return rewrite(line, begin, close);
 }
 
-bool is_pop3_withheld(std::string_view line) noexcept {
+bool is_pop3_withheld(std::string_view line, bool plaintext_client) noexcept {
     const std::string_view word = text::split_word(text::strip_eol(line)).first;
-    return iequals(word, "STLS") || is_identity_command(word);
+    return iequals(word, "STLS") || is_identity_command(word) ||
+           (plaintext_client && (iequals(word, "USER") || iequals(word, "SASL")));
 }
 
 std::optional<std::string> filter_pop3_greeting(std::string_view line) {

@@ -33,8 +33,9 @@ namespace postern::protocols::capabilities {
 [[nodiscard]] std::optional<std::string> filter_imap_line(std::string_view line);
 
 // POP3: true when one line of a CAPA response (RFC 2449 §5) names STLS (RFC 2595 §4), XCLIENT
-// or XFORWARD.
-[[nodiscard]] bool is_pop3_withheld(std::string_view line) noexcept;
+// or XFORWARD; with `plaintext_client`, USER and SASL too: a client that is not on TLS is never
+// offered to send credentials.
+[[nodiscard]] bool is_pop3_withheld(std::string_view line, bool plaintext_client) noexcept;
 
 // POP3: the greeting without Dovecot's "[XCLIENT]" response code (RFC 2449 §8 puts codes right
 // after "+OK "), which it sends to the hosts it trusts: "+OK [XCLIENT] Dovecot ready.".

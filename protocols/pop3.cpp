@@ -48,6 +48,12 @@ Kind kind_of(std::string_view verb, std::string_view args) {
     return iequals(verb, "QUIT") ? Kind::Quit : Kind::Single;
 }
 
+// The commands that carry credentials (RFC 1939 §7, RFC 5034).
+bool is_credentials(std::string_view verb) noexcept {
+    return iequals(verb, "USER") || iequals(verb, "PASS") || iequals(verb, "APOP") ||
+           iequals(verb, "AUTH");
+}
+
 class Pop3Machine final : public RelayMachine {
 public:
     using RelayMachine::RelayMachine;
@@ -74,8 +80,8 @@ private:
 
 // The AUTHORIZATION state as a STARTTLS listener offers it (RFC 1939 §4, RFC 2595 §4): CAPA,
 // STLS and QUIT answered here; USER, PASS, APOP and AUTH refused with [AUTH] (RFC 3206 §4, as
-// Dovecot does) while TLS is required, anything else -ERR. With require_tls off, everything
-// but those three goes to the backend in plaintext.
+// Dovecot does) whatever require_tls says; anything else -ERR, or with require_tls off, to the
+// backend in plaintext.
 Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions& out) {
     const auto [verb, args] = text::split_word(text::strip_eol(line));
     const bool no_args = text::split_word(args).first.empty();
@@ -88,13 +94,15 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
         send_to_client(out, replies::kPop3NotPermitted);
         return PreTlsStep::Refused;
     }
+    if (is_credentials(verb)) {
+        send_to_client(out, replies::kPop3PrivacyRequired);
+        return PreTlsStep::Refused;
+    }
     if (!local) {
         if (!settings_.require_tls) {
             return PreTlsStep::NeedBackend;
         }
-        const bool auth = iequals(verb, "USER") || iequals(verb, "PASS") || iequals(verb, "APOP") ||
-                          iequals(verb, "AUTH");
-        send_to_client(out, auth ? replies::kPop3PrivacyRequired : replies::kPop3Unknown);
+        send_to_client(out, replies::kPop3Unknown);
         return PreTlsStep::Refused;
     }
     if (!no_args) {
@@ -109,7 +117,7 @@ Pop3Machine::PreTlsStep Pop3Machine::pre_tls_line(std::string_view line, Actions
         close_with(out, replies::kPop3Quit, CloseReason::ClientQuit);
         return PreTlsStep::Closed;
     }
-    send_to_client(out, replies::pop3_pre_tls_capa(settings_.require_tls));
+    send_to_client(out, replies::kPop3PreTlsCapa);
     return PreTlsStep::Answered;
 }
 
@@ -117,14 +125,18 @@ Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& o
     const auto [verb, args] = text::split_word(text::strip_eol(line));
     // Never forwarded: the backend would start a TLS handshake inside ours, or take the
     // client's word for its identity (it trusts postern's address, not the client's).
+    // Nor credentials from a client in plaintext (require_tls = false, and the client went on
+    // without TLS): the backend would take them, as it sees every client come from postern.
     const bool stls = iequals(verb, "STLS");
-    if (stls || capabilities::is_identity_command(verb)) {
+    const bool credentials_in_clear = !client_on_tls() && is_credentials(verb);
+    if (stls || credentials_in_clear || capabilities::is_identity_command(verb)) {
         if (!pending_.empty()) {
             return LineStep::Stall;  // our reply must come after the replies still owed
         }
-        send_to_client(out, !stls             ? replies::kPop3NotPermitted
-                            : client_on_tls() ? replies::kPop3TlsActive
-                                              : replies::kPop3TlsUnavailable);
+        send_to_client(out, credentials_in_clear ? replies::kPop3PrivacyRequired
+                            : !stls              ? replies::kPop3NotPermitted
+                            : client_on_tls()    ? replies::kPop3TlsActive
+                                                 : replies::kPop3TlsUnavailable);
         count_error(out);
         return LineStep::Consumed;
     }
@@ -194,7 +206,8 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
         if (content == ".") {
             in_multiline_ = false;
             pending_.pop();
-        } else if (pending_.front() == Kind::Capa && capabilities::is_pop3_withheld(line)) {
+        } else if (pending_.front() == Kind::Capa &&
+                   capabilities::is_pop3_withheld(line, !client_on_tls())) {
             return;  // withheld (capabilities.hpp)
         }
         send_to_client(out, line);

@@ -97,18 +97,14 @@ inline constexpr std::string_view kPop3Junk = "-ERR Invalid characters in comman
 inline constexpr std::string_view kPop3TooManyErrors = "-ERR Too many invalid commands\r\n";
 inline constexpr std::string_view kPop3Timeout = "-ERR Autologout; idle for too long\r\n";
 
-// POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). USER is offered only when
-// the client may go on in plaintext (require_tls = false); no APOP timestamp: postern never
+// POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). Neither USER nor SASL is
+// offered, whatever require_tls says: credentials wait for TLS. No APOP timestamp: postern never
 // holds the backend's, so APOP cannot work through a STARTTLS listener.
 [[nodiscard]] inline std::string pop3_greeting(std::string_view hostname) {
     return detail::with_host("+OK ", hostname, "POP3 ready\r\n");
 }
-[[nodiscard]] inline std::string_view pop3_pre_tls_capa(bool require_tls) {
-    return require_tls
-               ? "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n"
-               : "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\n"
-                 ".\r\n";
-}
+inline constexpr std::string_view kPop3PreTlsCapa =
+    "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n";
 inline constexpr std::string_view kPop3StartTls = "+OK Begin TLS negotiation\r\n";
 inline constexpr std::string_view kPop3Quit = "+OK Logging out\r\n";
 inline constexpr std::string_view kPop3PrivacyRequired =

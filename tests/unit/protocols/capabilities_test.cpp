@@ -75,11 +75,11 @@ TEST_CASE("capabilities: IMAP lines are rewritten only in the capability places"
 }
 
 TEST_CASE("capabilities: POP3 STLS and SMTP STARTTLS lines are recognised whole") {
-    CHECK(is_pop3_withheld("STLS\r\n"));
-    CHECK(is_pop3_withheld("stls\n"));
-    CHECK_FALSE(is_pop3_withheld("STLSX\r\n"));
-    CHECK_FALSE(is_pop3_withheld("SASL STLS\r\n"));
-    CHECK_FALSE(is_pop3_withheld("..STLS\r\n"));
+    CHECK(is_pop3_withheld("STLS\r\n", false));
+    CHECK(is_pop3_withheld("stls\n", false));
+    CHECK_FALSE(is_pop3_withheld("STLSX\r\n", false));
+    CHECK_FALSE(is_pop3_withheld("SASL STLS\r\n", false));
+    CHECK_FALSE(is_pop3_withheld("..STLS\r\n", false));
 
     CHECK(is_smtp_withheld("250-STARTTLS\r\n", false));
     CHECK(is_smtp_withheld("250 starttls\r\n", false));
@@ -95,9 +95,9 @@ TEST_CASE("capabilities: the client-identity offers are withheld, the commands r
     CHECK_FALSE(is_smtp_withheld("250-XCLIENTS\r\n", false));
     CHECK_FALSE(is_smtp_withheld("250-X-XCLIENT\r\n", false));
     CHECK_FALSE(is_smtp_withheld("250-AUTH XCLIENT\r\n", false));
-    CHECK(is_pop3_withheld("XCLIENT\r\n"));
-    CHECK(is_pop3_withheld("XForward ADDR\r\n"));
-    CHECK_FALSE(is_pop3_withheld("SASL XCLIENT\r\n"));
+    CHECK(is_pop3_withheld("XCLIENT\r\n", false));
+    CHECK(is_pop3_withheld("XForward ADDR\r\n", false));
+    CHECK_FALSE(is_pop3_withheld("SASL XCLIENT\r\n", false));
 
     for (const std::string_view verb : {"XCLIENT", "xclient", "XForward", "XOIP", "xoip"}) {
         CAPTURE(verb);
@@ -124,7 +124,7 @@ TEST_CASE("capabilities: postern repeats the backend's EHLO extensions but never
     CHECK(smtp_advertisable(std::string(506, 'X')));
 }
 
-TEST_CASE("capabilities: AUTH is withheld from an EHLO reply to a client not on TLS") {
+TEST_CASE("capabilities: credentials are not offered to a client not on TLS") {
     for (const std::string_view line :
          {"250-AUTH PLAIN LOGIN\r\n", "250 auth=PLAIN\r\n", "250-AUTH\r\n", "250 AUTH= LOGIN\n"}) {
         CAPTURE(line);
@@ -137,6 +137,15 @@ TEST_CASE("capabilities: AUTH is withheld from an EHLO reply to a client not on 
         CHECK_FALSE(is_smtp_withheld(line, true));
     }
     CHECK(is_smtp_withheld("250-STARTTLS\r\n", true));
+
+    for (const std::string_view line : {"USER\r\n", "sasl PLAIN LOGIN\r\n", "SASL\n"}) {
+        CAPTURE(line);
+        CHECK(is_pop3_withheld(line, true));
+        CHECK_FALSE(is_pop3_withheld(line, false));
+    }
+    CHECK_FALSE(is_pop3_withheld("USERS\r\n", true));
+    CHECK_FALSE(is_pop3_withheld("X-SASL\r\n", true));
+    CHECK(is_pop3_withheld("STLS\r\n", true));
 }
 
 TEST_CASE("capabilities: POP3 greeting loses Dovecot's [XCLIENT] code, and only that") {
