@@ -7,6 +7,7 @@
 #include "protocols/text.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace postern::protocols {
@@ -20,7 +21,7 @@ constexpr std::size_t kMaxPending = 64;  // pipelined commands awaiting replies 
 // What the reply to a forwarded command looks like and what it means to us.
 enum class Kind : std::uint8_t {
     Single,     // one line
-    MultiLine,  // +OK starts a dot-terminated list (LIST, UIDL, RETR, TOP, bare AUTH)
+    MultiLine,  // +OK starts a dot-terminated list (LIST, UIDL, RETR, TOP)
     Capa,       // MultiLine, and its STLS, XCLIENT and XFORWARD lines are dropped
     Login,      // PASS, APOP: +OK means authenticated
     Sasl,       // AUTH <mechanism>: "+ " continuations, then +OK/-ERR (RFC 5034 §4)
@@ -33,8 +34,7 @@ Kind kind_of(std::string_view verb, std::string_view args) {
         return Kind::Login;
     }
     if (iequals(verb, "AUTH")) {
-        // Without a mechanism Dovecot lists its mechanisms as a multi-line reply.
-        return has_args ? Kind::Sasl : Kind::MultiLine;
+        return Kind::Sasl;  // with a mechanism: a bare AUTH is answered by postern
     }
     if (iequals(verb, "CAPA")) {
         return Kind::Capa;
@@ -70,11 +70,15 @@ private:
     PreTlsStep pre_tls_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string_view dialogue_state_name() const noexcept override { return "auth"; }
 
+    [[nodiscard]] std::string auth_mechanisms() const;
     void backend_greeting(std::string_view line, Actions& out);
     void forwarding_reply(std::string_view line, Actions& out);
     void backend_reply(std::string_view line, Actions& out);
 
     PendingQueue<Kind> pending_;
+    // The SASL mechanisms of the backend's last CAPA reply (RFC 2449 §6.3), as postern relayed
+    // it; unknown until one was.
+    std::optional<std::string> sasl_;
     bool in_multiline_ = false;  // relaying the body of the reply to pending_.front()
 };
 
@@ -141,6 +145,16 @@ Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& o
         return LineStep::Consumed;
     }
     no_error();
+    // A bare AUTH is not defined by RFC 5034: Dovecot lists its mechanisms in a multi-line
+    // reply, others answer one line. Guessing the framing wrong would shift every later reply
+    // (a CAPA's STLS relayed as the body of another), so the backend never sees one.
+    if (iequals(verb, "AUTH") && text::split_word(args).first.empty()) {
+        if (!pending_.empty()) {
+            return LineStep::Stall;  // the CAPA still owed may name the mechanisms
+        }
+        send_to_client(out, auth_mechanisms());
+        return LineStep::Consumed;
+    }
     const Kind kind = kind_of(verb, args);
     if (kind == Kind::Sasl) {
         sasl_start();
@@ -148,6 +162,19 @@ Pop3Machine::LineStep Pop3Machine::client_line(std::string_view line, Actions& o
     pending_.push(kind);
     send_to_backend(out, line);
     return LineStep::Consumed;
+}
+
+// Dovecot's answer to a bare AUTH, "+OK", one mechanism a line, ".", from the backend's own
+// list; without one, a refusal.
+std::string Pop3Machine::auth_mechanisms() const {
+    if (!sasl_) {
+        return std::string(replies::kPop3AuthMechanismUnknown);
+    }
+    std::string reply = "+OK\r\n";
+    for (text::Words w = text::split_word(*sasl_); !w.first.empty(); w = text::split_word(w.rest)) {
+        reply.append(w.first).append("\r\n");
+    }
+    return reply.append(".\r\n");
 }
 
 void Pop3Machine::backend_line(std::string_view line, Actions& out) {
@@ -206,9 +233,13 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
         if (content == ".") {
             in_multiline_ = false;
             pending_.pop();
-        } else if (pending_.front() == Kind::Capa &&
-                   capabilities::is_pop3_withheld(line, !client_on_tls())) {
-            return;  // withheld (capabilities.hpp)
+        } else if (pending_.front() == Kind::Capa) {
+            if (capabilities::is_pop3_withheld(line, !client_on_tls())) {
+                return;  // withheld (capabilities.hpp)
+            }
+            if (const auto [tag, mechanisms] = text::split_word(content); iequals(tag, "SASL")) {
+                sasl_ = std::string(mechanisms);
+            }
         }
         send_to_client(out, line);
         return;
@@ -225,6 +256,9 @@ void Pop3Machine::backend_reply(std::string_view line, Actions& out) {
     }
     if (ok && (kind == Kind::MultiLine || kind == Kind::Capa)) {
         in_multiline_ = true;
+        if (kind == Kind::Capa) {
+            sasl_.reset();  // this list replaces the last one
+        }
         return;
     }
     pending_.pop();

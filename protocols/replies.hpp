@@ -111,6 +111,10 @@ inline constexpr std::string_view kPop3PrivacyRequired =
     "-ERR [AUTH] Plaintext authentication disallowed, use STLS first\r\n";
 inline constexpr std::string_view kPop3Unknown = "-ERR Unknown command\r\n";
 inline constexpr std::string_view kPop3Arguments = "-ERR Unexpected arguments\r\n";
+// A bare AUTH (mechanism list, not in RFC 5034) before postern has relayed the backend's CAPA
+// with its SASL line: postern answers it itself and cannot list what it does not know.
+inline constexpr std::string_view kPop3AuthMechanismUnknown =
+    "-ERR Name a SASL mechanism (CAPA lists them)\r\n";
 // A client's XCLIENT/XOIP (capabilities::is_identity_command): Dovecot answers a host it does not
 // trust with "+OK ... ignoring"; a plain -ERR says the command did nothing.
 inline constexpr std::string_view kPop3NotPermitted = "-ERR Command not permitted\r\n";
