@@ -17,8 +17,6 @@ namespace postern::protocols {
 
 namespace {
 
-using smtp_content::kDotMatched;
-using smtp_content::scan_content;
 using text::iequals;
 
 constexpr std::size_t kMaxPending = 256;  // pipelined commands awaiting replies (RFC 2920)
@@ -90,10 +88,10 @@ private:
     // HELO line, exactly as sent, to be replayed once the backend has greeted us. Cleared at
     // STARTTLS: after TLS the client says EHLO again (RFC 3207 §4.2).
     std::string replay_;
+    smtp_content::DataContent content_;  // ClientMode::Data
     std::uint64_t chunk_left_ = 0;
     std::uint32_t reply_lines_ = 0;  // lines of the current backend reply seen so far
     ClientMode client_mode_ = ClientMode::Command;
-    std::uint8_t dot_state_ = 0;
     bool replaying_ = false;  // the replayed EHLO/HELO is out; its reply is read and dropped
 };
 
@@ -180,25 +178,30 @@ std::string_view SmtpMachine::dialogue_state_name() const noexcept {
     return sasl_active() ? "auth" : "command";
 }
 
-// Message content, relayed byte for byte: DATA up to and including CRLF.CRLF, or what is left
-// of a BDAT chunk.
+// Message content: DATA up to and including CRLF.CRLF, in the form every backend frames as
+// postern does (smtp_content.hpp), or what is left of a BDAT chunk, byte for byte.
 std::size_t SmtpMachine::client_content(std::string_view data, Actions& out) {
     if (client_mode_ == ClientMode::Command || client_mode_ == ClientMode::AwaitDataReply) {
         return 0;
     }
-    std::size_t n = 0;
     if (client_mode_ == ClientMode::Data) {
-        n = scan_content(data, dot_state_);
-        if (dot_state_ == kDotMatched) {
+        std::size_t n = 0;
+        while (n < data.size() && !content_.done()) {
+            const smtp_content::Step step = content_.next(data.substr(n));
+            send_to_backend(out, data.substr(n, step.forward));
+            send_to_backend(out, step.append);
+            n += step.consumed;
+        }
+        if (content_.done()) {
             client_mode_ = ClientMode::Command;
             pending_.push(Kind::Other);  // the reply to the whole message
         }
-    } else {
-        n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, data.size()));
-        chunk_left_ -= n;
-        if (chunk_left_ == 0) {
-            client_mode_ = ClientMode::Command;
-        }
+        return n;
+    }
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, data.size()));
+    chunk_left_ -= n;
+    if (chunk_left_ == 0) {
+        client_mode_ = ClientMode::Command;
     }
     send_to_backend(out, data.substr(0, n));
     return n;
@@ -377,7 +380,7 @@ void SmtpMachine::reply_done(Kind kind, int code, Actions& out) {
         case Kind::Data:
             if (code == 354) {
                 client_mode_ = ClientMode::Data;
-                dot_state_ = 2;  // content starts at a line start: ".\r\n" ends it at once
+                content_ = {};
             } else {
                 client_mode_ = ClientMode::Command;
             }

@@ -3,8 +3,9 @@
 // has no "authenticated state" that forbids a later EHLO/STARTTLS, and MX traffic never
 // authenticates, so this machine follows command/DATA/BDAT boundaries for the whole session and
 // never hands over to Passthrough: it answers STARTTLS itself, drops the STARTTLS line from
-// every EHLO reply, and relays message content byte for byte in large chunks (never
-// re-framing line endings: that is how "SMTP smuggling" differentials arise).
+// every EHLO reply, and relays message content in large chunks: BDAT byte for byte, DATA in the
+// one form every backend frames as postern does (smtp_content.hpp: bare LF as CRLF, only
+// CRLF.CRLF ends it), so no "SMTP smuggling" command passes postern as content.
 // On STARTTLS listeners (RFC 3207) it first greets and answers EHLO itself, advertising the
 // backend's own extensions (settings.smtp_extensions, filtered; never AUTH) plus STARTTLS. AUTH
 // waits for TLS whatever require_tls says: 530 before TLS, and on a public MX

@@ -66,10 +66,16 @@ TEST_CASE("smtp: only whole STARTTLS keywords in 250 EHLO lines are dropped") {
                                    "250-STARTTLS\r\n250 8BITMIME\r\n"));
 }
 
-TEST_CASE("smtp: a pipelined MX transaction relays its content byte for byte") {
+TEST_CASE("smtp: a pipelined MX transaction relays its content, bare LF as CRLF") {
     const std::string content =
         "Subject: capabilities\r\n\r\n250-STARTTLS\r\nSTARTTLS\r\n..STARTTLS\r\n"
         "bare\n.\nstill content\r\n.\nand\r\n.x\r\nlf\n.\r\nmore\r\n\n.\r\n\r\n..\r\n.\r\n";
+    // Only "\r\n.\r\n" ends it; each bare LF becomes CRLF and each "." line that is not the
+    // end is stuffed, so the backend cannot end it anywhere else (smtp_content.hpp).
+    const std::string normalized =
+        "Subject: capabilities\r\n\r\n250-STARTTLS\r\nSTARTTLS\r\n..STARTTLS\r\n"
+        "bare\r\n..\r\nstill content\r\n..\r\nand\r\n.x\r\nlf\r\n..\r\nmore\r\n\r\n..\r\n\r\n"
+        "..\r\n.\r\n";
     const auto t = check_splits(
         smtp(),
         connected({backend(kGreeting), client("EHLO client.example\r\n"), backend(kEhloReply),
@@ -82,12 +88,38 @@ TEST_CASE("smtp: a pipelined MX transaction relays its content byte for byte") {
     CHECK(t.to_backend() ==
           "EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@mx.test>\r\n"
           "DATA\r\n" +
-              content + "EHLO client.example\r\nQUIT\r\n");
+              normalized + "EHLO client.example\r\nQUIT\r\n");
     CHECK(t.to_client() == greeted(std::string(kEhloReplyFiltered) +
                                    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with "
                                    "<CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4XyZ1\r\n" +
                                    std::string(kEhloReplyFiltered) +
                                    "503 5.5.1 TLS already active\r\n221 2.0.0 Bye\r\n"));
+    CHECK(t.actions.back() == "close:client_quit");
+}
+
+// Issue 13: "\n.\n" ended DATA at Postfix 3.7 (smtpd_forbid_bare_newline = no) but not at
+// postern, so the commands after it reached the backend unseen: a second message, an XCLIENT
+// or a STARTTLS the machine never filtered. Now the backend gets them as content, as postern
+// sees them, and the next command after the real end is the machine's again.
+TEST_CASE("smtp: commands smuggled after a bare-LF dot stay content at the backend too") {
+    const std::string smuggled =
+        "Subject: one\r\n\r\nbody\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+        "XCLIENT ADDR=192.0.2.66\r\nSTARTTLS\r\nSubject: smuggled\r\n\r\n.\r\n";
+    const auto t = check_splits(
+        smtp(), connected({backend(kGreeting),
+                           client("MAIL FROM:<a@x>\r\nRCPT TO:<b@mx.test>\r\n"
+                                  "DATA\r\n"),
+                           backend("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"),
+                           client(smuggled + "STARTTLS\r\nQUIT\r\n"),
+                           backend("250 2.0.0 Ok: queued as 1\r\n221 2.0.0 Bye\r\n")}));
+    CHECK(t.to_backend() ==
+          "MAIL FROM:<a@x>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+          "Subject: one\r\n\r\nbody\r\n..\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<b@mx.test>\r\n"
+          "DATA\r\nXCLIENT ADDR=192.0.2.66\r\nSTARTTLS\r\nSubject: smuggled\r\n\r\n.\r\n"
+          "QUIT\r\n");
+    CHECK(t.to_client() == greeted("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"
+                                   "250 2.0.0 Ok: queued as 1\r\n503 5.5.1 TLS already active\r\n"
+                                   "221 2.0.0 Bye\r\n"));
     CHECK(t.actions.back() == "close:client_quit");
 }
 
@@ -103,11 +135,12 @@ TEST_CASE("smtp: content is forwarded in chunks, not line by line") {
     const std::string part = "line one\r\nline two\r\n.";  // ends inside a possible terminator
     CHECK(machine->on_bytes(Peer::Client, part, out) == part.size());
     REQUIRE(out.size() == 1);
-    CHECK(std::get<SendToBackend>(out[0]).bytes == part);
+    // The dot is held until it is known whether it ends the content.
+    CHECK(std::get<SendToBackend>(out[0]).bytes == "line one\r\nline two\r\n");
     CHECK(machine->state_name() == "data");
     out.clear();
     CHECK(machine->on_bytes(Peer::Client, "\r\nQUIT\r\n", out) == 8);
-    CHECK(std::get<SendToBackend>(out[0]).bytes == "\r\nQUIT\r\n");
+    CHECK(std::get<SendToBackend>(out[0]).bytes == ".\r\nQUIT\r\n");
     CHECK(machine->state_name() == "command");
 }
 
