@@ -181,17 +181,54 @@ TEST_CASE("smtp: the line after DATA waits for the reply to DATA") {
 TEST_CASE("smtp: BDAT chunks pass exactly their size, whatever they hold") {
     const std::string chunk = "Subject: x\r\n\r\nSTARTTLS\r\n.\r\n";
     const auto t = check_splits(
-        smtp(), connected({backend(kGreeting),
+        smtp(), connected({backend(kGreeting), client("EHLO c\r\n"), backend(kEhloReply),
                            client("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
                                   std::to_string(chunk.size()) + "\r\n" + chunk +
                                   "BDAT 0 LAST\r\nSTARTTLS\r\n"),
                            backend("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 27 bytes\r\n"
                                    "250 2.0.0 Ok: queued as 4XyZ2\r\n")}));
-    CHECK(t.to_backend() == "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
+    CHECK(t.to_backend() == "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
                                 std::to_string(chunk.size()) + "\r\n" + chunk + "BDAT 0 LAST\r\n");
     CHECK(t.actions.back() ==
           "to_client:250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 27 bytes\r\n"
           "250 2.0.0 Ok: queued as 4XyZ2\r\n503 5.5.1 TLS already active\r\n");
+}
+
+// Issue 13: BDAT went to backends that never offered CHUNKING, which read its chunk as
+// commands that postern had taken for content. Now postern answers 502 itself, in its turn, and
+// drops the chunk: neither side acts on its bytes.
+TEST_CASE("smtp: BDAT without CHUNKING in the backend's last EHLO reply is refused here") {
+    const std::string no_chunking = "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+    const std::string refused = "502 5.5.1 Error: command not implemented\r\n";
+    const auto t = check_splits(
+        smtp(), connected({backend(kGreeting), client("BDAT 11\r\nXCLIENT A\r\n"),
+                           client("EHLO c\r\n"), backend(no_chunking),
+                           client("MAIL FROM:<a@x>\r\nBDAT 10 LAST\r\nSTARTTLS\r\nNOOP\r\n"),
+                           backend("250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n")}));
+    CHECK(t.to_backend() == "EHLO c\r\nMAIL FROM:<a@x>\r\nNOOP\r\n");
+    CHECK(t.to_client() ==
+          greeted(refused + no_chunking + "250 2.1.0 Ok\r\n" + refused + "250 2.0.0 Ok\r\n"));
+    CHECK(t.state == "command");
+
+    // Pipelined right after EHLO, BDAT waits for its reply; a later EHLO reply without CHUNKING
+    // replaces it.
+    const auto again =
+        check_splits(smtp(), connected({backend(kGreeting), client("EHLO c\r\nBDAT 3 LAST\r\nabc"),
+                                        backend(kEhloReply), backend("250 2.0.0 Ok: queued\r\n"),
+                                        client("EHLO c\r\nBDAT 3 LAST\r\nabcQUIT\r\n"),
+                                        backend(no_chunking), backend("221 2.0.0 Bye\r\n")}));
+    CHECK(again.to_backend() == "EHLO c\r\nBDAT 3 LAST\r\nabcEHLO c\r\nQUIT\r\n");
+    CHECK(again.to_client().ends_with(no_chunking + refused + "221 2.0.0 Bye\r\n"));
+
+    // A plaintext MX learns it from the reply to the client's replayed EHLO.
+    const auto mx = check_splits(
+        test::starttls_settings_for(Protocol::Smtp, false),
+        test::accepted({client("EHLO c\r\nMAIL FROM:<a@x>\r\n"), event(Event::BackendReady),
+                        backend(kGreeting), backend("250-mx.test\r\n250 CHUNKING\r\n"),
+                        backend("250 2.1.0 Ok\r\n"), client("BDAT 3 LAST\r\nabc"),
+                        backend("250 2.0.0 Ok: queued\r\n")}));
+    CHECK(mx.to_backend() == "EHLO c\r\nMAIL FROM:<a@x>\r\nBDAT 3 LAST\r\nabc");
+    CHECK(mx.to_client().ends_with("250 2.1.0 Ok\r\n250 2.0.0 Ok: queued\r\n"));
 }
 
 TEST_CASE("smtp: a malformed BDAT closes the session") {
