@@ -124,8 +124,9 @@ inline constexpr std::string_view kPop3NotPermitted = "-ERR Command not permitte
 inline constexpr std::string_view kSmtpLineTooLong = "500 5.5.2 Line too long\r\n";
 inline constexpr std::string_view kSmtpNulByte = "500 5.5.2 NUL byte in command\r\n";
 inline constexpr std::string_view kSmtpBadChunkSize = "501 5.5.4 Invalid BDAT chunk size\r\n";
-// BDAT to a backend that did not offer CHUNKING (RFC 3030 §2): Postfix's own answer where
-// CHUNKING is off (502 "command not implemented", RFC 5321 §4.2.4).
+// BDAT to a backend that did not offer CHUNKING (RFC 3030 §2): 502 "command not implemented"
+// (RFC 5321 §4.2.4) in Postfix's words. Postfix itself says 521 and hangs up, as it cannot tell
+// where the chunk ends; postern has read the size, drops the chunk and goes on.
 inline constexpr std::string_view kSmtpNotImplemented =
     "502 5.5.1 Error: command not implemented\r\n";
 // RFC 3207 defines no reply for a second STARTTLS; 503 "bad sequence of commands" fits

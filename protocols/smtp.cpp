@@ -118,8 +118,8 @@ SmtpMachine::LineStep SmtpMachine::bdat_line(std::string_view line, std::string_
     }
     chunk_left_ = *size;
     if (!chunking_) {
-        // Postfix's answer where CHUNKING is off; the chunk is read and dropped, so neither the
-        // backend (which never hears of it) nor postern takes its bytes for commands.
+        // The chunk is read and dropped, so neither the backend (which never hears of it) nor
+        // postern takes its bytes for commands.
         send_to_client(out, replies::kSmtpNotImplemented);
         client_mode_ = chunk_left_ > 0 ? ClientMode::Discard : ClientMode::Command;
         count_error(out);
