@@ -25,6 +25,11 @@ bool is_smtp_withheld_keyword(std::string_view keyword) noexcept {
     return iequals(keyword, "STARTTLS") || is_identity_command(keyword);
 }
 
+// "AUTH PLAIN LOGIN" (RFC 4954 §3), or "AUTH=PLAIN LOGIN" as old Outlook clients expect it.
+bool is_smtp_auth_keyword(std::string_view keyword) noexcept {
+    return iequals(keyword, "AUTH") || text::istarts_with(keyword, "AUTH=");
+}
+
 // Where "[XCLIENT]" starts in a POP3 greeting, or npos: right after "+OK ", as a whole code.
 std::size_t xclient_code_at(std::string_view content) noexcept {
     if (!text::istarts_with(content, kPop3Ok) || content.size() < kPop3Ok.size() + 1 ||
@@ -153,9 +158,10 @@ std::optional<std::string> filter_imap_line(std::string_view line, ImapReader re
     return rewrite(line, begin, close, reader);
 }
 
-bool is_pop3_withheld(std::string_view line) noexcept {
+bool is_pop3_withheld(std::string_view line, bool plaintext_client) noexcept {
     const std::string_view word = text::split_word(text::strip_eol(line)).first;
-    return iequals(word, "STLS") || is_identity_command(word);
+    return iequals(word, "STLS") || is_identity_command(word) ||
+           (plaintext_client && (iequals(word, "USER") || iequals(word, "SASL")));
 }
 
 std::optional<std::string> filter_pop3_greeting(std::string_view line) {
@@ -182,23 +188,23 @@ bool pop3_greeting_offers_xclient(std::string_view line) noexcept {
     return xclient_code_at(text::strip_eol(line)) != std::string_view::npos;
 }
 
-bool is_smtp_withheld(std::string_view line) noexcept {
+bool is_smtp_withheld(std::string_view line, bool plaintext_client) noexcept {
     const std::string_view content = text::strip_eol(line);
-    return content.size() > 4 &&
-           is_smtp_withheld_keyword(text::split_word(content.substr(4)).first);
+    if (content.size() <= 4) {
+        return false;
+    }
+    const std::string_view keyword = text::split_word(content.substr(4)).first;
+    return is_smtp_withheld_keyword(keyword) || (plaintext_client && is_smtp_auth_keyword(keyword));
 }
 
-bool smtp_advertisable(std::string_view extension, bool require_tls) noexcept {
+bool smtp_advertisable(std::string_view extension) noexcept {
     if (extension.empty() || extension.size() > kMaxExtension || extension.front() == ' ' ||
         !std::all_of(extension.begin(), extension.end(),
                      [](char c) { return c >= ' ' && c <= '~'; })) {
         return false;
     }
     const std::string_view keyword = text::split_word(extension).first;
-    if (is_smtp_withheld_keyword(keyword)) {
-        return false;
-    }
-    return !require_tls || !(iequals(keyword, "AUTH") || text::istarts_with(keyword, "AUTH="));
+    return !is_smtp_withheld_keyword(keyword) && !is_smtp_auth_keyword(keyword);
 }
 
 }  // namespace postern::protocols::capabilities

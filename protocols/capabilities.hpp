@@ -42,8 +42,9 @@ enum class ImapReader : std::uint8_t { Tls, Plaintext };
                                                           ImapReader reader = ImapReader::Tls);
 
 // POP3: true when one line of a CAPA response (RFC 2449 §5) names STLS (RFC 2595 §4), XCLIENT
-// or XFORWARD.
-[[nodiscard]] bool is_pop3_withheld(std::string_view line) noexcept;
+// or XFORWARD; with `plaintext_client`, USER and SASL too: a client that is not on TLS is never
+// offered to send credentials.
+[[nodiscard]] bool is_pop3_withheld(std::string_view line, bool plaintext_client) noexcept;
 
 // POP3: the greeting without Dovecot's "[XCLIENT]" response code (RFC 2449 §8 puts codes right
 // after "+OK "), which it sends to the hosts it trusts: "+OK [XCLIENT] Dovecot ready.".
@@ -54,14 +55,16 @@ enum class ImapReader : std::uint8_t { Tls, Plaintext };
 [[nodiscard]] bool pop3_greeting_offers_xclient(std::string_view line) noexcept;
 
 // SMTP: true when one line of an EHLO reply (RFC 5321 §4.1.1.1) names STARTTLS (RFC 3207 §4),
-// XCLIENT or XFORWARD, e.g. "250-STARTTLS\r\n".
-[[nodiscard]] bool is_smtp_withheld(std::string_view line) noexcept;
+// XCLIENT or XFORWARD, e.g. "250-STARTTLS\r\n"; with `plaintext_client`, AUTH (RFC 4954 §3) and
+// the old "AUTH=" form too: a client that is not on TLS is never offered to send credentials.
+[[nodiscard]] bool is_smtp_withheld(std::string_view line, bool plaintext_client) noexcept;
 
 // SMTP STARTTLS listeners: true when one extension line of the backend's EHLO reply (without
 // "250-") may be repeated by postern to a plaintext client: printable ASCII only (backend text
 // must not smuggle a CR/LF or a second reply into ours), short enough for one reply line
-// (RFC 5321 §4.5.3.1.5), not withheld (postern offers its own STARTTLS, last), and no AUTH where
-// credentials must wait for TLS (RFC 3207 §4.1, NO STARTTLS §8).
-[[nodiscard]] bool smtp_advertisable(std::string_view extension, bool require_tls) noexcept;
+// (RFC 5321 §4.5.3.1.5), not withheld (postern offers its own STARTTLS, last), and no AUTH:
+// credentials wait for TLS whatever require_tls says (RFC 3207 §4.1, NO STARTTLS §8), since the
+// backend cannot tell a client on TLS from one in plaintext (both reach it from postern).
+[[nodiscard]] bool smtp_advertisable(std::string_view extension) noexcept;
 
 }  // namespace postern::protocols::capabilities

@@ -95,24 +95,24 @@ inline constexpr std::string_view kPop3Junk = "-ERR Invalid characters in comman
 inline constexpr std::string_view kPop3TooManyErrors = "-ERR Too many invalid commands\r\n";
 inline constexpr std::string_view kPop3Timeout = "-ERR Autologout; idle for too long\r\n";
 
-// POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). USER is offered only when
-// the client may go on in plaintext (require_tls = false); no APOP timestamp: postern never
+// POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). Neither USER nor SASL is
+// offered, whatever require_tls says: credentials wait for TLS. No APOP timestamp: postern never
 // holds the backend's, so APOP cannot work through a STARTTLS listener.
 [[nodiscard]] inline std::string pop3_greeting(std::string_view hostname) {
     return detail::with_host("+OK ", hostname, "POP3 ready\r\n");
 }
-[[nodiscard]] inline std::string_view pop3_pre_tls_capa(bool require_tls) {
-    return require_tls
-               ? "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n"
-               : "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\n"
-                 ".\r\n";
-}
+inline constexpr std::string_view kPop3PreTlsCapa =
+    "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n.\r\n";
 inline constexpr std::string_view kPop3StartTls = "+OK Begin TLS negotiation\r\n";
 inline constexpr std::string_view kPop3Quit = "+OK Logging out\r\n";
 inline constexpr std::string_view kPop3PrivacyRequired =
     "-ERR [AUTH] Plaintext authentication disallowed, use STLS first\r\n";
 inline constexpr std::string_view kPop3Unknown = "-ERR Unknown command\r\n";
 inline constexpr std::string_view kPop3Arguments = "-ERR Unexpected arguments\r\n";
+// A bare AUTH (mechanism list, not in RFC 5034) before postern has relayed the backend's CAPA
+// with its SASL line: postern answers it itself and cannot list what it does not know.
+inline constexpr std::string_view kPop3AuthMechanismUnknown =
+    "-ERR Name a SASL mechanism (CAPA lists them)\r\n";
 // A client's XCLIENT/XOIP (capabilities::is_identity_command): Dovecot answers a host it does not
 // trust with "+OK ... ignoring"; a plain -ERR says the command did nothing.
 inline constexpr std::string_view kPop3NotPermitted = "-ERR Command not permitted\r\n";
@@ -122,6 +122,11 @@ inline constexpr std::string_view kPop3NotPermitted = "-ERR Command not permitte
 inline constexpr std::string_view kSmtpLineTooLong = "500 5.5.2 Line too long\r\n";
 inline constexpr std::string_view kSmtpNulByte = "500 5.5.2 NUL byte in command\r\n";
 inline constexpr std::string_view kSmtpBadChunkSize = "501 5.5.4 Invalid BDAT chunk size\r\n";
+// BDAT to a backend that did not offer CHUNKING (RFC 3030 §2): 502 "command not implemented"
+// (RFC 5321 §4.2.4) in Postfix's words. Postfix itself says 521 and hangs up, as it cannot tell
+// where the chunk ends; postern has read the size, drops the chunk and goes on.
+inline constexpr std::string_view kSmtpNotImplemented =
+    "502 5.5.1 Error: command not implemented\r\n";
 // RFC 3207 defines no reply for a second STARTTLS; 503 "bad sequence of commands" fits
 // (Postfix answers "554 5.5.1 Error: TLS already active").
 inline constexpr std::string_view kSmtpTlsActive = "503 5.5.1 TLS already active\r\n";

@@ -1,6 +1,6 @@
 #pragma once
 // One line of an SMTP reply (RFC 5321 §4.2), read the same way by the SMTP machine (backend
-// replies), the daemon's EHLO learner (proxy/backend_ehlo.cpp) and `postern probe`
+// replies), the daemon's EHLO learner (smtp_ehlo_probe.hpp) and `postern probe`
 // (cli/probe/dialogue.cpp):
 //
 //   Reply-line = *( Reply-code "-" [ textstring ] CRLF ) Reply-code [ SP textstring ] CRLF

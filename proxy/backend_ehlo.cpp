@@ -1,6 +1,6 @@
 #include "proxy/backend_ehlo.hpp"
 
-#include "protocols/smtp_reply.hpp"
+#include "protocols/smtp_ehlo_probe.hpp"
 #include "proxy/log.hpp"
 #include "proxy/trampoline.hpp"
 
@@ -14,7 +14,6 @@ namespace {
 
 constexpr timeval kRefresh{300, 0};
 constexpr std::size_t kMaxLine = 1024;
-constexpr std::size_t kMaxExtensions = 64;
 
 }  // namespace
 
@@ -48,8 +47,8 @@ void BackendEhlo::on_timer() {
     if (bev_ || attempt_) {
         return;  // the previous probe is still running
     }
-    pending_.clear();
-    step_ = Step::Greeting;
+    probe_ = protocols::EhloProbe{};
+    quitting_ = false;
     BackendOutcome failed;
     const BackendRequest request{.base = base_,
                                  .callback = &event_cb<BackendEhlo, &BackendEhlo::on_attempt>,
@@ -108,50 +107,29 @@ void BackendEhlo::on_read() {
             }
             return;
         }
-        const auto reply = protocols::parse_smtp_line({line.get(), length});
-        if (!reply) {
-            finish("not an SMTP reply");
+        if (length > kMaxLine) {
+            finish("line too long");
             return;
         }
-        const bool last = reply->last;
-        switch (step_) {
-            case Step::Greeting:
-                if (reply->code / 100 != 2) {
-                    finish("greeting is not 2xx");
-                    return;
-                }
-                if (last) {
-                    const std::string ehlo = "EHLO " + hostname_ + "\r\n";
-                    bufferevent_write(bev_.get(), ehlo.data(), ehlo.size());
-                    step_ = Step::Ehlo;
-                }
+        switch (probe_.on_line({line.get(), length})) {
+            case protocols::EhloProbe::Next::Read:
                 break;
-            case Step::Ehlo:
-                if (reply->code / 100 != 2) {
-                    finish("EHLO refused");
-                    return;
-                }
-                // The first line is the server's name; the rest are extensions (RFC 5321 4.1.1.1).
-                pending_.emplace_back(reply->text);
-                if (last) {
-                    pending_.erase(pending_.begin());
-                    if (pending_.size() > kMaxExtensions) {
-                        pending_.resize(kMaxExtensions);
-                    }
-                    extensions_ =
-                        std::make_shared<const std::vector<std::string>>(std::move(pending_));
-                    pending_.clear();
-                    bufferevent_write(bev_.get(), "QUIT\r\n", 6);
-                    step_ = Step::Quit;
-                }
+            case protocols::EhloProbe::Next::SendEhlo: {
+                const std::string ehlo = "EHLO " + hostname_ + "\r\n";
+                bufferevent_write(bev_.get(), ehlo.data(), ehlo.size());
                 break;
-            case Step::Quit:
-                if (last) {
-                    finish(nullptr);
-                    return;
-                }
+            }
+            case protocols::EhloProbe::Next::SendQuit:
+                extensions_ =
+                    std::make_shared<const std::vector<std::string>>(probe_.take_extensions());
+                bufferevent_write(bev_.get(), "QUIT\r\n", 6);
+                quitting_ = true;
                 break;
-            case Step::Idle:
+            case protocols::EhloProbe::Next::Done:
+                finish(nullptr);
+                return;
+            case protocols::EhloProbe::Next::Failed:
+                finish(probe_.failure());
                 return;
         }
     }
@@ -161,7 +139,7 @@ void BackendEhlo::on_event(short what) {
     if ((what & BEV_EVENT_CONNECTED) != 0) {
         return;
     }
-    finish(step_ == Step::Quit               ? nullptr
+    finish(quitting_                         ? nullptr
            : (what & BEV_EVENT_TIMEOUT) != 0 ? "timed out"
                                              : "connection failed");
 }
@@ -171,7 +149,7 @@ void BackendEhlo::fail_internal(const char* what) {
 }
 
 void BackendEhlo::finish(const char* failure) {
-    step_ = Step::Idle;
+    quitting_ = false;
     bev_.reset();
     attempt_.reset();
     child_.reset();  // after its socket is closed: the program sees EOF, then SIGTERM

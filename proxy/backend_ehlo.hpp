@@ -10,6 +10,7 @@
 // backend as sessions do (failover, a PROXY header with no client: v2 LOCAL, v1 naming its
 // own connection's endpoints).
 
+#include "protocols/smtp_ehlo_probe.hpp"
 #include "proxy/backend_connector.hpp"
 #include "proxy/event.hpp"
 
@@ -47,7 +48,6 @@ public:
     void fail_internal(const char* what);
 
 private:
-    enum class Step : std::uint8_t { Idle, Greeting, Ehlo, Quit };
     void on_read();
     void finish(const char* failure);
 
@@ -60,11 +60,11 @@ private:
     std::unique_ptr<BackendAttempt> attempt_;  // while connecting
     BevPtr bev_;
     EventPtr timer_;
-    Step step_ = Step::Idle;
-    std::vector<std::string> pending_;
+    protocols::EhloProbe probe_;  // the dialogue, bounded while reading
     Extensions extensions_ = std::make_shared<const std::vector<std::string>>();  // loop's copy
     mutable std::mutex published_mutex_;
     Extensions published_ = extensions_;  // guarded by published_mutex_
+    bool quitting_ = false;  // QUIT sent: the backend closing now is the end, not a failure
     bool warned_ = false;
 };
 

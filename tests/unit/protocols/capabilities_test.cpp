@@ -102,29 +102,29 @@ TEST_CASE("capabilities: a plaintext IMAP client is offered no login, and told s
 }
 
 TEST_CASE("capabilities: POP3 STLS and SMTP STARTTLS lines are recognised whole") {
-    CHECK(is_pop3_withheld("STLS\r\n"));
-    CHECK(is_pop3_withheld("stls\n"));
-    CHECK_FALSE(is_pop3_withheld("STLSX\r\n"));
-    CHECK_FALSE(is_pop3_withheld("SASL STLS\r\n"));
-    CHECK_FALSE(is_pop3_withheld("..STLS\r\n"));
+    CHECK(is_pop3_withheld("STLS\r\n", false));
+    CHECK(is_pop3_withheld("stls\n", false));
+    CHECK_FALSE(is_pop3_withheld("STLSX\r\n", false));
+    CHECK_FALSE(is_pop3_withheld("SASL STLS\r\n", false));
+    CHECK_FALSE(is_pop3_withheld("..STLS\r\n", false));
 
-    CHECK(is_smtp_withheld("250-STARTTLS\r\n"));
-    CHECK(is_smtp_withheld("250 starttls\r\n"));
-    CHECK_FALSE(is_smtp_withheld("250-STARTTLSX\r\n"));
-    CHECK_FALSE(is_smtp_withheld("250-AUTH STARTTLS\r\n"));
-    CHECK_FALSE(is_smtp_withheld("250\r\n"));
+    CHECK(is_smtp_withheld("250-STARTTLS\r\n", false));
+    CHECK(is_smtp_withheld("250 starttls\r\n", false));
+    CHECK_FALSE(is_smtp_withheld("250-STARTTLSX\r\n", false));
+    CHECK_FALSE(is_smtp_withheld("250-AUTH STARTTLS\r\n", false));
+    CHECK_FALSE(is_smtp_withheld("250\r\n", false));
 }
 
 TEST_CASE("capabilities: the client-identity offers are withheld, the commands refused") {
-    CHECK(is_smtp_withheld("250-XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN\r\n"));
-    CHECK(is_smtp_withheld("250-xforward NAME ADDR PROTO HELO SOURCE PORT IDENT\r\n"));
-    CHECK(is_smtp_withheld("250 XCLIENT\r\n"));
-    CHECK_FALSE(is_smtp_withheld("250-XCLIENTS\r\n"));
-    CHECK_FALSE(is_smtp_withheld("250-X-XCLIENT\r\n"));
-    CHECK_FALSE(is_smtp_withheld("250-AUTH XCLIENT\r\n"));
-    CHECK(is_pop3_withheld("XCLIENT\r\n"));
-    CHECK(is_pop3_withheld("XForward ADDR\r\n"));
-    CHECK_FALSE(is_pop3_withheld("SASL XCLIENT\r\n"));
+    CHECK(is_smtp_withheld("250-XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN\r\n", false));
+    CHECK(is_smtp_withheld("250-xforward NAME ADDR PROTO HELO SOURCE PORT IDENT\r\n", false));
+    CHECK(is_smtp_withheld("250 XCLIENT\r\n", false));
+    CHECK_FALSE(is_smtp_withheld("250-XCLIENTS\r\n", false));
+    CHECK_FALSE(is_smtp_withheld("250-X-XCLIENT\r\n", false));
+    CHECK_FALSE(is_smtp_withheld("250-AUTH XCLIENT\r\n", false));
+    CHECK(is_pop3_withheld("XCLIENT\r\n", false));
+    CHECK(is_pop3_withheld("XForward ADDR\r\n", false));
+    CHECK_FALSE(is_pop3_withheld("SASL XCLIENT\r\n", false));
 
     for (const std::string_view verb : {"XCLIENT", "xclient", "XForward", "XOIP", "xoip"}) {
         CAPTURE(verb);
@@ -137,18 +137,42 @@ TEST_CASE("capabilities: the client-identity offers are withheld, the commands r
 }
 
 TEST_CASE("capabilities: postern repeats the backend's EHLO extensions but never these") {
-    CHECK(smtp_advertisable("PIPELINING", true));
-    CHECK(smtp_advertisable("AUTH PLAIN", false));
-    CHECK_FALSE(smtp_advertisable("AUTH PLAIN", true));
-    CHECK_FALSE(smtp_advertisable("AUTH=PLAIN", true));
-    CHECK_FALSE(smtp_advertisable("STARTTLS", false));
-    CHECK_FALSE(smtp_advertisable("XCLIENT NAME ADDR PROTO HELO", false));
-    CHECK_FALSE(smtp_advertisable("xforward NAME ADDR", false));
-    CHECK_FALSE(smtp_advertisable("", false));
-    CHECK_FALSE(smtp_advertisable(" SIZE", false));
-    CHECK_FALSE(smtp_advertisable("X\r\n250 INJECTED", false));
-    CHECK_FALSE(smtp_advertisable(std::string(507, 'X'), false));
-    CHECK(smtp_advertisable(std::string(506, 'X'), false));
+    CHECK(smtp_advertisable("PIPELINING"));
+    CHECK_FALSE(smtp_advertisable("AUTH PLAIN"));
+    CHECK_FALSE(smtp_advertisable("auth=PLAIN"));
+    CHECK(smtp_advertisable("AUTHX"));
+    CHECK_FALSE(smtp_advertisable("STARTTLS"));
+    CHECK_FALSE(smtp_advertisable("XCLIENT NAME ADDR PROTO HELO"));
+    CHECK_FALSE(smtp_advertisable("xforward NAME ADDR"));
+    CHECK_FALSE(smtp_advertisable(""));
+    CHECK_FALSE(smtp_advertisable(" SIZE"));
+    CHECK_FALSE(smtp_advertisable("X\r\n250 INJECTED"));
+    CHECK_FALSE(smtp_advertisable(std::string(507, 'X')));
+    CHECK(smtp_advertisable(std::string(506, 'X')));
+}
+
+TEST_CASE("capabilities: credentials are not offered to a client not on TLS") {
+    for (const std::string_view line :
+         {"250-AUTH PLAIN LOGIN\r\n", "250 auth=PLAIN\r\n", "250-AUTH\r\n", "250 AUTH= LOGIN\n"}) {
+        CAPTURE(line);
+        CHECK(is_smtp_withheld(line, true));
+        CHECK_FALSE(is_smtp_withheld(line, false));
+    }
+    for (const std::string_view line :
+         {"250-AUTHX\r\n", "250-X-AUTH PLAIN\r\n", "250-SIZE AUTH\r\n", "250\r\n", "250-\r\n"}) {
+        CAPTURE(line);
+        CHECK_FALSE(is_smtp_withheld(line, true));
+    }
+    CHECK(is_smtp_withheld("250-STARTTLS\r\n", true));
+
+    for (const std::string_view line : {"USER\r\n", "sasl PLAIN LOGIN\r\n", "SASL\n"}) {
+        CAPTURE(line);
+        CHECK(is_pop3_withheld(line, true));
+        CHECK_FALSE(is_pop3_withheld(line, false));
+    }
+    CHECK_FALSE(is_pop3_withheld("USERS\r\n", true));
+    CHECK_FALSE(is_pop3_withheld("X-SASL\r\n", true));
+    CHECK(is_pop3_withheld("STLS\r\n", true));
 }
 
 TEST_CASE("capabilities: POP3 greeting loses Dovecot's [XCLIENT] code, and only that") {

@@ -147,26 +147,33 @@ TEST_CASE("pop3 starttls: a second STLS after TLS is -ERR") {
     CHECK(t.to_backend().empty());
 }
 
-TEST_CASE("pop3 starttls: without require_tls, USER goes to the backend in plaintext") {
+// Issue 13: with require_tls = false, CAPA offered USER before TLS and USER/PASS went to the
+// backend in plaintext, which logged the user in (the backend sees every client come from
+// postern).
+TEST_CASE("pop3 starttls: without require_tls, credentials still wait for TLS") {
+    const std::string refused(replies::kPop3PrivacyRequired);
     const auto t = check_splits(
         test::starttls_settings_for(Protocol::Pop3, false),
-        accepted({client("CAPA\r\nUSER joe\r\nPASS secret\r\n"), event(Event::BackendReady),
-                  backend(kDovecotGreeting), backend("+OK\r\n"), client("STLS\r\n"),
-                  backend("+OK Logged in.\r\n")}));
-    CHECK(t.actions ==
-          std::vector<std::string>{
-              cat({"to_client:", kOurGreeting,
-                   "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-                   "USER\r\n.\r\n"}),
-              "connect", "to_backend:USER joe\r\nPASS secret\r\n",
-              "to_client:+OK\r\n+OK Logged in.\r\n", "passthrough"});
-    CHECK(t.raw_to_backend == "STLS\r\n");  // after login: the user's session, not ours
+        accepted({client("CAPA\r\nUSER joe\r\nPASS secret\r\nAPOP joe 0123456789abcdef\r\n"
+                         "AUTH PLAIN\r\nauth\r\nQUIT\r\n")}));
+    CHECK(t.to_client() == cat({kOurGreeting, kOurCapa, refused, refused, refused, refused, refused,
+                                "+OK Logging out\r\n"}));
+    CHECK_FALSE(t.has("connect"));
 
-    const auto late =
+    // Gone on in plaintext (a command only the backend answers): credentials are refused in
+    // their turn, never forwarded, and the backend's CAPA loses USER and SASL.
+    const auto relayed =
         check_splits(test::starttls_settings_for(Protocol::Pop3, false),
-                     accepted({client("USER joe\r\n"), event(Event::BackendReady),
-                               backend(kDovecotGreeting), backend("+OK\r\n"), client("STLS\r\n")}));
-    CHECK(late.to_client().ends_with("+OK\r\n-ERR TLS is not available now\r\n"));
+                     accepted({client("NOOP\r\nUSER joe\r\nCAPA\r\n"), event(Event::BackendReady),
+                               backend(kDovecotGreeting), backend("-ERR Unknown command.\r\n"),
+                               backend(kDovecotCapa), client("PASS secret\r\nSTLS\r\n")}));
+    CHECK(relayed.to_backend() == "NOOP\r\nCAPA\r\n");
+    const std::string plaintext_capa =
+        "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n.\r\n";
+    CHECK(relayed.to_client() ==
+          cat({kOurGreeting, "-ERR Unknown command.\r\n", refused, plaintext_capa, refused,
+               "-ERR TLS is not available now\r\n"}));
+    CHECK_FALSE(relayed.has("passthrough"));
 }
 
 }  // namespace

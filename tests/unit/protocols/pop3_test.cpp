@@ -70,20 +70,47 @@ TEST_CASE("pop3: Courier CAPA loses STLS as its first line") {
 
 TEST_CASE("pop3: only CAPA replies are filtered; dot-stuffed lines do not end a reply") {
     const auto t = check_splits(
-        pop3(), connected({backend(kDovecotGreeting), client("AUTH\r\n"),
-                           backend("+OK\r\nPLAIN\r\nSTLS\r\n..\r\n.\r\n"), client("CAPA\r\n"),
-                           backend("+OK\r\nstls\r\n..STLS\r\n.\r\n")}));
-    CHECK(t.to_client() == std::string(kDovecotGreeting) +
-                               "+OK\r\nPLAIN\r\nSTLS\r\n..\r\n.\r\n+OK\r\n..STLS\r\n.\r\n");
-    CHECK_FALSE(t.has("passthrough"));  // bare AUTH lists mechanisms; it authenticates nobody
+        pop3(), connected({backend(kDovecotGreeting), client("RETR 1\r\n"),
+                           backend("+OK 12 octets\r\nPLAIN\r\nSTLS\r\n..\r\n.\r\n"),
+                           client("CAPA\r\n"), backend("+OK\r\nstls\r\n..STLS\r\n.\r\n")}));
+    CHECK(t.to_client() ==
+          std::string(kDovecotGreeting) +
+              "+OK 12 octets\r\nPLAIN\r\nSTLS\r\n..\r\n.\r\n+OK\r\n..STLS\r\n.\r\n");
 
     // Pipelined: a ".." line must not end the first reply, or the CAPA after it would be
     // taken for something else and keep its STLS.
     const auto pipelined = check_splits(
-        pop3(), connected({backend(kDovecotGreeting), client("AUTH\r\nCAPA\r\n"),
+        pop3(), connected({backend(kDovecotGreeting), client("TOP 1 0\r\nCAPA\r\n"),
                            backend("+OK\r\nPLAIN\r\n..\r\n.\r\n+OK\r\nSTLS\r\nUSER\r\n.\r\n")}));
     CHECK(pipelined.to_client() ==
           std::string(kDovecotGreeting) + "+OK\r\nPLAIN\r\n..\r\n.\r\n+OK\r\nUSER\r\n.\r\n");
+}
+
+// Issue 13: a bare AUTH was forwarded and its reply assumed multi-line (as Dovecot answers it);
+// a backend answering one "+OK" line made the CAPA after it the "body" of that reply, so its
+// STLS reached the client. RFC 5034 does not define the reply: postern answers it itself.
+TEST_CASE("pop3: a bare AUTH is answered by postern from the backend's CAPA, never forwarded") {
+    const auto before_capa =
+        check_splits(pop3(), connected({backend(kDovecotGreeting), client("AUTH\r\nCAPA\r\n"),
+                                        backend("+OK\r\nSTLS\r\nSASL PLAIN\r\n.\r\n")}));
+    CHECK(before_capa.to_backend() == "CAPA\r\n");
+    CHECK(before_capa.to_client() == std::string(kDovecotGreeting) +
+                                         "-ERR Name a SASL mechanism (CAPA lists them)\r\n"
+                                         "+OK\r\nSASL PLAIN\r\n.\r\n");
+    CHECK(before_capa.to_client().find("STLS") == std::string::npos);
+    CHECK(before_capa.state == "auth");
+
+    // Pipelined after CAPA: it waits for the list, then gets it, one mechanism a line.
+    const auto after_capa = check_splits(
+        pop3(), connected({backend(kDovecotGreeting), client("CAPA\r\nauth \r\nCAPA\r\n"),
+                           backend(kDovecotCapa), backend("+OK\r\nUSER\r\n.\r\n"),
+                           client("AUTH\r\nUSER joe\r\n"), backend("+OK\r\n")}));
+    CHECK(after_capa.to_backend() == "CAPA\r\nCAPA\r\nUSER joe\r\n");
+    CHECK(after_capa.to_client() ==
+          std::string(kDovecotGreeting) + std::string(kDovecotCapaFiltered) +
+              "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n+OK\r\nUSER\r\n.\r\n"  // the last CAPA: no SASL
+              "-ERR Name a SASL mechanism (CAPA lists them)\r\n+OK\r\n");
+    CHECK_FALSE(after_capa.has("passthrough"));
 }
 
 TEST_CASE("pop3: a failed PASS stays in the machine") {

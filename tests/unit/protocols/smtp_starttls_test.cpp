@@ -33,20 +33,20 @@ constexpr std::string_view kBackendEhloFiltered =
     "250-backend.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n"
     "250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n";
 // What postern learned from the backend's EHLO ahead of time, as MachineSettings carries it.
-const std::vector<std::string> kExtensions = {
-    "PIPELINING",       "SIZE 10240000",       "STARTTLS", "AUTH PLAIN LOGIN",
-    "AUTH=PLAIN LOGIN", "ENHANCEDSTATUSCODES", "CHUNKING"};
+std::vector<std::string> extensions() {
+    return {"PIPELINING",       "SIZE 10240000",       "STARTTLS", "AUTH PLAIN LOGIN",
+            "AUTH=PLAIN LOGIN", "ENHANCEDSTATUSCODES", "CHUNKING"};
+}
 constexpr std::string_view kOurEhloRequireTls =
     "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-ENHANCEDSTATUSCODES\r\n"
     "250-CHUNKING\r\n250 STARTTLS\r\n";
-constexpr std::string_view kOurEhloPlaintextOk =
-    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n"
-    "250-AUTH=PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 STARTTLS\r\n";
+// A plaintext MX (require_tls = false) offers the same: never AUTH before TLS.
+constexpr std::string_view kOurEhloPlaintextOk = kOurEhloRequireTls;
 constexpr std::string_view kGoAhead = "220 2.0.0 Ready to start TLS\r\n";
 
 MachineSettings submission() {  // port 587: require_tls
     MachineSettings s = test::starttls_settings_for(Protocol::Smtp, true);
-    s.smtp_extensions = std::make_shared<const std::vector<std::string>>(kExtensions);
+    s.smtp_extensions = std::make_shared<const std::vector<std::string>>(extensions());
     return s;
 }
 
@@ -294,8 +294,8 @@ TEST_CASE("smtp starttls: a plaintext MX replays the client's EHLO and relays fr
     CHECK(t.actions ==
           std::vector<std::string>{
               cat({"to_client:", kOurGreeting, kOurEhloPlaintextOk}), "connect",
-              "to_backend:EHLO sender.example\r\nMAIL FROM:<a@sender.example>\r\n"
-              "RCPT TO:<b@mx.test>\r\n",
+              cat({"to_backend:EHLO sender.example\r\n", "MAIL FROM:<a@sender.example>\r\n",
+                   "RCPT TO:<b@mx.test>\r\n"}),
               "to_client:250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n454 4.7.0 TLS not available\r\n",
               "to_backend:DATA\r\n", "to_client:354 End data with <CR><LF>.<CR><LF>\r\n",
               "to_backend:" + content + "QUIT\r\n",
@@ -346,6 +346,44 @@ TEST_CASE("smtp starttls: a plaintext MX whose backend refuses closes with its r
         check_splits(mx(), accepted({client("MAIL FROM:<a@x>\r\n"), event(Event::BackendFailed)}));
     CHECK(failed.to_client().ends_with(replies::smtp_backend_unavailable("mx.test")));
     CHECK(failed.actions.back() == "close:backend_unreachable");
+}
+
+// Issue 13: with require_tls = false the pre-TLS EHLO listed the backend's AUTH and AUTH went to
+// the backend in clear, where it succeeded (the backend sees every client come from postern).
+TEST_CASE("smtp starttls: a plaintext MX neither offers nor forwards AUTH before TLS") {
+    const std::string must(replies::kSmtpMustStartTls);
+    const auto before = check_splits(
+        mx(),
+        accepted({client("EHLO c\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\nauth login\r\nQUIT\r\n")}));
+    CHECK(before.to_client() ==
+          cat({kOurGreeting, kOurEhloPlaintextOk, must, must, "221 2.0.0 Bye\r\n"}));
+    CHECK_FALSE(before.has("connect"));
+
+    // Gone on in plaintext: AUTH is answered in its turn, never forwarded, and AUTH is withheld
+    // from the backend's EHLO replies; mail goes on.
+    const auto relayed = check_splits(
+        mx(), accepted({client("MAIL FROM:<a@x>\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\nEHLO c\r\n"),
+                        event(Event::BackendReady), backend(kBackendGreeting),
+                        backend("250 2.1.0 Ok\r\n"), backend(kBackendEhlo),
+                        client("AUTH LOGIN\r\nEHLO c\r\nRCPT TO:<b@y>\r\n"),
+                        backend("250-backend.test\r\n250-AUTH=PLAIN\r\n250 AUTH PLAIN\r\n"),
+                        backend("250 2.1.5 Ok\r\n")}));
+    CHECK(relayed.to_backend() == "MAIL FROM:<a@x>\r\nEHLO c\r\nEHLO c\r\nRCPT TO:<b@y>\r\n");
+    const std::string plaintext_ehlo =
+        "250-backend.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+        "250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n";
+    CHECK(relayed.to_client() == cat({kOurGreeting, "250 2.1.0 Ok\r\n", must, plaintext_ehlo, must,
+                                      "250 backend.test\r\n250 2.1.5 Ok\r\n"}));
+
+    // After STARTTLS the backend's AUTH is offered and used as on any TLS session.
+    const auto upgraded_mx =
+        check_splits(mx(), upgraded({client("EHLO c\r\nSTARTTLS\r\n")},
+                                    {client("EHLO c\r\n"), backend(kBackendEhlo),
+                                     client("AUTH PLAIN AGpvZQBzZWNyZXQ=\r\n"),
+                                     backend("235 2.7.0 Authentication successful\r\n")}));
+    CHECK(upgraded_mx.to_backend() == "EHLO c\r\nAUTH PLAIN AGpvZQBzZWNyZXQ=\r\n");
+    CHECK(upgraded_mx.to_client().ends_with(
+        cat({kBackendEhloFiltered, "235 2.7.0 Authentication successful\r\n"})));
 }
 
 TEST_CASE("smtp starttls: a plaintext MX still upgrades when asked before any mail") {

@@ -66,10 +66,16 @@ TEST_CASE("smtp: only whole STARTTLS keywords in 250 EHLO lines are dropped") {
                                    "250-STARTTLS\r\n250 8BITMIME\r\n"));
 }
 
-TEST_CASE("smtp: a pipelined MX transaction relays its content byte for byte") {
+TEST_CASE("smtp: a pipelined MX transaction relays its content, bare LF as CRLF") {
     const std::string content =
         "Subject: capabilities\r\n\r\n250-STARTTLS\r\nSTARTTLS\r\n..STARTTLS\r\n"
         "bare\n.\nstill content\r\n.\nand\r\n.x\r\nlf\n.\r\nmore\r\n\n.\r\n\r\n..\r\n.\r\n";
+    // Only "\r\n.\r\n" ends it; each bare LF becomes CRLF and each "." line that is not the
+    // end is stuffed, so the backend cannot end it anywhere else (smtp_content.hpp).
+    const std::string normalized =
+        "Subject: capabilities\r\n\r\n250-STARTTLS\r\nSTARTTLS\r\n..STARTTLS\r\n"
+        "bare\r\n..\r\nstill content\r\n..\r\nand\r\n.x\r\nlf\r\n..\r\nmore\r\n\r\n..\r\n\r\n"
+        "..\r\n.\r\n";
     const auto t = check_splits(
         smtp(),
         connected({backend(kGreeting), client("EHLO client.example\r\n"), backend(kEhloReply),
@@ -82,12 +88,38 @@ TEST_CASE("smtp: a pipelined MX transaction relays its content byte for byte") {
     CHECK(t.to_backend() ==
           "EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@mx.test>\r\n"
           "DATA\r\n" +
-              content + "EHLO client.example\r\nQUIT\r\n");
+              normalized + "EHLO client.example\r\nQUIT\r\n");
     CHECK(t.to_client() == greeted(std::string(kEhloReplyFiltered) +
                                    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with "
                                    "<CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4XyZ1\r\n" +
                                    std::string(kEhloReplyFiltered) +
                                    "503 5.5.1 TLS already active\r\n221 2.0.0 Bye\r\n"));
+    CHECK(t.actions.back() == "close:client_quit");
+}
+
+// Issue 13: "\n.\n" ended DATA at Postfix 3.7 (smtpd_forbid_bare_newline = no) but not at
+// postern, so the commands after it reached the backend unseen: a second message, an XCLIENT
+// or a STARTTLS the machine never filtered. Now the backend gets them as content, as postern
+// sees them, and the next command after the real end is the machine's again.
+TEST_CASE("smtp: commands smuggled after a bare-LF dot stay content at the backend too") {
+    const std::string smuggled =
+        "Subject: one\r\n\r\nbody\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+        "XCLIENT ADDR=192.0.2.66\r\nSTARTTLS\r\nSubject: smuggled\r\n\r\n.\r\n";
+    const auto t = check_splits(
+        smtp(), connected({backend(kGreeting),
+                           client("MAIL FROM:<a@x>\r\nRCPT TO:<b@mx.test>\r\n"
+                                  "DATA\r\n"),
+                           backend("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"),
+                           client(smuggled + "STARTTLS\r\nQUIT\r\n"),
+                           backend("250 2.0.0 Ok: queued as 1\r\n221 2.0.0 Bye\r\n")}));
+    CHECK(t.to_backend() ==
+          "MAIL FROM:<a@x>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n"
+          "Subject: one\r\n\r\nbody\r\n..\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<b@mx.test>\r\n"
+          "DATA\r\nXCLIENT ADDR=192.0.2.66\r\nSTARTTLS\r\nSubject: smuggled\r\n\r\n.\r\n"
+          "QUIT\r\n");
+    CHECK(t.to_client() == greeted("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"
+                                   "250 2.0.0 Ok: queued as 1\r\n503 5.5.1 TLS already active\r\n"
+                                   "221 2.0.0 Bye\r\n"));
     CHECK(t.actions.back() == "close:client_quit");
 }
 
@@ -103,11 +135,12 @@ TEST_CASE("smtp: content is forwarded in chunks, not line by line") {
     const std::string part = "line one\r\nline two\r\n.";  // ends inside a possible terminator
     CHECK(machine->on_bytes(Peer::Client, part, out) == part.size());
     REQUIRE(out.size() == 1);
-    CHECK(std::get<SendToBackend>(out[0]).bytes == part);
+    // The dot is held until it is known whether it ends the content.
+    CHECK(std::get<SendToBackend>(out[0]).bytes == "line one\r\nline two\r\n");
     CHECK(machine->state_name() == "data");
     out.clear();
     CHECK(machine->on_bytes(Peer::Client, "\r\nQUIT\r\n", out) == 8);
-    CHECK(std::get<SendToBackend>(out[0]).bytes == "\r\nQUIT\r\n");
+    CHECK(std::get<SendToBackend>(out[0]).bytes == ".\r\nQUIT\r\n");
     CHECK(machine->state_name() == "command");
 }
 
@@ -148,17 +181,54 @@ TEST_CASE("smtp: the line after DATA waits for the reply to DATA") {
 TEST_CASE("smtp: BDAT chunks pass exactly their size, whatever they hold") {
     const std::string chunk = "Subject: x\r\n\r\nSTARTTLS\r\n.\r\n";
     const auto t = check_splits(
-        smtp(), connected({backend(kGreeting),
+        smtp(), connected({backend(kGreeting), client("EHLO c\r\n"), backend(kEhloReply),
                            client("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
                                   std::to_string(chunk.size()) + "\r\n" + chunk +
                                   "BDAT 0 LAST\r\nSTARTTLS\r\n"),
                            backend("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 27 bytes\r\n"
                                    "250 2.0.0 Ok: queued as 4XyZ2\r\n")}));
-    CHECK(t.to_backend() == "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
+    CHECK(t.to_backend() == "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT " +
                                 std::to_string(chunk.size()) + "\r\n" + chunk + "BDAT 0 LAST\r\n");
     CHECK(t.actions.back() ==
           "to_client:250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 27 bytes\r\n"
           "250 2.0.0 Ok: queued as 4XyZ2\r\n503 5.5.1 TLS already active\r\n");
+}
+
+// Issue 13: BDAT went to backends that never offered CHUNKING, which read its chunk as
+// commands that postern had taken for content. Now postern answers 502 itself, in its turn, and
+// drops the chunk: neither side acts on its bytes.
+TEST_CASE("smtp: BDAT without CHUNKING in the backend's last EHLO reply is refused here") {
+    const std::string no_chunking = "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+    const std::string refused = "502 5.5.1 Error: command not implemented\r\n";
+    const auto t = check_splits(
+        smtp(), connected({backend(kGreeting), client("BDAT 11\r\nXCLIENT A\r\n"),
+                           client("EHLO c\r\n"), backend(no_chunking),
+                           client("MAIL FROM:<a@x>\r\nBDAT 10 LAST\r\nSTARTTLS\r\nNOOP\r\n"),
+                           backend("250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n")}));
+    CHECK(t.to_backend() == "EHLO c\r\nMAIL FROM:<a@x>\r\nNOOP\r\n");
+    CHECK(t.to_client() ==
+          greeted(refused + no_chunking + "250 2.1.0 Ok\r\n" + refused + "250 2.0.0 Ok\r\n"));
+    CHECK(t.state == "command");
+
+    // Pipelined right after EHLO, BDAT waits for its reply; a later EHLO reply without CHUNKING
+    // replaces it.
+    const auto again =
+        check_splits(smtp(), connected({backend(kGreeting), client("EHLO c\r\nBDAT 3 LAST\r\nabc"),
+                                        backend(kEhloReply), backend("250 2.0.0 Ok: queued\r\n"),
+                                        client("EHLO c\r\nBDAT 3 LAST\r\nabcQUIT\r\n"),
+                                        backend(no_chunking), backend("221 2.0.0 Bye\r\n")}));
+    CHECK(again.to_backend() == "EHLO c\r\nBDAT 3 LAST\r\nabcEHLO c\r\nQUIT\r\n");
+    CHECK(again.to_client().ends_with(no_chunking + refused + "221 2.0.0 Bye\r\n"));
+
+    // A plaintext MX learns it from the reply to the client's replayed EHLO.
+    const auto mx = check_splits(
+        test::starttls_settings_for(Protocol::Smtp, false),
+        test::accepted({client("EHLO c\r\nMAIL FROM:<a@x>\r\n"), event(Event::BackendReady),
+                        backend(kGreeting), backend("250-mx.test\r\n250 CHUNKING\r\n"),
+                        backend("250 2.1.0 Ok\r\n"), client("BDAT 3 LAST\r\nabc"),
+                        backend("250 2.0.0 Ok: queued\r\n")}));
+    CHECK(mx.to_backend() == "EHLO c\r\nMAIL FROM:<a@x>\r\nBDAT 3 LAST\r\nabc");
+    CHECK(mx.to_client().ends_with("250 2.1.0 Ok\r\n250 2.0.0 Ok: queued\r\n"));
 }
 
 TEST_CASE("smtp: a malformed BDAT closes the session") {
