@@ -13,11 +13,6 @@
 #include <sys/socket.h>
 
 namespace postern::proxy {
-namespace {
-
-constexpr timeval kAcceptRetry{1, 0};
-
-}  // namespace
 
 Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs, ClientLimits& limits)
     : base_(std::move(base)), children_(base_.get()), certs_(std::move(certs)), limits_(limits) {
@@ -96,9 +91,7 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
         }
         evconnlistener_set_error_cb(ctx->listener.get(),
                                     &accept_error_cb<ListenerContext, &ListenerContext::on_error>);
-        ctx->retry.reset(event_new(worker->base(), -1, 0,
-                                   &event_cb<ListenerContext, &ListenerContext::on_retry>,
-                                   ctx.get()));
+        ctx->pause = std::make_unique<AcceptPause>(worker->base(), ctx->listener.get(), ctx->name);
         spdlog::info("listening on {} protocol={} tls={} backend={} routes={}{}", ctx->name,
                      conf::to_string(spec.protocol), conf::to_string(spec.tls), spec.backend,
                      spec.routes.size(), spec.accept_proxy ? " accept_proxy" : "");
@@ -211,11 +204,7 @@ void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_ad
 }
 
 void Worker::on_accept_error(ListenerContext& listener) {
-    const int err = EVUTIL_SOCKET_ERROR();
-    spdlog::warn("accept on {} failed: {}; pausing this listener for 1s", listener.name,
-                 evutil_socket_error_to_string(err));
-    evconnlistener_disable(listener.listener.get());
-    evtimer_add(listener.retry.get(), &kAcceptRetry);
+    listener.pause->on_error(EVUTIL_SOCKET_ERROR());
 }
 
 void Worker::retire(Session* session) {
@@ -235,8 +224,8 @@ void Worker::reap() {
 
 void Worker::stop_accepting() {
     for (auto& l : listeners_) {
+        l->pause->cancel();
         l->listener.reset();
-        evtimer_del(l->retry.get());
     }
 }
 
@@ -270,11 +259,6 @@ void ListenerContext::on_accept(evutil_socket_t fd, const sockaddr* peer) {
 
 void ListenerContext::on_error() {
     worker->on_accept_error(*this);
-}
-
-// NOLINTNEXTLINE(readability-make-member-function-const): a trampoline target, non-const
-void ListenerContext::on_retry() {
-    evconnlistener_enable(listener.get());
 }
 
 void ListenerContext::fail_internal(const char* what) const {

@@ -11,6 +11,7 @@
 
 #include "conf/config.hpp"
 #include "protocols/machine.hpp"
+#include "proxy/accept_pause.hpp"
 #include "proxy/backend_connector.hpp"
 #include "proxy/backend_ehlo.hpp"
 #include "proxy/backends.hpp"
@@ -56,7 +57,7 @@ struct ListenerContext {
     // SMTP STARTTLS listeners: the backend's EHLO extensions (process-wide, any thread).
     const BackendEhlo* backend_ehlo = nullptr;
     ListenerPtr listener;
-    EventPtr retry;  // re-enables accepting after EMFILE/ENFILE
+    std::unique_ptr<AcceptPause> pause;  // after a failed accept() (EMFILE, ...)
 
     // The backend for a client that sent `server_name` (lower case; empty: none, or no TLS).
     [[nodiscard]] const BackendTarget& backend_for(std::string_view server_name) const;
@@ -64,7 +65,6 @@ struct ListenerContext {
     // libevent entry points (proxy/trampoline.hpp)
     void on_accept(evutil_socket_t fd, const sockaddr* peer);
     void on_error();
-    void on_retry();
     void fail_internal(const char* what) const;
 };
 

@@ -12,20 +12,13 @@ import threading
 import time
 import unittest
 
-from harness import LOCALHOST, PASSWORD, SANITIZED, USER, ImapStarttls, IntegrationCase, LineClient
+from harness import (LOCALHOST, PASSWORD, SANITIZED, USER, ImapStarttls, IntegrationCase,
+                     LineClient, rss_kib)
 
 PLAINTEXT_TIMEOUT = 4.0
 ATTACKERS = 20
 PER_ATTACKER_KIB = 256
 COMMANDS = {"imap": b"a CAPABILITY\r\n", "pop3": b"CAPA\r\n", "smtp": b"EHLO x\r\n"}
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class Attackers:

@@ -10,7 +10,7 @@ import time
 import unittest
 
 from harness import (LOCALHOST, PASSWORD, SANITIZED, USER, ImapSni, IntegrationCase, SmtpSni,
-                     message, unique)
+                     message, rss_kib, unique)
 
 # A read stops once this much is unread on the client side: postern's buffers plus the kernel's
 # socket buffers on both legs are all that may fill meanwhile.
@@ -28,14 +28,6 @@ def body_lines(total: int, seed: str) -> bytes:
         block = hashlib.sha256(block.encode()).hexdigest()
         out += (block + block)[:76].encode() + b"\r\n"
     return bytes(out)
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class BulkRelay(IntegrationCase):

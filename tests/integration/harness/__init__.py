@@ -40,6 +40,8 @@ Everything a test needs to run postern hermetically on loopback:
 * ``RecordingRelay`` -- a TCP relay to put between postern and a backend: records, per
   connection, every byte postern sent the backend (and back); ``sync()`` returns once every
   connection opened so far is recorded (to prove none was opened, without sleeping).
+* Processes: ``rss_kib()`` and ``cpu_seconds()`` read a running process's memory and CPU time
+  from /proc; ``Postern(..., nofile=N)`` starts postern with an open-files limit of N.
 * Waiting: ``wait_until()`` polls with a bounded timeout; ``wait_listening()`` reads
   /proc/net/tcp* (no probe connections, which backends would log as aborted sessions);
   ``Service.wait_log()`` polls a fixture's log for a regex (after ``log_size()``, a mark).
@@ -52,8 +54,9 @@ on any sanitizer report in postern's log, whatever the build.
 
 from .base import (CACHE, HERE, KEEP_TMP, LOCALHOST, PASSWORD, POSTERN_BIN, REPO, SANITIZED,
                    SERVERS, USER,
-                   Daemon, Service, WaitTimeout, free_port, free_ports, listening_ports, message,
-                   render, run, unique, wait_listening, wait_not_listening, wait_until)
+                   Daemon, Service, WaitTimeout, cpu_seconds, free_port, free_ports, listening_ports,
+                   message, render, rss_kib, run, unique, wait_listening, wait_not_listening,
+                   wait_until)
 from .case import IntegrationCase
 from .clients import (ImapSni, ImapStarttls, LineClient, Pop3Sni, Pop3Starttls, SmtpSni,
                       SmtpStarttls, no_verify, parse_client_hello_sni, plain_connect, sni_sent_by,
@@ -67,8 +70,9 @@ from .servers import Courier, Dovecot, Postfix, courier_root
 __all__ = [
     "CACHE", "HERE", "KEEP_TMP", "LOCALHOST", "PASSWORD", "POSTERN_BIN", "REPO", "SANITIZED",
     "SERVERS", "USER",
-    "Daemon", "Service", "WaitTimeout", "free_port", "free_ports", "listening_ports", "message",
-    "render", "run", "unique", "wait_listening", "wait_not_listening", "wait_until",
+    "Daemon", "Service", "WaitTimeout", "cpu_seconds", "free_port", "free_ports",
+    "listening_ports", "message", "render", "rss_kib", "run", "unique", "wait_listening",
+    "wait_not_listening", "wait_until",
     "IntegrationCase",
     "ImapSni", "ImapStarttls", "LineClient", "Pop3Sni", "Pop3Starttls", "SmtpSni", "SmtpStarttls",
     "no_verify", "parse_client_hello_sni", "plain_connect", "sni_sent_by", "tls_connect",

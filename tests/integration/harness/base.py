@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -160,20 +161,47 @@ def message(subject: str, to: str = "test@a.test", sender: str = "sender@c.test"
 # Processes
 
 
+def rss_kib(pid: int) -> int:
+    """A running process's resident memory (VmRSS), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 class Daemon:
-    """A child process in its own process group, output to a log file, stopped by pid."""
+    """A child process in its own process group, output to a log file, stopped by pid.
+
+    nofile: its open-files limit (soft and hard), set in the child before exec, so a limit the
+    process raises itself at start can go no higher."""
 
     def __init__(self, name: str, argv: list, log: Path, env: Optional[dict] = None,
-                 cwd: Optional[Path] = None):
+                 cwd: Optional[Path] = None, nofile: Optional[int] = None):
         self.name, self.argv, self.log, self.env, self.cwd = name, [str(a) for a in argv], log, env, cwd
+        self.nofile = nofile
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self) -> "Daemon":
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        limit = self.nofile
+
+        def preexec() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=preexec if limit is not None else None)
         return self
 
     @property

@@ -38,8 +38,9 @@ class Postern(Service):
 
     def __init__(self, workdir: Path, pki: Pki, *, default_certificate: str = "mail.default",
                  strict_sni: bool = False, min_version: str = "1.2", log_level: str = "info",
-                 certificates: Optional[list[str]] = None):
+                 certificates: Optional[list[str]] = None, nofile: Optional[int] = None):
         super().__init__(workdir)
+        self.nofile = nofile  # the process's open-files limit (soft and hard); None: inherited
         self.pki = pki
         self.tls = {"min_version": min_version, "default_certificate": default_certificate,
                     "strict_sni": strict_sni}
@@ -119,7 +120,8 @@ class Postern(Service):
     def start(self, timeout: float = 15.0) -> "Postern":
         require_postern()
         self.write_config()
-        self.daemon = Daemon("postern", [POSTERN_BIN, "run", "--config", self.config], self.log)
+        self.daemon = Daemon("postern", [POSTERN_BIN, "run", "--config", self.config], self.log,
+                             nofile=self.nofile)
         self.daemon.start()
         wait_listening([self.port(n) for n in self.listeners], timeout, self.daemon.proc, "postern")
         return self

@@ -31,6 +31,8 @@ class Dovecot(Service):
 
     login_trusted_networks (e.g. "127.0.0.1"): Dovecot believes those hosts' forwarded client
     addresses (IMAP ID x-originating-*, POP3 XCLIENT, offered by "[XCLIENT]" in its greeting).
+
+    extra: more dovecot.conf text, appended (e.g. service blocks with other process limits).
     """
 
     name = "dovecot"
@@ -39,7 +41,7 @@ class Dovecot(Service):
                  pki: Optional[Pki] = None, instance: str = "postern-test",
                  ports: Optional[tuple[int, int]] = None, haproxy: bool = False,
                  haproxy_ports: Optional[tuple[int, int]] = None,
-                 login_trusted_networks: Optional[str] = None):
+                 login_trusted_networks: Optional[str] = None, extra: str = ""):
         super().__init__(workdir)
         self.listen = listen
         self.imap_port, self.pop3_port = ports or free_ports(2, listen)
@@ -65,8 +67,10 @@ class Dovecot(Service):
                HAPROXY_SETTINGS=haproxy_settings, IMAP_HAPROXY=imap_haproxy,
                POP3_HAPROXY=pop3_haproxy)
         if login_trusted_networks is not None:
+            extra = f"login_trusted_networks = {login_trusted_networks}\n" + extra
+        if extra:
             with open(self.conf, "a") as f:
-                f.write(f"login_trusted_networks = {login_trusted_networks}\n")
+                f.write(extra.rstrip("\n") + "\n")
         (self.dir / "users").write_text(f"{USER}@a.test:{{PLAIN}}{PASSWORD}\n{USER}:{{PLAIN}}{PASSWORD}\n")
         (self.dir / "mail").mkdir(exist_ok=True)
         (self.dir / "state").mkdir(exist_ok=True)
