@@ -2,8 +2,8 @@
 // One client connection from accept to close: the TLS handshake (certificate chosen by SNI in
 // tls::FrontContext), the protocol machine's dialogue and the actions it asks for (replies,
 // STARTTLS, a backend, passthrough, close; session_actions.cpp), then the relay, then the end
-// (session.cpp). Only this class changes its phase. It writes exactly one log line when it
-// ends. The Worker owns it; it never deletes itself.
+// (session.cpp; its log line in session_log.cpp). Only this class changes its phase. It writes
+// exactly one log line when it ends. The Worker owns it; it never deletes itself.
 //
 // Phases: [ProxyHeader ->] [Dialogue -> Upgrading ->] Handshake -> Dialogue -> Relaying ->
 // Closing -> Closed. ProxyHeader (accept_proxy) reads a trusted balancer's PROXY header and
