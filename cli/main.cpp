@@ -83,7 +83,7 @@ int run_command_line(int argc, char** argv) {
         std::cerr << "unknown log level " << loaded.config->server.log_level << '\n';
         return 1;
     }
-    return postern::proxy::run(*loaded.config);
+    return postern::proxy::run(*loaded.config, std::vector<std::string>(argv + 1, argv + argc));
 }
 
 }  // namespace

@@ -3,8 +3,11 @@
 #include "proxy/client_limits.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
+#include "proxy/inherited_sockets.hpp"
+#include "proxy/listen_sockets.hpp"
 #include "proxy/open_files.hpp"
 #include "proxy/reloader.hpp"
+#include "proxy/replacement.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
 #include "tls/cert_checks.hpp"
@@ -26,9 +29,17 @@ namespace {
 struct StopContext {
     std::vector<std::unique_ptr<Worker>>* workers = nullptr;
     int signal = 0;
+    pid_t replaced_by = -1;  // a replacement process took over the listening sockets
 
     void on_signal(evutil_socket_t number, short /*what*/) {
         signal = number;
+        stop();
+    }
+    void on_replaced(pid_t pid) {
+        replaced_by = pid;
+        stop();
+    }
+    void stop() {
         for (auto& worker : *workers) {
             event_base_loopbreak(worker->base());
         }
@@ -65,7 +76,16 @@ unsigned worker_count(unsigned configured) {
     return std::max(1U, std::thread::hardware_concurrency());
 }
 
-int run(const conf::Config& loaded) {
+int run(const conf::Config& loaded, std::vector<std::string> arguments) {
+    // First, before anything opens a descriptor: what a service manager or the process this
+    // one replaces handed over.
+    Predecessor predecessor = Predecessor::from_environment();
+    std::string inherit_error;
+    std::vector<InheritedSocket> inherited = take_inherited_sockets(inherit_error);
+    if (!inherit_error.empty()) {
+        spdlog::error("{}", inherit_error);
+        return 1;
+    }
     conf::Config config = loaded;
     if (config.server.hostname.empty()) {
         config.server.hostname = machine_fqdn();
@@ -117,10 +137,20 @@ int run(const conf::Config& loaded) {
         spdlog::error("{}", error);
         return 1;
     }
+    ListenSockets sockets;
+    if (std::string error; !sockets.open(config, count, std::move(inherited), error)) {
+        spdlog::error("{}", error);
+        return 1;
+    }
+    if (sockets.inherited_count() > 0) {
+        spdlog::info(
+            "took over {} listening socket(s) from {}", sockets.inherited_count(),
+            predecessor.exists() ? "the process this one replaces" : "the service manager");
+    }
     for (unsigned i = 0; i < count; ++i) {
         std::string error;
         auto worker =
-            Worker::create(config, backends, source, ticket_keys, limits, count > 1, error);
+            Worker::create(config, backends, source, ticket_keys, limits, sockets, i, error);
         if (!worker) {
             spdlog::error("{}", error);
             return 1;
@@ -138,8 +168,13 @@ int run(const conf::Config& loaded) {
     Reloader reloader{main_base, config, source};
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
-    if (!term || !intr || !hup || event_add(term.get(), nullptr) != 0 ||
-        event_add(intr.get(), nullptr) != 0 || event_add(hup.get(), nullptr) != 0) {
+    Replacement replacement{main_base, sockets, std::move(arguments),
+                            [&stop](pid_t pid) { stop.on_replaced(pid); }};
+    const event_callback_fn on_usr2 = &event_cb<Replacement, &Replacement::on_signal>;
+    EventPtr usr2{evsignal_new(main_base, SIGUSR2, on_usr2, &replacement)};
+    if (!term || !intr || !hup || !usr2 || event_add(term.get(), nullptr) != 0 ||
+        event_add(intr.get(), nullptr) != 0 || event_add(hup.get(), nullptr) != 0 ||
+        event_add(usr2.get(), nullptr) != 0) {
         spdlog::error("cannot install signal handlers");
         return 1;
     }
@@ -147,6 +182,7 @@ int run(const conf::Config& loaded) {
     start_ehlos(backends, main_base, workers.front()->children());
     spdlog::info("postern {} ready ({} worker(s), at most {} sessions)", POSTERN_VERSION, count,
                  max_sessions);
+    predecessor.ready();
     {
         std::vector<std::jthread> threads;
         for (std::size_t i = 1; i < workers.size(); ++i) {
@@ -171,7 +207,13 @@ int run(const conf::Config& loaded) {
     if (!per_worker.empty()) {
         per_worker += ")";
     }
-    spdlog::info("stopping on signal {}: closing {} session(s){}", stop.signal, open, per_worker);
+    if (stop.replaced_by > 0) {
+        spdlog::info("replaced by process {}: closing {} session(s){}", stop.replaced_by, open,
+                     per_worker);
+    } else {
+        spdlog::info("stopping on signal {}: closing {} session(s){}", stop.signal, open,
+                     per_worker);
+    }
     for (auto& worker : workers) {
         worker->stop_accepting();
         worker->close_all_sessions();

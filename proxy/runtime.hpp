@@ -5,10 +5,14 @@
 
 #include "conf/config.hpp"
 
+#include <string>
+#include <vector>
+
 namespace postern::proxy {
 
 // Returns the process exit code: 0 after a clean stop, 1 when startup failed (logged).
-[[nodiscard]] int run(const conf::Config& config);
+// `arguments` (argv[1..]) start the process that replaces this one on SIGUSR2.
+[[nodiscard]] int run(const conf::Config& config, std::vector<std::string> arguments);
 
 // How many workers server.workers asks for: as written, or one per CPU core for 0.
 [[nodiscard]] unsigned worker_count(unsigned configured);

@@ -28,7 +28,8 @@ Worker::~Worker() {
 std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backends& backends,
                                        std::shared_ptr<tls::CertSource> certs,
                                        const std::shared_ptr<tls::TicketKeys>& ticket_keys,
-                                       ClientLimits& limits, bool shared_port, std::string& error) {
+                                       ClientLimits& limits, ListenSockets& sockets, unsigned index,
+                                       std::string& error) {
     EventBasePtr base{event_base_new()};
     if (!base) {
         error = "cannot create an event loop";
@@ -74,24 +75,24 @@ std::unique_ptr<Worker> Worker::create(const conf::Config& config, const Backend
             ctx->backend_ehlo = shared.ehlo.get();
         }
 
-        SocketAddress address;
-        if (!resolve(spec.listen, address, error)) {
-            error.insert(0, "listener " + ctx->name + ": ");
-            return nullptr;
+        for (UniqueFd& fd : sockets.take(ctx->index, index)) {
+            auto acceptor = std::make_unique<Acceptor>();
+            acceptor->context = ctx.get();
+            // libevent owns the descriptor from here (LEV_OPT_CLOSE_ON_FREE).
+            acceptor->listener.reset(evconnlistener_new(
+                worker->base(), &accept_cb<Acceptor, &Acceptor::on_accept>, acceptor.get(),
+                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd.get()));
+            if (!acceptor->listener) {
+                error = "cannot accept on " + ctx->name;
+                return nullptr;
+            }
+            (void)fd.release();
+            evconnlistener_set_error_cb(acceptor->listener.get(),
+                                        &accept_error_cb<Acceptor, &Acceptor::on_error>);
+            acceptor->pause =
+                std::make_unique<AcceptPause>(worker->base(), acceptor->listener.get(), ctx->name);
+            ctx->acceptors.push_back(std::move(acceptor));
         }
-        ctx->listener.reset(evconnlistener_new_bind(
-            worker->base(), &accept_cb<ListenerContext, &ListenerContext::on_accept>, ctx.get(),
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
-                (shared_port ? LEV_OPT_REUSEABLE_PORT : 0U),
-            -1, address.get(), static_cast<int>(address.length)));
-        if (!ctx->listener) {
-            error = "cannot listen on " + ctx->name;
-            error.append(": ").append(errno_text(errno));
-            return nullptr;
-        }
-        evconnlistener_set_error_cb(ctx->listener.get(),
-                                    &accept_error_cb<ListenerContext, &ListenerContext::on_error>);
-        ctx->pause = std::make_unique<AcceptPause>(worker->base(), ctx->listener.get(), ctx->name);
         spdlog::info("listening on {} protocol={} tls={} backend={} routes={}{}", ctx->name,
                      conf::to_string(spec.protocol), conf::to_string(spec.tls), spec.backend,
                      spec.routes.size(), spec.accept_proxy ? " accept_proxy" : "");
@@ -203,8 +204,8 @@ void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_ad
     }
 }
 
-void Worker::on_accept_error(ListenerContext& listener) {
-    listener.pause->on_error(EVUTIL_SOCKET_ERROR());
+void Worker::on_accept_error(Acceptor& acceptor) {
+    acceptor.pause->on_error(EVUTIL_SOCKET_ERROR());
 }
 
 void Worker::retire(Session* session) {
@@ -224,8 +225,7 @@ void Worker::reap() {
 
 void Worker::stop_accepting() {
     for (auto& l : listeners_) {
-        l->pause->cancel();
-        l->listener.reset();
+        l->acceptors.clear();  // each pause's timer before its listener
     }
 }
 
@@ -253,16 +253,16 @@ const BackendTarget& ListenerContext::backend_for(std::string_view server_name) 
     return it != backends.end() ? *it : backends.front();
 }
 
-void ListenerContext::on_accept(evutil_socket_t fd, const sockaddr* peer) {
-    worker->on_accept(*this, fd, peer);
+void Acceptor::on_accept(evutil_socket_t fd, const sockaddr* peer) {
+    context->worker->on_accept(*context, fd, peer);
 }
 
-void ListenerContext::on_error() {
-    worker->on_accept_error(*this);
+void Acceptor::on_error() {
+    context->worker->on_accept_error(*this);
 }
 
-void ListenerContext::fail_internal(const char* what) const {
-    spdlog::error("accept on {}: {}", name, what);
+void Acceptor::fail_internal(const char* what) const {
+    spdlog::error("accept on {}: {}", context->name, what);
 }
 
 }  // namespace postern::proxy

@@ -21,6 +21,7 @@
 #include "proxy/client_limits.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
+#include "proxy/listen_sockets.hpp"
 #include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
@@ -34,6 +35,20 @@ namespace postern::proxy {
 
 class Session;
 class Worker;
+struct ListenerContext;
+
+// One listening socket of a listener on this worker (a listener usually has one per worker;
+// inherited sockets may give a worker several, proxy/listen_sockets.hpp).
+struct Acceptor {
+    ListenerContext* context = nullptr;
+    ListenerPtr listener;
+    std::unique_ptr<AcceptPause> pause;  // after a failed accept() (EMFILE, ...)
+
+    // libevent entry points (proxy/trampoline.hpp)
+    void on_accept(evutil_socket_t fd, const sockaddr* peer);
+    void on_error();
+    void fail_internal(const char* what) const;
+};
 
 // One backend a listener's sessions may use: its name for the log, how to connect, and whether
 // the machine sends the protocol's forwarding command (xclient).
@@ -56,27 +71,21 @@ struct ListenerContext {
     protocols::MachineSettings machine;
     // SMTP STARTTLS listeners: the backend's EHLO extensions (process-wide, any thread).
     const BackendEhlo* backend_ehlo = nullptr;
-    ListenerPtr listener;
-    std::unique_ptr<AcceptPause> pause;  // after a failed accept() (EMFILE, ...)
+    std::vector<std::unique_ptr<Acceptor>> acceptors;
 
     // The backend for a client that sent `server_name` (lower case; empty: none, or no TLS).
     [[nodiscard]] const BackendTarget& backend_for(std::string_view server_name) const;
-
-    // libevent entry points (proxy/trampoline.hpp)
-    void on_accept(evutil_socket_t fd, const sockaddr* peer);
-    void on_error();
-    void fail_internal(const char* what) const;
 };
 
 class Worker {
 public:
-    // Binds every listener; null with `error` naming the address when one cannot be bound.
-    // `shared_port`: SO_REUSEPORT, so that several workers accept on one address.
-    // `limits`: shared by every worker, outlives them all.
+    // Worker `index`, accepting on its share of `sockets` for every listener; null with `error`
+    // naming the listener when one cannot be set up. `limits`: shared by every worker, outlives
+    // them all.
     [[nodiscard]] static std::unique_ptr<Worker> create(
         const conf::Config& config, const Backends& backends,
         std::shared_ptr<tls::CertSource> certs, const std::shared_ptr<tls::TicketKeys>& ticket_keys,
-        ClientLimits& limits, bool shared_port, std::string& error);
+        ClientLimits& limits, ListenSockets& sockets, unsigned index, std::string& error);
 
     Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs, ClientLimits& limits);
     Worker(const Worker&) = delete;
@@ -113,7 +122,7 @@ public:
 
     // Called by libevent through the listener trampolines.
     void on_accept(ListenerContext& listener, int fd, const sockaddr* peer);
-    void on_accept_error(ListenerContext& listener);
+    void on_accept_error(Acceptor& acceptor);
     // Destroys the retired sessions (from the reaper event, outside their callbacks).
     void reap();
     void fail_internal(const char* what) const;

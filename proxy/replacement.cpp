@@ -1,0 +1,214 @@
+#include "proxy/replacement.hpp"
+
+#include "proxy/log.hpp"
+#include "proxy/trampoline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;  // NOLINT: POSIX's own global, read to pass the environment on
+
+namespace postern::proxy {
+namespace {
+
+constexpr const char* kReadyVariable = "POSTERN_READY_FD";
+constexpr int kFirstFd = 3;  // SD_LISTEN_FDS_START
+
+std::string own_executable() {
+    std::array<char, PATH_MAX> path{};
+    const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
+    return n > 0 ? std::string(path.data(), static_cast<std::size_t>(n)) : std::string{};
+}
+
+// Writes `value` in decimal after `prefix` into `out` without allocating (after fork()).
+void format_number(char* out, std::size_t size, const char* prefix, long value) {
+    const std::size_t n = std::strlen(prefix);
+    std::memcpy(out, prefix, n);
+    const auto [end, ec] = std::to_chars(out + n, out + size - 1, value);
+    *(ec == std::errc{} ? end : out + n) = '\0';
+}
+
+// The child between fork() and execve(): only async-signal-safe calls. Moves `fds` to 3.. and
+// the ready pipe right after them, closes everything else, and runs the executable.
+[[noreturn]] void exec_child(const char* executable, char* const* argv, char* const* envp,
+                             char* pid_variable, std::size_t pid_size, const int* fds,
+                             std::size_t count, int ready) {
+    format_number(pid_variable, pid_size, "LISTEN_PID=", static_cast<long>(::getpid()));
+    const int first_free = kFirstFd + static_cast<int>(count) + 1;
+    std::array<int, 1024> moved{};
+    for (std::size_t i = 0; i <= count && i < moved.size(); ++i) {
+        moved[i] = ::fcntl(i < count ? fds[i] : ready, F_DUPFD, first_free);
+        if (moved[i] < 0) {
+            ::_exit(126);
+        }
+    }
+    for (std::size_t i = 0; i <= count; ++i) {
+        if (::dup2(moved[i], kFirstFd + static_cast<int>(i)) < 0) {
+            ::_exit(126);
+        }
+    }
+    (void)::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, 0U);
+    sigset_t all;
+    ::sigemptyset(&all);
+    (void)::sigprocmask(SIG_SETMASK, &all, nullptr);
+    ::execve(executable, argv, envp);
+    ::_exit(127);
+}
+
+}  // namespace
+
+Replacement::Replacement(event_base* base, const ListenSockets& sockets,
+                         std::vector<std::string> arguments, std::function<void(pid_t)> on_ready)
+    : base_(base),
+      sockets_(sockets),
+      executable_(own_executable()),
+      arguments_(std::move(arguments)),
+      on_ready_(std::move(on_ready)) {}
+
+void Replacement::on_signal() {
+    if (child_ > 0) {
+        spdlog::warn("SIGUSR2: a replacement process (pid {}) is already starting", child_);
+        return;
+    }
+    if (executable_.empty()) {
+        spdlog::error("SIGUSR2: cannot replace postern: its executable is unknown");
+        return;
+    }
+    const auto& shared = sockets_.shared();
+    if (shared.size() >= 1000) {
+        spdlog::error("SIGUSR2: cannot replace postern: too many listening sockets");
+        return;
+    }
+    int pipe_fds[2] = {-1, -1};
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        spdlog::error("SIGUSR2: cannot replace postern: pipe: {}", errno_text(errno));
+        return;
+    }
+    UniqueFd read_end{pipe_fds[0]};
+    const UniqueFd write_end{pipe_fds[1]};
+
+    // Everything the child needs is made before fork(): after it only async-signal-safe calls.
+    std::vector<std::string> args{executable_};
+    args.insert(args.end(), arguments_.begin(), arguments_.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view entry{*e};
+        if (!entry.starts_with("LISTEN_") && !entry.starts_with(kReadyVariable)) {
+            env.emplace_back(entry);
+        }
+    }
+    std::string names;
+    std::vector<int> fds;
+    for (const auto& socket : shared) {
+        fds.push_back(socket.fd);
+        names += (names.empty() ? "" : ":") + socket.name;
+    }
+    env.push_back("LISTEN_FDS=" + std::to_string(fds.size()));
+    env.push_back("LISTEN_FDNAMES=" + names);
+    env.push_back(std::string(kReadyVariable) + "=" + std::to_string(kFirstFd + fds.size()));
+    env.emplace_back(48, '\0');  // LISTEN_PID=, written by the child
+    std::vector<char*> envp;
+    for (std::string& e : env) {
+        envp.push_back(e.data());
+    }
+    envp.push_back(nullptr);
+    char* pid_variable = env.back().data();
+
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        spdlog::error("SIGUSR2: cannot replace postern: fork: {}", errno_text(errno));
+        return;
+    }
+    if (pid == 0) {
+        exec_child(executable_.c_str(), argv.data(), envp.data(), pid_variable, 48, fds.data(),
+                   fds.size(), write_end.get());
+    }
+    child_ = pid;
+    ready_ = std::move(read_end);
+    ready_event_.reset(event_new(base_, ready_.get(), EV_READ | EV_PERSIST,
+                                 &event_cb<Replacement, &Replacement::on_ready_pipe>, this));
+    event_add(ready_event_.get(), nullptr);
+    spdlog::info("SIGUSR2: starting a replacement: {} (pid {}) with {} listening socket(s)",
+                 executable_, pid, fds.size());
+}
+
+void Replacement::on_ready_pipe() {
+    char byte = 0;
+    const ssize_t n = ::read(ready_.get(), &byte, 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    ready_event_.reset();
+    ready_.reset();
+    const pid_t child = std::exchange(child_, -1);
+    if (n == 1) {
+        spdlog::info("replacement process {} is ready; this process stops accepting and drains",
+                     child);
+        on_ready_(child);
+        return;
+    }
+    // It closed the pipe without a byte: it exited (or is exiting) before it was ready.
+    int status = 0;
+    const pid_t reaped = ::waitpid(child, &status, 0);
+    std::string how = "closed its ready pipe";
+    if (reaped == child && WIFEXITED(status)) {
+        how = "exited with status " + std::to_string(WEXITSTATUS(status));
+    } else if (reaped == child && WIFSIGNALED(status)) {
+        how = "was killed by signal " + std::to_string(WTERMSIG(status));
+    }
+    spdlog::error(
+        "replacement process {} {} before it was ready (its log says why); still "
+        "serving",
+        child, how);
+}
+
+void Replacement::fail_internal(const char* what) const {
+    spdlog::error("replacement: {}", what);
+}
+
+Predecessor Predecessor::from_environment() {
+    Predecessor out;
+    const char* text = std::getenv(kReadyVariable);
+    int fd = -1;
+    if (text != nullptr) {
+        const std::string_view view{text};
+        const auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), fd);
+        if (ec == std::errc{} && end == view.data() + view.size() && fd > 2 &&
+            ::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) {
+            out.pipe_.reset(fd);
+        }
+    }
+    ::unsetenv(kReadyVariable);
+    return out;
+}
+
+void Predecessor::ready() {
+    if (pipe_.get() < 0) {
+        return;
+    }
+    const char byte = '1';
+    if (::write(pipe_.get(), &byte, 1) != 1) {
+        spdlog::warn("cannot tell the process this one replaces that it is ready: {}",
+                     errno_text(errno));
+    }
+    pipe_.reset();
+}
+
+}  // namespace postern::proxy
