@@ -53,13 +53,16 @@ std::string check_listening(int fd, SocketAddress& address) {
 }  // namespace
 
 std::vector<InheritedSocket> take_inherited_sockets(std::string& error) {
+    // At startup, before any thread exists: getenv and unsetenv cannot race.
     long pid = 0;
     long count = 0;
+    // NOLINTBEGIN(concurrency-mt-unsafe)
     const bool ours = parse_number(std::getenv("LISTEN_PID"), pid) && pid == ::getpid();
     const bool counted = parse_number(std::getenv("LISTEN_FDS"), count);
     ::unsetenv("LISTEN_PID");
     ::unsetenv("LISTEN_FDS");
     ::unsetenv("LISTEN_FDNAMES");
+    // NOLINTEND(concurrency-mt-unsafe)
     std::vector<InheritedSocket> out;
     if (!ours || !counted || count <= 0) {
         return out;

@@ -65,6 +65,10 @@ UniqueFd bind_listener(const SocketAddress& address, bool shared_port, std::stri
 
 bool ListenSockets::open(const conf::Config& config, unsigned workers,
                          std::vector<InheritedSocket> inherited, std::string& error) {
+    if (workers == 0) {
+        error = "no workers";
+        return false;
+    }
     sockets_.clear();
     sockets_.resize(config.listeners.size());
     shared_.clear();
@@ -87,7 +91,7 @@ bool ListenSockets::open(const conf::Config& config, unsigned workers,
             for (unsigned w = 0; w < workers; ++w) {
                 own.push_back(bind_listener(address, workers > 1, error));
                 if (own.back().get() < 0) {
-                    error = "cannot listen on " + name + ": " + error;
+                    error.insert(0, "cannot listen on " + name + ": ");
                     return false;
                 }
             }
@@ -100,6 +104,10 @@ bool ListenSockets::open(const conf::Config& config, unsigned workers,
         auto& per_worker = sockets_[l];
         per_worker.resize(workers);
         const std::size_t count = own.size();
+        if (count == 0) {
+            error = "listener " + name + " has no socket";
+            return false;
+        }
         for (unsigned w = 0; w < workers && count < workers; ++w) {
             if (w >= count) {
                 per_worker[w].emplace_back(::fcntl(own[w % count].get(), F_DUPFD_CLOEXEC, 3));

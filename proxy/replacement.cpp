@@ -62,7 +62,8 @@ void format_number(char* out, std::size_t size, const char* prefix, long value) 
     (void)::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, 0U);
     sigset_t all;
     ::sigemptyset(&all);
-    (void)::sigprocmask(SIG_SETMASK, &all, nullptr);
+    (void)::sigprocmask(SIG_SETMASK, &all, nullptr);  // NOLINT(concurrency-mt-unsafe): one thread
+
     ::execve(executable, argv, envp);
     ::_exit(127);
 }
@@ -91,8 +92,8 @@ void Replacement::on_signal() {
         spdlog::error("SIGUSR2: cannot replace postern: too many listening sockets");
         return;
     }
-    int pipe_fds[2] = {-1, -1};
-    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    std::array<int, 2> pipe_fds{-1, -1};
+    if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) {
         spdlog::error("SIGUSR2: cannot replace postern: pipe: {}", errno_text(errno));
         return;
     }
@@ -103,6 +104,7 @@ void Replacement::on_signal() {
     std::vector<std::string> args{executable_};
     args.insert(args.end(), arguments_.begin(), arguments_.end());
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& a : args) {
         argv.push_back(a.data());
     }
@@ -125,6 +127,7 @@ void Replacement::on_signal() {
     env.push_back(std::string(kReadyVariable) + "=" + std::to_string(kFirstFd + fds.size()));
     env.emplace_back(48, '\0');  // LISTEN_PID=, written by the child
     std::vector<char*> envp;
+    envp.reserve(env.size() + 1);
     for (std::string& e : env) {
         envp.push_back(e.data());
     }
@@ -185,6 +188,8 @@ void Replacement::fail_internal(const char* what) const {
 
 Predecessor Predecessor::from_environment() {
     Predecessor out;
+    // At startup, before any thread exists: getenv and unsetenv cannot race.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe)
     const char* text = std::getenv(kReadyVariable);
     int fd = -1;
     if (text != nullptr) {
@@ -195,7 +200,7 @@ Predecessor Predecessor::from_environment() {
             out.pipe_.reset(fd);
         }
     }
-    ::unsetenv(kReadyVariable);
+    ::unsetenv(kReadyVariable);  // NOLINT(concurrency-mt-unsafe): see above
     return out;
 }
 

@@ -39,7 +39,7 @@ struct StopContext {
         replaced_by = pid;
         stop();
     }
-    void stop() {
+    void stop() const {
         for (auto& worker : *workers) {
             event_base_loopbreak(worker->base());
         }

@@ -253,6 +253,7 @@ const BackendTarget& ListenerContext::backend_for(std::string_view server_name) 
     return it != backends.end() ? *it : backends.front();
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): a trampoline target, non-const
 void Acceptor::on_accept(evutil_socket_t fd, const sockaddr* peer) {
     context->worker->on_accept(*context, fd, peer);
 }
