@@ -79,7 +79,8 @@ int run_command_line(int argc, char** argv) {
     if (!postern::cli::has_something_to_serve(*loaded.config, config_file, std::cerr)) {
         return 1;
     }
-    if (!postern::proxy::setup_logging(loaded.config->server.log_level)) {
+    if (!postern::proxy::setup_logging(loaded.config->server.log_level,
+                                       loaded.config->server.log_format)) {
         std::cerr << "unknown log level " << loaded.config->server.log_level << '\n';
         return 1;
     }

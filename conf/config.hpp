@@ -58,8 +58,12 @@ inline constexpr unsigned kMaxWorkers = 256;
 inline constexpr std::size_t kDefaultMaxSessions = 10'000;
 inline constexpr std::size_t kMaxMaxSessions = 1'000'000;
 
+// server.log_format: how each log line is written to stderr (proxy/log.hpp).
+enum class LogFormat { Text, Json };
+
 struct ServerSettings {
     std::string log_level = "info";  // trace | debug | info | warn | error
+    LogFormat log_format = LogFormat::Text;
     // DNS name for the greetings postern writes itself (SMTP 220, IMAP/POP3). Empty: the proxy
     // fills in the machine's FQDN at startup. Stored as written.
     std::string hostname;

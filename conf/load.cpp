@@ -34,6 +34,10 @@ constexpr std::array<Choice<std::string_view>, 5> kLogLevels{{
     {"warn", "warn"},
     {"error", "error"},
 }};
+constexpr std::array<Choice<LogFormat>, 2> kLogFormats{{
+    {"text", LogFormat::Text},
+    {"json", LogFormat::Json},
+}};
 constexpr std::array<Choice<TlsVersion>, 2> kTlsVersions{{
     {"1.2", TlsVersion::Tls12},
     {"1.3", TlsVersion::Tls13},
@@ -128,9 +132,12 @@ void Loader::read_server(TableReader& root) {
         return;
     }
     TableReader server{*table, "server", errors_};
-    server.reject_unknown_keys({"log_level", "hostname", "workers", "max_sessions"});
+    server.reject_unknown_keys({"log_level", "log_format", "hostname", "workers", "max_sessions"});
     if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
         config_.server.log_level = *level;
+    }
+    if (auto format = server.choice<LogFormat>("log_format", kLogFormats, Need::Optional)) {
+        config_.server.log_format = *format;
     }
     read_hostname(server, config_.server.hostname);
     if (auto workers = server.integer("workers", 0, std::int64_t{kMaxWorkers})) {

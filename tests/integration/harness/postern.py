@@ -41,6 +41,8 @@ class Postern(Service):
                  certificates: Optional[list[str]] = None, nofile: Optional[int] = None):
         super().__init__(workdir)
         self.nofile = nofile  # the process's open-files limit (soft and hard); None: inherited
+        # variables added to postern's environment (JOURNAL_STREAM, ...); None: inherited as is
+        self.env: Optional[dict[str, str]] = None
         self.pki = pki
         self.tls = {"min_version": min_version, "default_certificate": default_certificate,
                     "strict_sni": strict_sni}
@@ -120,8 +122,9 @@ class Postern(Service):
     def start(self, timeout: float = 15.0) -> "Postern":
         require_postern()
         self.write_config()
+        env = {**os.environ, **self.env} if self.env else None
         self.daemon = Daemon("postern", [POSTERN_BIN, "run", "--config", self.config], self.log,
-                             nofile=self.nofile)
+                             env=env, nofile=self.nofile)
         self.daemon.start()
         wait_listening([self.port(n) for n in self.listeners], timeout, self.daemon.proc, "postern")
         return self

@@ -171,6 +171,15 @@ TEST_CASE("conf: an unknown log_level lists the accepted ones") {
           "unknown log_level \"verbose\" (accepted: trace, debug, info, warn, error)");
 }
 
+TEST_CASE("conf: an unknown log_format is reported at its key, line and column") {
+    const ConfDir dir;
+    const ConfigError error = single_error(dir.load("\n[server]\nlog_format = \"xml\"\n"));
+    CHECK(error.key == "server.log_format");
+    CHECK(error.line == 3);
+    CHECK(error.column == 14);
+    CHECK(error.message == "unknown log_format \"xml\" (accepted: text, json)");
+}
+
 TEST_CASE("conf: a bad host:port is reported at its key and line") {
     const ConfDir dir;
     struct Row {

@@ -205,11 +205,18 @@ TEST_CASE("conf: omitted optional keys take their defaults") {
     const Config config =
         require_config(dir.load(std::string{kValidHead} + std::string{kValidListener}));
     CHECK(config.server.log_level == "info");
+    CHECK(config.server.log_format == LogFormat::Text);
     CHECK(config.tls.min_version == TlsVersion::Tls12);
     CHECK_FALSE(config.tls.strict_sni);
     CHECK(config.backends[0].connect_timeout == 10s);
     CHECK(config.listeners[0].tls == TlsMode::Implicit);
     CHECK(config.listeners[0].handshake_timeout == 30s);
+}
+
+TEST_CASE("conf: log_format = \"json\" is read") {
+    const ConfDir dir;
+    const Config config = require_config(dir.load("[server]\nlog_format = \"json\"\n"));
+    CHECK(config.server.log_format == LogFormat::Json);
 }
 
 TEST_CASE("conf: a file without listeners needs no default certificate") {
