@@ -155,6 +155,9 @@ void Reloader::request(const char* why) {
 
 void Reloader::build_async(std::string why) {
     building_ = true;
+    if (manager_ != nullptr) {
+        manager_->reloading(why);
+    }
     if (builder_.joinable()) {
         builder_.join();
     }
@@ -195,6 +198,7 @@ void Reloader::on_built() {
     if (!result) {
         return;
     }
+    std::string failure;  // the first error, for the service manager's STATUS=
     if (result->store && result->config) {
         // Any listener or backend key (routes, trusted_proxies, exec_user, ...), not just how
         // many there are: an admin who dropped a balancer from trusted_proxies must be told it
@@ -221,6 +225,8 @@ void Reloader::on_built() {
         }
     } else {
         ++failures_;
+        failure = result->errors.empty() ? std::string{"no certificate store"}
+                                         : conf::format_error(result->errors.front());
         for (const auto& e : result->errors) {
             spdlog::error("certificate reload failed: {}", conf::format_error(e));
         }
@@ -228,6 +234,9 @@ void Reloader::on_built() {
             "certificate reload ({}) failed ({} failure(s) so far); still serving the "
             "previous {} certificate(s)",
             result->why, failures_, source_->current()->certificates().size());
+    }
+    if (manager_ != nullptr) {
+        manager_->reloaded(std::move(failure));
     }
     rewatch();
     if (!pending_why_.empty()) {

@@ -10,6 +10,7 @@
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
 #include "proxy/event.hpp"
+#include "proxy/service_manager.hpp"
 #include "tls/cert_source.hpp"
 
 #include <atomic>
@@ -36,6 +37,8 @@ public:
 
     // Starts watching; false (logged) if inotify is unavailable, in which case SIGHUP still works.
     bool start();
+    // Each rebuild is announced to `manager` (RELOADING=1, then READY=1); it outlives us.
+    void report_to(ServiceManager& manager) noexcept { manager_ = &manager; }
     void request(const char* why);
 
     // libevent entry points (proxy/trampoline.hpp)
@@ -73,6 +76,7 @@ private:
     std::mutex result_mutex_;
     std::optional<Result> result_;  // handed from the builder thread to the loop
     std::uint64_t failures_ = 0;
+    ServiceManager* manager_ = nullptr;
 };
 
 }  // namespace postern::proxy

@@ -8,6 +8,7 @@
 #include "proxy/open_files.hpp"
 #include "proxy/reloader.hpp"
 #include "proxy/replacement.hpp"
+#include "proxy/service_manager.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
 #include "tls/cert_checks.hpp"
@@ -28,11 +29,13 @@ namespace {
 // pthread notification, which evthread_use_pthreads() turned on.
 struct StopContext {
     std::vector<std::unique_ptr<Worker>>* workers = nullptr;
+    ServiceManager* manager = nullptr;
     int signal = 0;
     pid_t replaced_by = -1;  // a replacement process took over the listening sockets
 
     void on_signal(evutil_socket_t number, short /*what*/) {
         signal = number;
+        manager->stopping();
         stop();
     }
     void on_replaced(pid_t pid) {
@@ -160,12 +163,17 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
         }
         workers.push_back(std::move(worker));
     }
-    StopContext stop{.workers = &workers};
     event_base* main_base = workers.front()->base();
+    // After the workers, so its timer is freed before their loops; before the Reloader, which
+    // reports to it.
+    ServiceManager manager{limits, *source};
+    manager.watch(main_base);
+    StopContext stop{.workers = &workers, .manager = &manager};
     const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
     EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
     Reloader reloader{main_base, config, source};
+    reloader.report_to(manager);
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
     Replacement replacement{main_base, sockets, std::move(arguments),
@@ -182,6 +190,7 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
     start_ehlos(backends, main_base, workers.front()->children());
     spdlog::info("postern {} ready ({} worker(s), at most {} sessions)", POSTERN_VERSION, count,
                  max_sessions);
+    manager.ready(predecessor.exists());  // every listener bound, the certificates loaded
     predecessor.ready();
     {
         std::vector<std::jthread> threads;

@@ -38,11 +38,11 @@ class Postern(Service):
 
     def __init__(self, workdir: Path, pki: Pki, *, default_certificate: str = "mail.default",
                  strict_sni: bool = False, min_version: str = "1.2", log_level: str = "info",
-                 certificates: Optional[list[str]] = None, nofile: Optional[int] = None):
+                 certificates: Optional[list[str]] = None, nofile: Optional[int] = None,
+                 env: Optional[dict[str, str]] = None):
         super().__init__(workdir)
         self.nofile = nofile  # the process's open-files limit (soft and hard); None: inherited
-        # variables added to postern's environment (JOURNAL_STREAM, ...); None: inherited as is
-        self.env: Optional[dict[str, str]] = None
+        self.env = env  # variables set for postern on top of the test's environment
         self.pki = pki
         self.tls = {"min_version": min_version, "default_certificate": default_certificate,
                     "strict_sni": strict_sni}
@@ -119,14 +119,18 @@ class Postern(Service):
             path = self.write_config()
         return run([POSTERN_BIN, "check", "--config", path], timeout=30)
 
-    def start(self, timeout: float = 15.0) -> "Postern":
+    def start(self, timeout: float = 15.0, wait: bool = True) -> "Postern":
+        """Starts postern; with wait, returns once every listener listens (without, at once:
+        the test waits for its own sign, e.g. the service manager's READY=1)."""
         require_postern()
         self.write_config()
-        env = {**os.environ, **self.env} if self.env else None
+        env = {**os.environ, **self.env} if self.env is not None else None
         self.daemon = Daemon("postern", [POSTERN_BIN, "run", "--config", self.config], self.log,
                              env=env, nofile=self.nofile)
         self.daemon.start()
-        wait_listening([self.port(n) for n in self.listeners], timeout, self.daemon.proc, "postern")
+        if wait:
+            wait_listening([self.port(n) for n in self.listeners], timeout, self.daemon.proc,
+                           "postern")
         return self
 
     def stop(self, timeout: float = 10.0) -> Optional[int]:
