@@ -1,6 +1,7 @@
 #include "proxy/runtime.hpp"
 
 #include "proxy/client_limits.hpp"
+#include "proxy/drain.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/open_files.hpp"
@@ -22,16 +23,17 @@ namespace postern::proxy {
 namespace {
 
 // Runs on worker 0's loop (the main thread); the other loops are woken through libevent's
-// pthread notification, which evthread_use_pthreads() turned on.
+// pthread notification, which evthread_use_pthreads() turned on. The first SIGTERM or SIGINT
+// drains (proxy/drain.hpp), a second one closes everything at once (nginx's fast shutdown).
 struct StopContext {
-    std::vector<std::unique_ptr<Worker>>* workers = nullptr;
-    int signal = 0;
+    Drain* drain = nullptr;
 
     void on_signal(evutil_socket_t number, short /*what*/) {
-        signal = number;
-        for (auto& worker : *workers) {
-            event_base_loopbreak(worker->base());
+        if (drain->started()) {
+            drain->hurry();
+            return;
         }
+        drain->start("stopping on signal " + std::to_string(number));
     }
     static void fail_internal(const char* what) { spdlog::error("stop signal: {}", what); }
 };
@@ -130,8 +132,10 @@ int run(const conf::Config& loaded) {
         }
         workers.push_back(std::move(worker));
     }
-    StopContext stop{.workers = &workers};
     event_base* main_base = workers.front()->base();
+    Drain drain{main_base, workers, count > 1 ? &balancer : nullptr,
+                config.server.shutdown_timeout};
+    StopContext stop{.drain = &drain};
     const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
     EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
@@ -171,7 +175,7 @@ int run(const conf::Config& loaded) {
     if (!per_worker.empty()) {
         per_worker += ")";
     }
-    spdlog::info("stopping on signal {}: closing {} session(s){}", stop.signal, open, per_worker);
+    drain.log_end(open, per_worker);
     for (auto& worker : workers) {
         worker->stop_accepting();
         worker->close_all_sessions();
