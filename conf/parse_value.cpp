@@ -254,6 +254,9 @@ Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds, Ze
     if (seconds == 0 && zero == Zero::Allowed) {
         return {std::chrono::milliseconds{0}, {}};
     }
+    if (seconds < 0 && zero == Zero::Allowed) {
+        return duration_error(shown, "must be 0 or more");
+    }
     if (seconds <= 0) {
         return duration_error(shown, "must be greater than 0");
     }
