@@ -183,13 +183,10 @@ std::size_t RelayMachine::dialogue_client(std::string_view data, Actions& out) {
         } else if (sasl_active_) {  // a response (base64 or "*"), not a command
             --sasl_credits_;
             send_to_backend(out, line);
-        } else if (draining_ && command_under_way()) {
-            client_reader_.unread(line.size());  // answered in its turn, once replies are in
-            client_stalled_ = true;
-            break;
-        } else if (draining_) {
+        } else if (draining_ && !command_under_way()) {
             close_with(out, replies_.shutdown, CloseReason::Drained);
-        } else if (client_line(line, out) == LineStep::Stall) {
+        } else if (draining_ || client_line(line, out) == LineStep::Stall) {
+            // Draining: answered in its turn, once the replies still owed are in.
             client_reader_.unread(line.size());
             client_stalled_ = true;
             break;

@@ -27,9 +27,10 @@ namespace {
 // drains (proxy/drain.hpp), a second one closes everything at once (nginx's fast shutdown).
 struct StopContext {
     Drain* drain = nullptr;
+    int signals = 0;  // received so far
 
     void on_signal(evutil_socket_t number, short /*what*/) {
-        if (drain->started()) {
+        if (signals++ > 0) {
             drain->hurry();
             return;
         }
