@@ -74,6 +74,9 @@ struct ServerSettings {
     std::size_t max_sessions = kDefaultMaxSessions;
     bool max_sessions_set = false;  // written in the file
     Source max_sessions_at;
+    // How long a stopping postern lets busy sessions finish (proxy/drain.hpp); 0: none, every
+    // session is closed at once.
+    std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{30}};
 };
 
 // Certificates within this many days of their not-after date are reported by `postern check`

@@ -132,7 +132,8 @@ void Loader::read_server(TableReader& root) {
         return;
     }
     TableReader server{*table, "server", errors_};
-    server.reject_unknown_keys({"log_level", "log_format", "hostname", "workers", "max_sessions"});
+    server.reject_unknown_keys(
+        {"log_level", "log_format", "hostname", "workers", "max_sessions", "shutdown_timeout"});
     if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
         config_.server.log_level = *level;
     }
@@ -148,6 +149,9 @@ void Loader::read_server(TableReader& root) {
         config_.server.max_sessions = static_cast<std::size_t>(*sessions);
         config_.server.max_sessions_set = true;
         config_.server.max_sessions_at = server.at("max_sessions");
+    }
+    if (auto timeout = server.duration("shutdown_timeout", Zero::Allowed)) {
+        config_.server.shutdown_timeout = *timeout;
     }
 }
 

@@ -119,7 +119,10 @@ constexpr std::int64_t kMaxDurationMs =
     std::chrono::duration_cast<std::chrono::milliseconds>(kMaxDuration).count();
 
 Parsed<std::chrono::milliseconds> bounded(std::uint64_t count, std::uint64_t unit_ms,
-                                          std::string_view shown) {
+                                          std::string_view shown, Zero zero = Zero::Refused) {
+    if (count == 0 && zero == Zero::Allowed) {
+        return {std::chrono::milliseconds{0}, {}};
+    }
     if (count == 0) {
         return duration_error(shown, "must be greater than 0");
     }
@@ -181,7 +184,7 @@ Parsed<Endpoint> parse_endpoint(std::string_view text) {
     return {Endpoint{std::string{host}, *port.value}, {}};
 }
 
-Parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
+Parsed<std::chrono::milliseconds> parse_duration(std::string_view text, Zero zero) {
     const std::string shown = quoted(text);
     std::size_t digits = 0;
     while (digits < text.size() && is_ascii_digit(text[digits])) {
@@ -206,7 +209,7 @@ Parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
         return duration_error(shown, kDurationForms);
     }
     const std::optional<std::uint64_t> count = parse_digits(text.substr(0, digits));
-    return bounded(count.value_or(0), unit_ms, shown);
+    return bounded(count.value_or(0), unit_ms, shown, zero);
 }
 
 Parsed<Rate> parse_rate(std::string_view text) {
@@ -246,8 +249,14 @@ Parsed<Rate> parse_rate(std::string_view text) {
     return {Rate{static_cast<std::uint32_t>(*count), *duration.value}, {}};
 }
 
-Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds) {
+Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds, Zero zero) {
     const std::string shown = std::to_string(seconds);
+    if (seconds == 0 && zero == Zero::Allowed) {
+        return {std::chrono::milliseconds{0}, {}};
+    }
+    if (seconds < 0 && zero == Zero::Allowed) {
+        return duration_error(shown, "must be 0 or more");
+    }
     if (seconds <= 0) {
         return duration_error(shown, "must be greater than 0");
     }

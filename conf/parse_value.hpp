@@ -32,9 +32,14 @@ inline constexpr std::chrono::hours kMaxDuration{24 * 365};
 // characters other than letters, digits, '.', '-' and '_' (a '%zone' is allowed in brackets).
 [[nodiscard]] Parsed<Endpoint> parse_endpoint(std::string_view text);
 
+// Whether a duration of 0 means something (a key that can switch a wait off) or is refused.
+enum class Zero : bool { Refused, Allowed };
+
 // A whole number directly followed by one unit: ms, s, m or h ("250ms", "30s", "5m", "1h").
-// Refuses no unit, other units, signs, fractions, spaces, 0 and anything above kMaxDuration.
-[[nodiscard]] Parsed<std::chrono::milliseconds> parse_duration(std::string_view text);
+// Refuses no unit, other units, signs, fractions, spaces, anything above kMaxDuration, and 0
+// unless `zero` allows it.
+[[nodiscard]] Parsed<std::chrono::milliseconds> parse_duration(std::string_view text,
+                                                               Zero zero = Zero::Refused);
 
 // A connection rate: "off", or a count from 1 to kMaxPerClient, '/', and a window from
 // kMinRateWindow to kMaxRateWindow written as a duration ("30/10s", "100/1m") or a bare unit
@@ -42,7 +47,8 @@ inline constexpr std::chrono::hours kMaxDuration{24 * 365};
 [[nodiscard]] Parsed<Rate> parse_rate(std::string_view text);
 
 // A TOML integer duration, in seconds; same limits as parse_duration.
-[[nodiscard]] Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds);
+[[nodiscard]] Parsed<std::chrono::milliseconds> duration_from_seconds(std::int64_t seconds,
+                                                                      Zero zero = Zero::Refused);
 
 // A host name: dot-separated labels of ASCII letters, digits and inner hyphens, each 1-63
 // bytes, 253 bytes at most in all. The one rule for every DNS name postern reads (config

@@ -153,16 +153,16 @@ std::optional<std::int64_t> TableReader::integer(std::string_view key, std::int6
     return value->get();
 }
 
-std::optional<std::chrono::milliseconds> TableReader::duration(std::string_view key) {
+std::optional<std::chrono::milliseconds> TableReader::duration(std::string_view key, Zero zero) {
     const toml::node* node = find(key, Need::Optional);
     if (node == nullptr) {
         return std::nullopt;
     }
     Parsed<std::chrono::milliseconds> parsed;
     if (const auto* text = node->as_string(); text != nullptr) {
-        parsed = parse_duration(text->get());
+        parsed = parse_duration(text->get(), zero);
     } else if (const auto* seconds = node->as_integer(); seconds != nullptr) {
-        parsed = duration_from_seconds(seconds->get());
+        parsed = duration_from_seconds(seconds->get(), zero);
     } else {
         wrong_type(key, *node, "a duration such as \"30s\" or a whole number of seconds");
         return std::nullopt;

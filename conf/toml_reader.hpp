@@ -7,6 +7,7 @@
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
+#include "conf/parse_value.hpp"
 
 #include <toml++/toml.h>
 
@@ -74,7 +75,9 @@ public:
     // An optional TOML integer from `min` to `max`; anything else is reported with the range.
     [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
                                                       std::int64_t max);
-    [[nodiscard]] std::optional<std::chrono::milliseconds> duration(std::string_view key);
+    // `zero`: whether 0 ("0s", 0) is a value (shutdown_timeout: no drain) or refused.
+    [[nodiscard]] std::optional<std::chrono::milliseconds> duration(std::string_view key,
+                                                                    Zero zero = Zero::Refused);
     // A string: "off" or "count/window" (conf/parse_value.hpp's parse_rate).
     [[nodiscard]] std::optional<Rate> rate(std::string_view key);
     [[nodiscard]] std::optional<Endpoint> endpoint(std::string_view key, Need need);

@@ -30,6 +30,8 @@ std::string_view to_string(CloseReason reason) noexcept {
             return "tls_failed";
         case CloseReason::OverLimit:
             return "over_limit";
+        case CloseReason::Drained:
+            return "drained";
         case CloseReason::Shutdown:
             return "shutdown";
         case CloseReason::Internal:

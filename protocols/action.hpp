@@ -17,6 +17,7 @@ enum class Event : std::uint8_t {
     TlsReady,         // handshake with the client finished (implicit, or after StartTls)
     BackendReady,     // TCP connection to the backend is up (greeting not read yet)
     BackendFailed,    // connect refused, timed out, or reset before the greeting
+    Drain,            // postern is stopping: no new command is relayed (machine.hpp)
 };
 
 enum class CloseReason : std::uint8_t {
@@ -34,7 +35,9 @@ enum class CloseReason : std::uint8_t {
     TlsRequired,         // client tried to go on without TLS where TLS is required
     TlsFailed,           // handshake failed
     OverLimit,           // over a connection limit (proxy/client_limits.hpp)
-    Shutdown,            // postern is stopping
+    Drained,             // postern is stopping: ended politely between commands
+    Shutdown,            // postern is stopping: cut at shutdown_timeout, a second signal, or
+                         // before the client's dialogue began (TLS handshake)
     Internal,            // a bug: an exception reached a callback
 };
 

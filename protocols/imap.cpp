@@ -32,6 +32,10 @@ private:
     // A synchronizing literal is sent only after "+" (RFC 9051 §4.3): until then the client is
     // waiting too, and what it might send is not what we would take it for.
     [[nodiscard]] bool client_waits() const noexcept override { return awaiting_continuation_; }
+    [[nodiscard]] bool command_under_way() const noexcept override {
+        return !commands_.empty() || client_in_command_ || client_literal_left_ > 0 ||
+               awaiting_continuation_ || backend_literal_left_ > 0 || backend_in_response_;
+    }
     LineStep client_line(std::string_view line, Actions& out) override;
     std::size_t backend_content(std::string_view data, Actions& out) override;
     void backend_line(std::string_view line, Actions& out) override;

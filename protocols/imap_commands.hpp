@@ -35,6 +35,7 @@ public:
     static constexpr std::size_t kMax = 32;
 
     [[nodiscard]] bool full() const noexcept { return commands_.size() >= kMax; }
+    [[nodiscard]] bool empty() const noexcept { return commands_.empty(); }
     [[nodiscard]] bool has(std::string_view tag) const noexcept;
     void add(std::string_view tag, Kind kind);
     // Removes the oldest command with this tag; std::nullopt when none is outstanding.

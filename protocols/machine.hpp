@@ -39,6 +39,15 @@
 //    read again as the first relayed command once the backend has greeted (SMTP replays the
 //    client's EHLO/HELO first). With require_tls, no ConnectBackend and no SendToBackend
 //    happen before TlsReady.
+//  - Drain (postern is stopping; proxy/drain.hpp): before the backend is reached (postern's own
+//    plaintext dialogue, connecting, the backend's greeting and the forwarding exchange) the
+//    machine closes at once with the protocol's shutdown reply (replies::shutdown_reply); before
+//    TLS is up it does so at TlsReady. In the dialogue it relays what is under way (replies
+//    owed, a SASL exchange, SMTP message content) and answers the next command line read
+//    between commands with the shutdown reply instead of relaying it, then closes
+//    (CloseReason::Drained); a command line while replies are owed waits for them (SMTP's 421
+//    comes in its turn, RFC 2920 §3). between_commands() says whether the dialogue is at such a
+//    point now, for the session's own polite close of a silent session.
 
 #include "protocols/action.hpp"
 #include "protocols/forwarding.hpp"
@@ -81,6 +90,11 @@ public:
     // before the first client byte. Call before BackendReady; ignored afterwards, and by a
     // machine that has nothing to forward.
     virtual void forward_identity(ClientIdentity /*identity*/) {}
+
+    // In the relayed dialogue with nothing under way: no reply owed, no SASL exchange, no
+    // message content, no command half read. The host adds what the machine cannot see: no
+    // unconsumed bytes either way, and nothing still to be written.
+    [[nodiscard]] virtual bool between_commands() const noexcept { return false; }
 
     // For the end-of-session log and for tests; never for control flow in the session.
     [[nodiscard]] virtual std::string_view state_name() const noexcept = 0;

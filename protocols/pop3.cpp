@@ -62,6 +62,9 @@ private:
     [[nodiscard]] bool client_waits() const noexcept override {
         return pending_.size() >= kMaxPending;
     }
+    [[nodiscard]] bool command_under_way() const noexcept override {
+        return !pending_.empty() || in_multiline_;
+    }
     LineStep client_line(std::string_view line, Actions& out) override;
     void backend_line(std::string_view line, Actions& out) override;
     [[nodiscard]] std::string pre_tls_greeting() const override {

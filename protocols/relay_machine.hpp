@@ -42,6 +42,9 @@ public:
     [[nodiscard]] std::size_t on_bytes(Peer from, std::string_view data, Actions& out) final;
     void on_event(Event event, Actions& out) final;
     void forward_identity(ClientIdentity identity) final;
+    [[nodiscard]] bool between_commands() const noexcept final {
+        return phase_ == Phase::Dialogue && !sasl_active_ && !command_under_way();
+    }
     [[nodiscard]] std::string_view state_name() const noexcept final;
 
 protected:
@@ -82,6 +85,9 @@ protected:
     // Phase::Dialogue: true while the next client line must wait for the backend (a reply it
     // must see first, a full queue of pipelined commands).
     [[nodiscard]] virtual bool client_waits() const noexcept { return false; }
+    // Phase::Dialogue: a command is under way (sent and not answered, or partly sent, or
+    // message content due): a drain holds the next command until it is over.
+    [[nodiscard]] virtual bool command_under_way() const noexcept = 0;
     // Phase::Dialogue: one complete client line (terminator included, at most max_line bytes,
     // no NUL byte) that is a command, not a SASL response.
     [[nodiscard]] virtual LineStep client_line(std::string_view line, Actions& out) = 0;
@@ -191,6 +197,7 @@ private:
     std::size_t pre_tls_client(std::string_view data, Actions& out);
     std::size_t dialogue_client(std::string_view data, Actions& out);
     std::size_t relay_backend(std::string_view data, Actions& out);
+    void drain(Actions& out);
     void close_with(Actions& out, const replies::Canned& reply, CloseReason reason);
 
     const replies::ProtocolReplies& replies_;
@@ -209,6 +216,7 @@ private:
     // backend's bytes were cut.
     bool client_stalled_ = false;
     bool client_tls_ = false;
+    bool draining_ = false;  // Event::Drain seen: the next command gets the shutdown reply
 };
 
 }  // namespace postern::protocols

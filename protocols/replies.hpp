@@ -62,6 +62,9 @@ inline constexpr std::string_view kImapIdLiteralAfterTag =
 inline constexpr std::string_view kImapTooManyErrors = "* BYE Too many invalid commands\r\n";
 // Said when the session closes for idling (RFC 9051 §7.1.5).
 inline constexpr std::string_view kImapTimeout = "* BYE Autologout; idle for too long\r\n";
+// postern is stopping (proxy/drain.hpp): an untagged BYE may come at any time (RFC 9051
+// §7.1.5, RFC 3501 §7.1.5), UNAVAILABLE as RFC 5530 §3.
+inline constexpr Canned kImapShutdown{"* BYE [UNAVAILABLE] ", "shutting down\r\n"};
 
 // IMAP before TLS (RFC 9051 §6.2.1, RFC 2595 §3.1). LOGINDISABLED (§6.2.3) whatever
 // require_tls says: credentials never cross in plaintext, and the backend, which sees every
@@ -94,6 +97,9 @@ inline constexpr std::string_view kPop3TlsUnavailable = "-ERR TLS is not availab
 inline constexpr std::string_view kPop3Junk = "-ERR Invalid characters in command\r\n";
 inline constexpr std::string_view kPop3TooManyErrors = "-ERR Too many invalid commands\r\n";
 inline constexpr std::string_view kPop3Timeout = "-ERR Autologout; idle for too long\r\n";
+// postern is stopping and a command arrived: its answer (RFC 1939 has no unsolicited
+// response, so a silent client is closed without one); SYS/TEMP as RFC 3206 §4.
+inline constexpr Canned kPop3Shutdown{"-ERR [SYS/TEMP] ", "shutting down\r\n"};
 
 // POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). Neither USER nor SASL is
 // offered, whatever require_tls says: credentials wait for TLS. No APOP timestamp: postern never
@@ -164,6 +170,9 @@ inline constexpr Canned kSmtpBackendUnavailable{"421 4.3.0 ",
 // The session closes for idling: 421 4.4.2 "connection dropped" (RFC 5321 §4.5.3.2, RFC 3463
 // §3.5).
 inline constexpr Canned kSmtpTimeout{"421 4.4.2 ", "Error: timeout exceeded\r\n"};
+// postern is stopping: 421 closes the channel (RFC 5321 §3.8), 4.3.2 "system not accepting
+// network messages" (RFC 3463 §3.4).
+inline constexpr Canned kSmtpShutdown{"421 4.3.2 ", "Service shutting down\r\n"};
 
 [[nodiscard]] inline std::string smtp_backend_unavailable(std::string_view hostname) {
     return kSmtpBackendUnavailable.text(hostname);
@@ -180,6 +189,7 @@ struct ProtocolReplies {
     Canned too_many_errors;
     Canned backend_unavailable;
     Canned timeout;
+    Canned shutdown;
 };
 
 inline constexpr ProtocolReplies kImap{
@@ -189,6 +199,7 @@ inline constexpr ProtocolReplies kImap{
     .too_many_errors = {kImapTooManyErrors},
     .backend_unavailable = {kImapBackendUnavailable},
     .timeout = {kImapTimeout},
+    .shutdown = kImapShutdown,
 };
 inline constexpr ProtocolReplies kPop3{
     .line_too_long = {kPop3LineTooLong},
@@ -197,6 +208,7 @@ inline constexpr ProtocolReplies kPop3{
     .too_many_errors = {kPop3TooManyErrors},
     .backend_unavailable = {kPop3BackendUnavailable},
     .timeout = {kPop3Timeout},
+    .shutdown = kPop3Shutdown,
 };
 inline constexpr ProtocolReplies kSmtp{
     .line_too_long = {kSmtpLineTooLong},
@@ -205,6 +217,7 @@ inline constexpr ProtocolReplies kSmtp{
     .too_many_errors = kSmtpTooManyErrors,
     .backend_unavailable = kSmtpBackendUnavailable,
     .timeout = kSmtpTimeout,
+    .shutdown = kSmtpShutdown,
 };
 
 [[nodiscard]] constexpr const ProtocolReplies& of(Protocol protocol) noexcept {
@@ -222,6 +235,20 @@ inline constexpr ProtocolReplies kSmtp{
 // Said to a client whose session the proxy closes for idling (the session's timers).
 [[nodiscard]] inline std::string timeout_reply(Protocol protocol, std::string_view hostname) {
     return of(protocol).timeout.text(hostname);
+}
+
+// postern is stopping: the answer to a command that arrives while it drains, and to a client
+// still before its dialogue with the backend (protocols/machine.hpp).
+[[nodiscard]] inline std::string shutdown_reply(Protocol protocol, std::string_view hostname) {
+    return of(protocol).shutdown.text(hostname);
+}
+
+// postern is stopping and the session ends without a command to answer: silent between
+// commands, or still busy at shutdown_timeout (proxy/drain.hpp). IMAP's BYE and SMTP's 421 may
+// come unasked; POP3 has no unsolicited response (RFC 1939 §3), so its client is just closed
+// (a session closed before QUIT never enters the UPDATE state: nothing is deleted, §6).
+[[nodiscard]] inline std::string drain_goodbye(Protocol protocol, std::string_view hostname) {
+    return protocol == Protocol::Pop3 ? std::string{} : shutdown_reply(protocol, hostname);
 }
 
 // Said instead of the greeting to a connection over one of the connection limits

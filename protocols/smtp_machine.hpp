@@ -48,6 +48,9 @@ private:
     [[nodiscard]] bool client_waits() const noexcept override {
         return client_mode_ == ClientMode::AwaitDataReply || pending_.size() >= kMaxPending;
     }
+    [[nodiscard]] bool command_under_way() const noexcept override {
+        return !pending_.empty() || client_mode_ != ClientMode::Command || replaying_;
+    }
     LineStep client_line(std::string_view line, Actions& out) override;
     void backend_line(std::string_view line, Actions& out) override;
     void backend_unreadable(Actions& out) override;

@@ -24,6 +24,13 @@ Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
     if (connect_due_ && *connect_due_ < due.at) {
         due = {Timeout::BackendConnect, *connect_due_};
     }
+    if (draining_) {
+        const TimePoint quiet =
+            std::max({client_seen_, backend_seen_, drain_looked_}) + kDrainQuiet;
+        if (quiet < due.at) {
+            due = {Timeout::DrainQuiet, quiet};
+        }
+    }
     return due;
 }
 
@@ -41,6 +48,9 @@ Timeout Deadlines::expired(TimePoint now, bool client_owed) const noexcept {
     }
     if (plaintext_due_ && now >= *plaintext_due_) {
         return Timeout::Plaintext;
+    }
+    if (draining_ && now - std::max({client_seen_, backend_seen_, drain_looked_}) >= kDrainQuiet) {
+        return Timeout::DrainQuiet;
     }
     // Idle means no bytes either way: an IMAP IDLE client is silent while its backend talks.
     const auto limit = quiet_limit();

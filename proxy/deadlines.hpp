@@ -10,7 +10,9 @@
 // (plaintext_timeout from the connection: a client sending NOOP every few seconds must not
 // stay before TLS for ever); a client not reading what it is owed for the same quiet limit; the
 // backend connect (its limit belongs to the BackendConnector); the close flush (kCloseFlush for
-// what is owed to a client once the session ends).
+// what is owed to a client once the session ends). While postern drains (proxy/drain.hpp),
+// also kDrainQuiet without a byte either way, and after a look that found the session busy,
+// kDrainQuiet more.
 
 #include <chrono>
 #include <cstdint>
@@ -26,6 +28,8 @@ enum class Timeout : std::uint8_t {
     ClientNotReading,  // bytes owed to the client have not moved for the quiet limit
     BackendConnect,    // the backend did not answer the connect in time
     CloseFlush,        // closing: what the client is owed did not leave in time
+    DrainQuiet,        // postern drains: no bytes either way for kDrainQuiet (Session looks
+                       // whether it is between commands)
 };
 
 class Deadlines {
@@ -34,6 +38,9 @@ public:
     using TimePoint = Clock::time_point;
 
     static constexpr std::chrono::seconds kCloseFlush{5};
+    // Silence that lets a draining session end politely: long enough for a client's next
+    // command after a reply, short next to any shutdown_timeout worth setting.
+    static constexpr std::chrono::seconds kDrainQuiet{2};
 
     struct Limits {
         std::chrono::milliseconds handshake{};
@@ -82,6 +89,12 @@ public:
         plaintext_due_.reset();
     }
 
+    // postern drains: a session quiet for kDrainQuiet (already, or from now on) is due.
+    void draining() noexcept { draining_ = true; }
+    // The session was due but busy (a reply owed, a command half sent): look again once it
+    // has been quiet for kDrainQuiet from `now`.
+    void drain_busy(TimePoint now) noexcept { drain_looked_ = now; }
+
     // Traffic.
     void client_seen(TimePoint now) noexcept { client_seen_ = now; }
     void backend_seen(TimePoint now) noexcept { backend_seen_ = now; }
@@ -102,7 +115,9 @@ private:
     Limits limits_;
     Phase phase_ = Phase::Open;
     bool full_idle_ = false;  // idle_timeout rather than plaintext_timeout
-    TimePoint phase_due_{};   // Handshake, Closing
+    bool draining_ = false;
+    TimePoint drain_looked_{};
+    TimePoint phase_due_{};  // Handshake, Closing
     TimePoint accepted_;
     std::optional<TimePoint> plaintext_due_;  // postern's own plaintext dialogue ends by then
     std::optional<TimePoint> connect_due_;

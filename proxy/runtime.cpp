@@ -1,6 +1,7 @@
 #include "proxy/runtime.hpp"
 
 #include "proxy/client_limits.hpp"
+#include "proxy/drain.hpp"
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/inherited_sockets.hpp"
@@ -26,26 +27,29 @@ namespace postern::proxy {
 namespace {
 
 // Runs on worker 0's loop (the main thread); the other loops are woken through libevent's
-// pthread notification, which evthread_use_pthreads() turned on.
+// pthread notification, which evthread_use_pthreads() turned on. The first SIGTERM or SIGINT
+// drains (proxy/drain.hpp), a second one closes everything at once (nginx's fast shutdown).
 struct StopContext {
-    std::vector<std::unique_ptr<Worker>>* workers = nullptr;
+    Drain* drain = nullptr;
     ServiceManager* manager = nullptr;
-    int signal = 0;
-    pid_t replaced_by = -1;  // a replacement process took over the listening sockets
+    int signals = 0;  // received so far
 
     void on_signal(evutil_socket_t number, short /*what*/) {
-        signal = number;
-        manager->stopping();
-        stop();
-    }
-    void on_replaced(pid_t pid) {
-        replaced_by = pid;
-        stop();
-    }
-    void stop() const {
-        for (auto& worker : *workers) {
-            event_base_loopbreak(worker->base());
+        if (signals++ > 0 || drain->started()) {
+            drain->hurry();
+            return;
         }
+        manager->stopping();
+        drain->start("stopping on signal " + std::to_string(number));
+    }
+    // The replacement (proxy/replacement.hpp) is ready: drain, as for a signal, but the service
+    // goes on in the new process, so the manager hears nothing more from this one.
+    void on_replaced(pid_t pid) {
+        if (drain->started()) {
+            return;
+        }
+        manager->hand_over();
+        drain->start("replaced by process " + std::to_string(pid));
     }
     static void fail_internal(const char* what) { spdlog::error("stop signal: {}", what); }
 };
@@ -168,7 +172,9 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
     // reports to it.
     ServiceManager manager{limits, *source};
     manager.watch(main_base);
-    StopContext stop{.workers = &workers, .manager = &manager};
+    Drain drain{main_base, workers, count > 1 ? &balancer : nullptr,
+                config.server.shutdown_timeout};
+    StopContext stop{.drain = &drain, .manager = &manager};
     const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
     EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
@@ -216,13 +222,7 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
     if (!per_worker.empty()) {
         per_worker += ")";
     }
-    if (stop.replaced_by > 0) {
-        spdlog::info("replaced by process {}: closing {} session(s){}", stop.replaced_by, open,
-                     per_worker);
-    } else {
-        spdlog::info("stopping on signal {}: closing {} session(s){}", stop.signal, open,
-                     per_worker);
-    }
+    drain.log_end(open, per_worker);
     for (auto& worker : workers) {
         worker->stop_accepting();
         worker->close_all_sessions();

@@ -47,6 +47,8 @@ public:
     // READY=1 after a rebuild; `failure` empty when it succeeded, else what went wrong.
     void reloaded(std::string failure);
     void stopping();                // STOPPING=1
+    // From now on a replacement process speaks for the service: send nothing more.
+    void hand_over() noexcept { active_ = false; }
     void status(std::string text);  // STATUS=, if the text changed
 
     // libevent entry points (proxy/trampoline.hpp)

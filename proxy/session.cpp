@@ -67,10 +67,12 @@ void Session::start() {
         phase_ = Phase::ProxyHeader;
         deadlines_.handshake(Clock::now());  // the header counts against handshake_timeout
         arm_timer();
-        progress();
-        return;
+    } else {
+        begin();
     }
-    begin();
+    if (draining_) {
+        begin_drain();
+    }
     progress();
 }
 
@@ -91,6 +93,9 @@ void Session::begin() {
         machine_ = protocols::make_machine(settings);
     } else {
         machine_ = protocols::make_machine(listener_.machine);
+    }
+    if (draining_) {
+        feed_event(protocols::Event::Drain);  // the shutdown reply instead of a greeting
     }
     feed_event(protocols::Event::ClientConnected);
 }
@@ -124,6 +129,16 @@ void Session::on_timer(short /*what*/) {
             end_ = CloseReason::Timeout;
             finish();
             return;
+        case Timeout::DrainQuiet:
+            if (between_commands()) {
+                close_with(CloseReason::Drained,
+                           protocols::replies::drain_goodbye(listener_.machine.protocol,
+                                                             listener_.machine.hostname));
+                progress();
+                return;
+            }
+            deadlines_.drain_busy(Clock::now());
+            break;
         case Timeout::BackendConnect:
             backend_failed("backend connect timed out");
             progress();
@@ -384,14 +399,6 @@ void Session::drop_backend() {
     backend_.close();
     child_.reset();
     link_ = Link::None;
-}
-
-void Session::abort(CloseReason reason) {
-    if (phase_ == Phase::Closed) {
-        return;
-    }
-    end_ = reason;
-    finish();
 }
 
 void Session::fail_internal(const char* what) {

@@ -17,6 +17,8 @@
 // goodbye tail), proxy/deadlines.hpp says which timeout is due, proxy/backend_connector.hpp
 // makes the backend connection, protocols/driver.hpp offers bytes to the machine.
 //
+// While postern drains (drain()), the one timer also looks for a quiet moment between commands.
+//
 // Every event (either socket, the timer) ends in progress(), the one place that moves bytes.
 // Sockets are edge-triggered (proxy/stream.hpp); one timer per session checks timestamps, so
 // traffic never re-arms anything.
@@ -52,8 +54,15 @@ public:
     // On failure the session is already closed and retired.
     void start();
 
-    // Ends the session now (shutdown): flushes nothing more.
-    void abort(protocols::CloseReason reason);
+    // postern drains (proxy/drain.hpp): a session before its dialogue (PROXY header, TLS
+    // handshake) ends at once; the machine answers the next command with the shutdown reply
+    // (protocols/machine.hpp); a session quiet both ways for Deadlines::kDrainQuiet between
+    // commands (relaying: quiet is enough) ends with replies::drain_goodbye(). Called before
+    // start(), start() applies it.
+    void drain();
+    // Ends the session now (shutdown_timeout passed, a second signal): the protocol's goodbye
+    // with one non-blocking write where the client can take one, then closed.
+    void stop();
 
     // The connection limits this session counts in (proxy/client_limits.hpp), from accept;
     // with accept_proxy the client's own are taken once the header names it. Released when
@@ -82,6 +91,8 @@ private:
     struct MachineHost;  // the session as protocols/driver.hpp's host
 
     void begin();
+    void begin_drain();
+    [[nodiscard]] bool between_commands() const noexcept;
     void progress();
     bool step_proxy_header();
     bool step_handshake();
@@ -142,6 +153,7 @@ private:
     Link link_ = Link::None;
     bool client_broken_ = false;  // a read or write on the client failed: nothing can be sent
     bool backend_heard_ = false;  // a byte came from the backend (its greeting began)
+    bool draining_ = false;       // drain() was called
     protocols::CloseReason end_ = protocols::CloseReason::ClientClosed;
     std::string end_detail_;
     // Learned when the handshake completes; null while plaintext.

@@ -1,5 +1,6 @@
 #include "proxy/worker.hpp"
 
+#include "proxy/drain.hpp"
 #include "proxy/log.hpp"
 #include "proxy/proxy_protocol.hpp"
 #include "proxy/session.hpp"
@@ -18,6 +19,7 @@ Worker::Worker(EventBasePtr base, std::shared_ptr<tls::CertSource> certs, Client
     : base_(std::move(base)), children_(base_.get()), certs_(std::move(certs)), limits_(limits) {
     reaper_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::reap>, this));
     inbox_event_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::on_inbox>, this));
+    drain_event_.reset(event_new(base_.get(), -1, 0, &event_cb<Worker, &Worker::on_drain>, this));
 }
 
 Worker::~Worker() {
@@ -158,6 +160,7 @@ void Worker::deliver(UniqueFd fd, std::size_t listener, std::string client_addre
         const std::lock_guard lock(inbox_mutex_);
         inbox_.push_back(
             {std::move(fd), listener, std::move(client_address), std::move(admission)});
+        drained_.store(false);
     }
     event_active(inbox_event_.get(), 0, 0);  // wakes this worker's loop (libevent threads)
 }
@@ -186,6 +189,9 @@ void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_ad
         auto session =
             std::make_unique<Session>(listener, std::move(fd), std::move(client_address));
         session->hold(std::move(admission));
+        if (draining_) {
+            session->drain();  // applied by start()
+        }
         raw = session.get();
         sessions_.emplace(raw, std::move(session));
     } catch (...) {
@@ -221,6 +227,9 @@ void Worker::reap() {
             balancer_->release(index_);
         }
     }
+    if (draining_) {
+        check_drained();
+    }
 }
 
 void Worker::stop_accepting() {
@@ -237,9 +246,46 @@ void Worker::close_all_sessions() {
         open.push_back(raw);
     }
     for (Session* s : open) {
-        s->abort(protocols::CloseReason::Shutdown);
+        s->stop();
     }
     reap();
+}
+
+void Worker::drain(Drain& drain) {
+    drain_ = &drain;
+    event_active(drain_event_.get(), 0, 0);  // wakes this worker's loop (libevent threads)
+}
+
+void Worker::on_drain() {
+    if (draining_) {
+        return;
+    }
+    draining_ = true;
+    stop_accepting();
+    on_inbox();  // sockets handed over but not yet taken: sessions that drain at once
+    std::vector<Session*> open;
+    open.reserve(sessions_.size());
+    for (auto& [raw, owned] : sessions_) {
+        open.push_back(raw);
+    }
+    for (Session* s : open) {
+        s->drain();
+    }
+    check_drained();
+}
+
+void Worker::check_drained() {
+    if (!sessions_.empty()) {
+        return;
+    }
+    {
+        const std::lock_guard lock(inbox_mutex_);
+        if (!inbox_.empty()) {
+            return;  // its event adopts them
+        }
+        drained_.store(true);
+    }
+    drain_->worker_drained();
 }
 
 void Worker::fail_internal(const char* what) const {

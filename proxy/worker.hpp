@@ -25,6 +25,7 @@
 #include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +34,7 @@
 
 namespace postern::proxy {
 
+class Drain;
 class Session;
 class Worker;
 struct ListenerContext;
@@ -118,7 +120,16 @@ public:
     // Asks for `session` to be destroyed once the current callback has returned.
     void retire(Session* session);
     void stop_accepting();
+    // Ends every session at once (Session::stop), on whatever thread, once the loops stopped.
     void close_all_sessions();
+
+    // The drain (proxy/drain.hpp). drain(), from any thread: on its own loop the worker stops
+    // accepting, takes the sockets handed to it (they become sessions that drain too) and
+    // drains its sessions; it tells `drain` each time it holds none. drained(), from any
+    // thread: it does so now (a socket handed over later makes it false again).
+    void drain(Drain& drain);
+    [[nodiscard]] bool drained() const noexcept { return drained_.load(); }
+    void on_drain();
 
     // Called by libevent through the listener trampolines.
     void on_accept(ListenerContext& listener, int fd, const sockaddr* peer);
@@ -137,6 +148,7 @@ private:
 
     void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address,
                Admission admission);
+    void check_drained();
     void refuse(const ListenerContext& listener, UniqueFd fd, Limit limit,
                 const Admission& admission, const std::string& client_address) const;
 
@@ -154,6 +166,10 @@ private:
     std::mutex inbox_mutex_;
     std::vector<Delivered> inbox_;  // guarded by inbox_mutex_
     EventPtr inbox_event_;
+    Drain* drain_ = nullptr;            // set before drain_event_ is activated
+    bool draining_ = false;             // this worker's thread
+    std::atomic<bool> drained_{false};  // written under inbox_mutex_
+    EventPtr drain_event_;
 };
 
 }  // namespace postern::proxy

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -227,7 +228,7 @@ inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
         settings.max_errors = 2;
     }
     static constexpr Event kEvents[] = {Event::TlsReady, Event::BackendReady, Event::BackendFailed,
-                                        Event::ClientConnected};
+                                        Event::ClientConnected, Event::Drain};
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     std::vector<Op> ops;
     std::size_t i = 1;
@@ -236,7 +237,7 @@ inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
         const auto arg = static_cast<std::uint8_t>(input[i + 1]);
         i += 2;
         if (kind == 0) {
-            ops.push_back({Op::Kind::Event, kEvents[arg % 4], {}});
+            ops.push_back({Op::Kind::Event, kEvents[arg % std::size(kEvents)], {}});
             continue;
         }
         const std::string_view bytes = input.substr(i, arg);

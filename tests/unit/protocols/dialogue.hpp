@@ -90,6 +90,7 @@ struct Transcript {
     std::string client_pending;        // offered but not consumed when the script ended
     std::string backend_pending;
     std::string state;
+    bool between_commands = false;  // Machine::between_commands() when the script ended
     // Not rendered (how much is left over depends on how the bytes arrived): client bytes
     // dropped at StartTls, as the session drops them.
     std::string dropped_at_starttls;
@@ -123,7 +124,8 @@ inline std::string Transcript::render() const {
     }
     out += "raw_to_backend=" + escape(raw_to_backend) + "\nraw_to_client=" + escape(raw_to_client);
     out += "\nclient_pending=" + escape(client_pending) +
-           "\nbackend_pending=" + escape(backend_pending) + "\nstate=" + state + "\n";
+           "\nbackend_pending=" + escape(backend_pending) + "\nstate=" + state +
+           "\nbetween_commands=" + (between_commands ? "yes" : "no") + "\n";
     return out;
 }
 
@@ -190,6 +192,7 @@ public:
         t_.client_pending = client_;
         t_.backend_pending = backend_;
         t_.state = std::string(machine_->state_name());
+        t_.between_commands = machine_->between_commands();
         return t_;
     }
 

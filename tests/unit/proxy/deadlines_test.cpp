@@ -164,4 +164,35 @@ TEST_CASE("deadlines: closing: what the client is owed gets kCloseFlush, and not
     CHECK(d.expired(t0 + seconds{105}, true) == Timeout::CloseFlush);
 }
 
+TEST_CASE("deadlines: a draining session is due once quiet for kDrainQuiet, then again if busy") {
+    Deadlines d{kLimits, t0};
+    d.tls_ready(t0);
+    d.client_seen(t0 + seconds{1});
+    CHECK(d.next(false).which == Timeout::Idle);  // not draining: the idle limit only
+    d.draining();
+    auto due = d.next(false);
+    CHECK(due.which == Timeout::DrainQuiet);
+    CHECK(due.at == t0 + seconds{1} + Deadlines::kDrainQuiet);
+    CHECK(d.expired(due.at - milliseconds{1}, false) == Timeout::None);
+    CHECK(d.expired(due.at, false) == Timeout::DrainQuiet);
+    // Traffic moves it on.
+    d.backend_seen(t0 + seconds{2});
+    CHECK(d.next(false).at == t0 + seconds{2} + Deadlines::kDrainQuiet);
+    // Busy when looked at (a reply owed): looked at again kDrainQuiet later, not at once.
+    const TimePoint looked = t0 + seconds{4};
+    d.drain_busy(looked);
+    CHECK(d.expired(looked, false) == Timeout::None);
+    CHECK(d.next(false).at == looked + Deadlines::kDrainQuiet);
+    CHECK(d.expired(looked + Deadlines::kDrainQuiet, false) == Timeout::DrainQuiet);
+}
+
+TEST_CASE("deadlines: a session quiet for long when the drain starts is due at once") {
+    Deadlines d{kLimits, t0};
+    d.tls_ready(t0);
+    const TimePoint later = t0 + seconds{60};
+    d.draining();
+    CHECK(d.next(false).at <= later);
+    CHECK(d.expired(later, false) == Timeout::DrainQuiet);
+}
+
 }  // namespace postern::proxy
