@@ -70,6 +70,15 @@ struct ServerSettings {
     std::size_t max_sessions = kDefaultMaxSessions;
     bool max_sessions_set = false;  // written in the file
     Source max_sessions_at;
+    // server.user and server.group: who `postern run`, started as root, becomes once every
+    // listener is bound (proxy/privileges.hpp); certificate files are then read by a privileged
+    // helper (proxy/privileged_helper.hpp). Empty: stay as started. The loader resolves the
+    // names; the group defaults to the user's primary one.
+    std::string user;
+    std::string group;
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> gid;
+    Source user_at;
 };
 
 // Certificates within this many days of their not-after date are reported by `postern check`

@@ -4,6 +4,7 @@
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/open_files.hpp"
+#include "proxy/privileges.hpp"
 #include "proxy/reloader.hpp"
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
@@ -65,12 +66,18 @@ unsigned worker_count(unsigned configured) {
     return std::max(1U, std::thread::hardware_concurrency());
 }
 
-int run(const conf::Config& loaded) {
+int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> files) {
     conf::Config config = loaded;
     if (config.server.hostname.empty()) {
         config.server.hostname = machine_fqdn();
     }
-    auto built = tls::CertStore::build(config);
+    // Forked before any thread exists (the certificate loader's included).
+    std::unique_ptr<PrivilegedHelper> helper;
+    if (!start_privilege_separation(config, helper)) {
+        return 1;
+    }
+    auto built = tls::CertStore::build(config, *files);
+    files.reset();  // keys stay in memory only inside the store's SSL_CTXs
     if (!built.store) {
         for (const auto& e : built.errors) {
             spdlog::error("{}", conf::format_error(e));
@@ -130,12 +137,16 @@ int run(const conf::Config& loaded) {
         }
         workers.push_back(std::move(worker));
     }
+    // Every listener is bound; no worker thread, reload or exec program has started yet.
+    if (!finish_privilege_separation(config, helper.get())) {
+        return 1;
+    }
     StopContext stop{.workers = &workers};
     event_base* main_base = workers.front()->base();
     const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
     EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
-    Reloader reloader{main_base, config, source};
+    Reloader reloader{main_base, config, source, helper.get()};
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
     if (!term || !intr || !hup || event_add(term.get(), nullptr) != 0 ||

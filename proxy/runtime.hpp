@@ -4,11 +4,16 @@
 // what the kernel keeps for signals.
 
 #include "conf/config.hpp"
+#include "conf/file_snapshot.hpp"
+
+#include <memory>
 
 namespace postern::proxy {
 
-// Returns the process exit code: 0 after a clean stop, 1 when startup failed (logged).
-[[nodiscard]] int run(const conf::Config& config);
+// `config` as loaded from `files` (conf::take_file_snapshot), which the first certificate store
+// is built from. Returns the process exit code: 0 after a clean stop, 1 when startup failed
+// (logged).
+[[nodiscard]] int run(const conf::Config& config, std::shared_ptr<const conf::FileSnapshot> files);
 
 // How many workers server.workers asks for: as written, or one per CPU core for 0.
 [[nodiscard]] unsigned worker_count(unsigned configured);
