@@ -17,7 +17,8 @@ import stat
 import unittest
 from pathlib import Path
 
-from harness import POSTERN_BIN, Dovecot, ImapSni, IntegrationCase, Pki, Postern, run, tls_connect
+from harness import (POSTERN_BIN, SERVERS, Dovecot, ImapSni, IntegrationCase, LineClient, Pki,
+                     Postern, run, tls_connect)
 
 AS_ROOT = os.geteuid() == 0
 
@@ -73,6 +74,14 @@ class PrivsepTest(IntegrationCase):
         p.tls["certificates_dir"] = str(self.live)
         p.backend("imap", self.dovecot.imap_address)
         p.listener("imap", "imap", "imap")
+        # exec backends run as server.user: with exec_user naming it, or without exec_user
+        program = work / "ucspi_env.py"
+        shutil.copy2(SERVERS / "ucspi_env.py", program)
+        env = {"PYTHONCOERCECLOCALE": "0"}
+        p.exec_backend("as_nobody", [program], exec_user="nobody", exec_group="nogroup", exec_env=env)
+        p.exec_backend("as_postern", [program], exec_env=env)
+        p.listener("exec_nobody", "smtp", "as_nobody")
+        p.listener("exec_own", "smtp", "as_postern")
         p.write_config()
         # root-only, as certbot and a careful admin leave them
         for folder in (le, le / "live", le / "archive", self.live / "mail.a.test", self.archive,
@@ -148,6 +157,15 @@ class PrivsepTest(IntegrationCase):
         self.assertEqual(m.login("test", "secret")[0], "OK")
         self.assertEqual(m.select("INBOX")[0], "OK")
         m.logout()
+
+    def test_exec_backends_run_as_server_user(self):
+        for listener in ("exec_nobody", "exec_own"):
+            with self.subTest(listener=listener):
+                c = LineClient(tls_connect(self.postern.port(listener), "mail.a.test"))
+                self.assertTrue(c.readline().startswith("220 ucspi-env"))
+                self.assertEqual(c.smtp("IDS"), ["250 uid=65534 gid=65534 groups=65534\r\n"])
+                c.smtp("QUIT")
+                c.close()
 
     def test_certbot_renewal_is_seen_without_sighup_and_sighup_reloads(self):
         self.assertEqual(self.served("mail.a.test"), "a")
