@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <system_error>
 
 namespace postern::conf {
@@ -171,6 +172,19 @@ constexpr std::size_t kDirError = 8;
 
 std::shared_ptr<FileSnapshot> FileSnapshot::reading(fs::path config_file) {
     return std::make_shared<FileSnapshot>(Token{}, std::move(config_file), true);
+}
+
+FileSnapshot::~FileSnapshot() {
+    for (auto& [path, read] : files_) {
+        if (read.bytes) {
+            wipe(*read.bytes);
+        }
+    }
+}
+
+void FileSnapshot::wipe(std::string& bytes) noexcept {
+    // explicit_bzero: a plain memset of memory about to be freed may be optimized away.
+    ::explicit_bzero(bytes.data(), bytes.size());
 }
 
 const FileRead& FileSnapshot::file(const fs::path& path) const {

@@ -57,7 +57,8 @@ public:
     FileSnapshot& operator=(const FileSnapshot&) = delete;
     FileSnapshot(FileSnapshot&&) = delete;
     FileSnapshot& operator=(FileSnapshot&&) = delete;
-    ~FileSnapshot() = default;
+    // Wipes the bytes it holds: private keys should not outlive the snapshot in freed memory.
+    ~FileSnapshot();
 
     // The config file, absolute; file(config_file()) is its text.
     [[nodiscard]] const std::filesystem::path& config_file() const noexcept { return config_; }
@@ -71,6 +72,9 @@ public:
     // A byte string for the wire, and back; nullptr for bytes that are not one (sealed).
     [[nodiscard]] std::string encode() const;
     [[nodiscard]] static std::shared_ptr<const FileSnapshot> decode(std::string_view bytes);
+
+    // Overwrites `bytes` (an encode() result, or a received copy) with zeros.
+    static void wipe(std::string& bytes) noexcept;
 
 private:
     struct Token {};

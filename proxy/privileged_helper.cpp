@@ -73,7 +73,10 @@ void tell_changed() {
                 ::_exit(1);
             }
             const auto files = conf::take_file_snapshot(config_file);
-            if (!write_frame(kRequestsFd, HelperMessage::Files, files->encode())) {
+            std::string wire = files->encode();
+            const bool sent = write_frame(kRequestsFd, HelperMessage::Files, wire);
+            conf::FileSnapshot::wipe(wire);
+            if (!sent) {
                 ::_exit(0);
             }
             watch_what_it_names(watch, *files);
@@ -169,13 +172,14 @@ std::shared_ptr<const conf::FileSnapshot> PrivilegedHelper::snapshot(std::string
         error = "the privileged helper (pid " + std::to_string(pid_) + ") is gone";
         return nullptr;
     }
-    const std::optional<Frame> reply = read_frame(requests_.get());
+    std::optional<Frame> reply = read_frame(requests_.get());
     if (!reply) {
         error = "the privileged helper (pid " + std::to_string(pid_) + ") did not answer";
         return nullptr;
     }
     auto files =
         reply->type == HelperMessage::Files ? conf::FileSnapshot::decode(reply->payload) : nullptr;
+    conf::FileSnapshot::wipe(reply->payload);
     if (!files) {
         error = "the privileged helper (pid " + std::to_string(pid_) + ") answered nonsense";
     }
