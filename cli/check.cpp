@@ -206,7 +206,7 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
     }
 
     // Only warnings: whatever would be an error has already stopped CertStore::build.
-    const std::vector<tls::Finding> findings = tls::inspect(store, config, now);
+    const std::vector<tls::Finding> findings = tls::inspect(store, config, now, files.get());
     if (!findings.empty()) {
         out << '\n';
     }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <sys/stat.h>
 #include <system_error>
 
 namespace postern::conf {
@@ -44,6 +45,10 @@ FileRead read_file_now(const fs::path& path, std::size_t budget) {
     read.is_symlink = fs::is_symlink(link);
     if (read.is_symlink) {
         read.link_target = fs::read_symlink(path, ec).string();
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        read.mode = st.st_mode;
     }
     const fs::file_status status = fs::status(path, ec);
     if (fs::is_directory(status)) {
@@ -162,7 +167,7 @@ private:
     std::string_view in_;
 };
 
-constexpr std::string_view kMagic = "postern-file-snapshot-1";
+constexpr std::string_view kMagic = "postern-file-snapshot-2";
 constexpr std::size_t kExists = 1;
 constexpr std::size_t kSymlink = 2;
 constexpr std::size_t kBytes = 4;
@@ -237,6 +242,7 @@ std::string FileSnapshot::encode() const {
         out.u32((read.exists ? kExists : std::size_t{0}) |
                 (read.is_symlink ? kSymlink : std::size_t{0}) |
                 (read.bytes ? kBytes : std::size_t{0}));
+        out.u32(read.mode);
         out.str(read.link_target);
         out.str(read.bytes ? *read.bytes : read.error);
     }
@@ -270,9 +276,12 @@ std::shared_ptr<const FileSnapshot> FileSnapshot::decode(std::string_view bytes)
         std::size_t flags = 0;
         FileRead read;
         std::string content;
-        if (!in.str(path) || !in.u32(flags) || !in.str(read.link_target) || !in.str(content)) {
+        std::size_t mode = 0;
+        if (!in.str(path) || !in.u32(flags) || !in.u32(mode) || !in.str(read.link_target) ||
+            !in.str(content)) {
             return nullptr;
         }
+        read.mode = static_cast<std::uint32_t>(mode);
         read.exists = (flags & kExists) != 0;
         read.is_symlink = (flags & kSymlink) != 0;
         if ((flags & kBytes) != 0) {

@@ -13,6 +13,7 @@
 // share between threads (tls::CertStore::build loads on several).
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -37,6 +38,7 @@ struct FileRead {
     std::string link_target;
     std::optional<std::string> bytes;  // the content, when readable
     std::string error;                 // why not, in the OS's words, when bytes is unset
+    std::uint32_t mode = 0;  // st_mode (symlinks followed); 0 when it could not be stat'ed
     friend bool operator==(const FileRead&, const FileRead&) = default;
 };
 

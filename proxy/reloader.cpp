@@ -118,6 +118,7 @@ void Reloader::build_async(std::string why) {
                 result.store = std::move(built.store);
                 result.errors = std::move(built.errors);
                 result.config = std::move(loaded.config);
+                result.files = files;
             }
         } catch (const std::exception& e) {
             conf::ConfigError error;
@@ -160,7 +161,8 @@ void Reloader::on_built() {
             "certificates reloaded ({}): {} certificate(s) now served to new "
             "connections",
             result->why, count);
-        for (const auto& finding : tls::inspect(*result->store, config_)) {
+        for (const auto& finding :
+             tls::inspect(*result->store, config_, std::time(nullptr), result->files.get())) {
             spdlog::warn("{}: {}", finding.file, finding.message);
         }
         if (listeners_changed) {

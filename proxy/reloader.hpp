@@ -57,6 +57,7 @@ private:
     struct Result {
         std::optional<conf::Config> config;
         std::shared_ptr<const tls::CertStore> store;
+        std::shared_ptr<const conf::FileSnapshot> files;  // what the store was built from
         std::vector<conf::ConfigError> errors;
         std::string why;
     };

@@ -77,7 +77,6 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
         return 1;
     }
     auto built = tls::CertStore::build(config, *files);
-    files.reset();  // keys stay in memory only inside the store's SSL_CTXs
     if (!built.store) {
         for (const auto& e : built.errors) {
             spdlog::error("{}", conf::format_error(e));
@@ -86,9 +85,11 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     }
     spdlog::info("loaded {} certificate(s); default {}", built.store->certificates().size(),
                  config.tls.default_certificate);
-    for (const auto& finding : tls::inspect(*built.store, config)) {
+    for (const auto& finding :
+         tls::inspect(*built.store, config, std::time(nullptr), files.get())) {
         spdlog::warn("{}: {}", finding.file, finding.message);
     }
+    files.reset();  // keys stay in memory only inside the store's SSL_CTXs
 
     // A client vanishing mid-write must not kill the process. SIGCHLD at its default (not
     // ignored, as a supervisor may have left it): exec backends' programs stay ours to reap.

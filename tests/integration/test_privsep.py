@@ -95,10 +95,10 @@ class PrivsepTest(IntegrationCase):
                        r"read by a privileged helper \(pid (\d+)\)", 10)
         self.helper = int(m.group(3))
 
-    def certbot_issue(self, short: str, n: int, key_of: str = "") -> None:
+    def certbot_issue(self, short: str, n: int, key_of: str = "", key_mode: int = 0o600) -> None:
         shutil.copy(self.pki.crt(short), self.archive / f"fullchain{n}.pem")
         shutil.copy(self.pki.key(key_of or short), self.archive / f"privkey{n}.pem")
-        (self.archive / f"privkey{n}.pem").chmod(0o600)
+        (self.archive / f"privkey{n}.pem").chmod(key_mode)
         live = self.live / "mail.a.test"
         link(f"../../archive/mail.a.test/fullchain{n}.pem", live / "fullchain.pem")
         link(f"../../archive/mail.a.test/privkey{n}.pem", live / "privkey.pem")
@@ -170,9 +170,12 @@ class PrivsepTest(IntegrationCase):
     def test_certbot_renewal_is_seen_without_sighup_and_sighup_reloads(self):
         self.assertEqual(self.served("mail.a.test"), "a")
         since = self.postern.log_size()
-        self.certbot_issue("a2", 2)  # nobody cannot even list live/: the helper sees it
+        # nobody cannot even list live/: the helper sees it, and the key's mode too
+        self.certbot_issue("a2", 2, key_mode=0o640)
         self.assertIn("certificates reloaded (a certificate file changed)", self.wait_reload(since))
         self.assertEqual(self.served("mail.a.test"), "a2")
+        self.assertRegex(self.postern.text()[since:],
+                         r"live/mail\.a\.test/privkey\.pem: .* accessible to group \(mode 0640\)")
 
         since = self.postern.log_size()
         self.postern.daemon.send_signal(signal.SIGHUP)
