@@ -2,6 +2,7 @@
 
 #include "conf/load.hpp"
 #include "proxy/open_files.hpp"
+#include "proxy/privileges.hpp"
 #include "proxy/runtime.hpp"
 #include "tls/cert_checks.hpp"
 #include "tls/cert_store.hpp"
@@ -161,7 +162,9 @@ bool has_something_to_serve(const conf::Config& config, const std::filesystem::p
 }
 
 int check(const std::filesystem::path& config_file, std::ostream& out, std::ostream& err) {
-    auto loaded = conf::load_config(config_file);
+    // The same snapshot `run` takes: what check reports is what run would load.
+    const auto files = conf::take_file_snapshot(config_file);
+    auto loaded = conf::load_config(*files);
     if (!loaded.config) {
         err << conf::format_errors(loaded.errors);
         return 1;
@@ -171,7 +174,7 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         return 1;
     }
     const std::time_t now = std::time(nullptr);
-    auto built = tls::CertStore::build(config, now);
+    auto built = tls::CertStore::build(config, *files, now);
     if (!built.store) {
         err << conf::format_errors(built.errors);
         return 1;
@@ -203,7 +206,7 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
     }
 
     // Only warnings: whatever would be an error has already stopped CertStore::build.
-    const std::vector<tls::Finding> findings = tls::inspect(store, config, now);
+    const std::vector<tls::Finding> findings = tls::inspect(store, config, now, files.get());
     if (!findings.empty()) {
         out << '\n';
     }
@@ -217,6 +220,13 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         << " listener(s)\n";
     print_listeners(config, out);
     std::vector<std::string> warnings = identity_warnings(config);
+    if (config.server.user.empty() && proxy::running_as_root()) {
+        warnings.push_back(config_file.string() +
+                           ": server.user is not set: `postern run` started as root keeps root's "
+                           "privileges in the process that handles client bytes and TLS; set "
+                           "server.user (e.g. \"postern\") so that only a small helper that "
+                           "reads the certificate files stays root");
+    }
     for (std::string& warning : sessions_report(config, out)) {
         warnings.push_back(std::move(warning));
     }

@@ -71,7 +71,8 @@ int run_command_line(int argc, char** argv) {
     if (check->parsed()) {
         return postern::cli::check(config_file, std::cout, std::cerr);
     }
-    auto loaded = postern::conf::load_config(config_file);
+    auto files = postern::conf::take_file_snapshot(config_file);
+    auto loaded = postern::conf::load_config(*files);
     if (!loaded.config) {
         std::cerr << postern::conf::format_errors(loaded.errors);
         return 1;
@@ -84,7 +85,8 @@ int run_command_line(int argc, char** argv) {
         std::cerr << "unknown log level " << loaded.config->server.log_level << '\n';
         return 1;
     }
-    return postern::proxy::run(*loaded.config, std::vector<std::string>(argv + 1, argv + argc));
+    return postern::proxy::run(*loaded.config, std::move(files),
+                               std::vector<std::string>(argv + 1, argv + argc));
 }
 
 }  // namespace

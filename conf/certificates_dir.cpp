@@ -1,11 +1,7 @@
 #include "conf/certificates_dir.hpp"
 
-#include "conf/files.hpp"
-
-#include <algorithm>
 #include <filesystem>
 #include <string>
-#include <system_error>
 
 namespace postern::conf {
 
@@ -15,7 +11,7 @@ namespace fs = std::filesystem;
 
 class Scanner {
 public:
-    explicit Scanner(const Config& config) : config_(config) {}
+    Scanner(const Config& config, const FileSnapshot& files) : config_(config), files_(files) {}
 
     FolderScan run();
 
@@ -29,29 +25,19 @@ private:
     bool readable(const fs::path& file);
 
     const Config& config_;
+    const FileSnapshot& files_;
     FolderScan scan_;
 };
 
 FolderScan Scanner::run() {
     const fs::path& dir = config_.tls.certificates_dir;
-    std::vector<fs::path> folders;
-    std::error_code ec;
-    for (fs::directory_iterator it{dir, ec}; !ec && it != fs::directory_iterator{};
-         it.increment(ec)) {
-        std::error_code type_ec;
-        // is_directory follows symlinks, so a symlinked subfolder counts too.
-        if (it->is_directory(type_ec)) {
-            folders.push_back(it->path());
-        }
-    }
-    if (ec) {
-        error("cannot read directory \"" + dir.string() + "\": " + ec.message());
+    const DirRead& listing = files_.dir(dir);
+    if (listing.error) {
+        error("cannot read directory \"" + dir.string() + "\": " + *listing.error);
         return std::move(scan_);
     }
-    // Directory order is the file system's; certificates load, and errors print, by name.
-    std::sort(folders.begin(), folders.end());
-    for (const fs::path& folder : folders) {
-        add_folder(folder);
+    for (const std::string& name : listing.subfolders) {
+        add_folder(dir / name);
     }
     return std::move(scan_);
 }
@@ -59,10 +45,9 @@ FolderScan Scanner::run() {
 void Scanner::add_folder(const fs::path& folder) {
     const fs::path cert = folder / kFolderCertFile;
     const fs::path key = folder / kFolderKeyFile;
-    std::error_code ec;
-    // symlink_status: a dangling symlink is still "there", and then reported as unreadable.
-    const bool has_cert = fs::exists(fs::symlink_status(cert, ec));
-    const bool has_key = fs::exists(fs::symlink_status(key, ec));
+    // A dangling symlink is still "there", and then reported as unreadable.
+    const bool has_cert = files_.file(cert).exists;
+    const bool has_key = files_.file(key).exists;
     if (!has_cert && !has_key) {
         return;  // not a certificate folder
     }
@@ -87,14 +72,13 @@ void Scanner::add_folder(const fs::path& folder) {
 }
 
 bool Scanner::readable(const fs::path& file) {
-    const std::optional<std::string> reason = detail::unreadable_file_reason(file);
-    if (!reason) {
+    const FileRead& read = files_.file(file);
+    if (read.bytes) {
         return true;
     }
-    std::string message = "cannot read \"" + file.string() + "\": " + *reason;
-    std::error_code ec;
-    if (fs::is_symlink(fs::symlink_status(file, ec))) {
-        message += " (a symlink to \"" + fs::read_symlink(file, ec).string() + "\")";
+    std::string message = "cannot read \"" + file.string() + "\": " + read.error;
+    if (read.is_symlink) {
+        message += " (a symlink to \"" + read.link_target + "\")";
     }
     error(std::move(message));
     return false;
@@ -102,11 +86,15 @@ bool Scanner::readable(const fs::path& file) {
 
 }  // namespace
 
-FolderScan scan_certificates_dir(const Config& config) {
+FolderScan scan_certificates_dir(const Config& config, const FileSnapshot& files) {
     if (config.tls.certificates_dir.empty()) {
         return {};
     }
-    return Scanner{config}.run();
+    return Scanner{config, files}.run();
+}
+
+FolderScan scan_certificates_dir(const Config& config) {
+    return scan_certificates_dir(config, *FileSnapshot::reading(config.file));
 }
 
 }  // namespace postern::conf

@@ -3,12 +3,14 @@
 // subfolder holding fullchain.pem and privkey.pem (usually symlinks into ../../archive/<name>/,
 // followed) is one certificate. Subfolders with neither file and anything that is not a folder
 // (certbot's README) are skipped; a subfolder with only one of the two, or with a file that
-// cannot be read, is an error naming it. Only the file system is looked at; the PEM content is
-// tls::load_certificate's business. tls::CertStore::build scans on every build, so a rebuilt
-// store sees renewed and added certificates without the config changing.
+// cannot be read, is an error naming it. Only the file snapshot is looked at
+// (conf/file_snapshot.hpp); the PEM content is tls::load_certificate's business.
+// tls::CertStore::build scans on every build, so a rebuilt store sees renewed and added
+// certificates without the config changing.
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
+#include "conf/file_snapshot.hpp"
 
 #include <string_view>
 #include <vector>
@@ -27,6 +29,9 @@ struct FolderScan {
 };
 
 // Empty when config.tls.certificates_dir is empty. An unreadable folder is one error.
+[[nodiscard]] FolderScan scan_certificates_dir(const Config& config, const FileSnapshot& files);
+
+// Same, reading the disk now (an open FileSnapshot).
 [[nodiscard]] FolderScan scan_certificates_dir(const Config& config);
 
 }  // namespace postern::conf

@@ -77,6 +77,15 @@ struct ServerSettings {
     // How long a stopping postern lets busy sessions finish (proxy/drain.hpp); 0: none, every
     // session is closed at once.
     std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{30}};
+    // server.user and server.group: who `postern run`, started as root, becomes once every
+    // listener is bound (proxy/privileges.hpp); certificate files are then read by a privileged
+    // helper (proxy/privileged_helper.hpp). Empty: stay as started. The loader resolves the
+    // names; the group defaults to the user's primary one.
+    std::string user;
+    std::string group;
+    std::optional<std::uint32_t> uid;
+    std::optional<std::uint32_t> gid;
+    Source user_at;
 };
 
 // Certificates within this many days of their not-after date are reported by `postern check`

@@ -1,13 +1,10 @@
 #pragma once
-// File checks shared by the loader and the certificates_dir scan: can this process read a
-// path, and if not, the OS's words for why. Nothing is parsed here. The checks are private to
-// conf/; errno_text() is the one strerror wrapper and FilePtr the one owner of a C stdio stream
-// of every layer (conf/ is the leaf all link).
+// errno_text() is the one strerror wrapper and FilePtr the one owner of a C stdio stream of
+// every layer (conf/ is the leaf all link). Reading what the config names is
+// conf/file_snapshot.hpp's business.
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 
 namespace postern::conf {
@@ -24,15 +21,3 @@ struct FileClose {
 using FilePtr = std::unique_ptr<std::FILE, FileClose>;
 
 }  // namespace postern::conf
-
-namespace postern::conf::detail {
-
-// nullopt when `path` is a regular file (symlinks followed) this process can open for reading;
-// otherwise why not. Never blocks on a FIFO.
-[[nodiscard]] std::optional<std::string> unreadable_file_reason(const std::filesystem::path& path);
-
-// nullopt when `path` is a directory (symlinks followed) whose entries this process can list;
-// otherwise why not.
-[[nodiscard]] std::optional<std::string> unreadable_dir_reason(const std::filesystem::path& path);
-
-}  // namespace postern::conf::detail

@@ -4,7 +4,7 @@
 
 #include "conf/load.hpp"
 
-#include "conf/files.hpp"
+#include "conf/accounts.hpp"
 #include "conf/loader.hpp"
 #include "conf/parse_value.hpp"
 #include "conf/toml_reader.hpp"
@@ -12,12 +12,9 @@
 #include <toml++/toml.h>
 
 #include <array>
-#include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <utility>
 
 namespace postern::conf {
@@ -42,31 +39,6 @@ constexpr std::array<Choice<TlsVersion>, 2> kTlsVersions{{
     {"1.2", TlsVersion::Tls12},
     {"1.3", TlsVersion::Tls13},
 }};
-
-fs::path absolute_path(const fs::path& file) {
-    std::error_code ec;
-    fs::path absolute = fs::absolute(file, ec);
-    return ec ? file.lexically_normal() : absolute.lexically_normal();
-}
-
-// The whole file, or the OS's reason it could not be read.
-Parsed<std::string> read_file(const fs::path& file) {
-    const FilePtr stream{std::fopen(file.c_str(), "rb")};
-    if (!stream) {
-        return {std::nullopt, errno_text(errno)};
-    }
-    std::string text;
-    std::array<char, 16384> chunk{};
-    std::size_t got = 0;
-    while ((got = std::fread(chunk.data(), 1, chunk.size(), stream.get())) > 0) {
-        text.append(chunk.data(), got);
-    }
-    // A directory opens fine on Linux and only fails here, with EISDIR.
-    if (std::ferror(stream.get()) != 0) {
-        return {std::nullopt, errno_text(errno)};
-    }
-    return {std::move(text), {}};
-}
 
 std::string not_a_dns_name(const std::string& name) {
     return "\"" + name +
@@ -133,7 +105,8 @@ void Loader::read_server(TableReader& root) {
     }
     TableReader server{*table, "server", errors_};
     server.reject_unknown_keys(
-        {"log_level", "log_format", "hostname", "workers", "max_sessions", "shutdown_timeout"});
+        {"log_level", "log_format", "hostname", "workers", "max_sessions", "shutdown_timeout",
+         "user", "group"});
     if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
         config_.server.log_level = *level;
     }
@@ -153,6 +126,7 @@ void Loader::read_server(TableReader& root) {
     if (auto timeout = server.duration("shutdown_timeout", Zero::Allowed)) {
         config_.server.shutdown_timeout = *timeout;
     }
+    read_server_user(server, config_.server);
 }
 
 void Loader::read_tls(TableReader& root) {
@@ -187,7 +161,7 @@ void Loader::read_tls(TableReader& root) {
         // Its subfolders are read by tls::CertStore::build (conf/certificates_dir.hpp), so that
         // every rebuilt store sees them as they are then; here only the folder itself.
         const fs::path path = resolve(*dir);
-        if (const std::optional<std::string> reason = detail::unreadable_dir_reason(path)) {
+        if (const std::optional<std::string>& reason = files_.dir(path).error) {
             tls.error("certificates_dir", tls.at("certificates_dir"),
                       "cannot read directory \"" + path.string() + "\": " + *reason);
         } else {
@@ -206,8 +180,8 @@ std::optional<fs::path> Loader::existing_file(TableReader& table, std::string_vi
         return std::nullopt;
     }
     const fs::path path = resolve(*text);
-    if (const std::optional<std::string> reason = detail::unreadable_file_reason(path)) {
-        table.error(key, table.at(key), "cannot read \"" + path.string() + "\": " + *reason);
+    if (const FileRead& read = files_.file(path); !read.bytes) {
+        table.error(key, table.at(key), "cannot read \"" + path.string() + "\": " + read.error);
         return std::nullopt;
     }
     return path;
@@ -249,18 +223,22 @@ void Loader::read_certificate(TableReader& table) {
 }  // namespace detail
 
 LoadResult load_config(const std::filesystem::path& file) {
-    const fs::path absolute = absolute_path(file);
-    Parsed<std::string> text = read_file(absolute);
-    if (!text.value) {
-        return {
-            std::nullopt,
-            {ConfigError{absolute.string(), 0, 0, {}, "cannot read config file: " + text.error}}};
+    return load_config(*FileSnapshot::reading(absolute_config_path(file)));
+}
+
+LoadResult load_config(const FileSnapshot& files) {
+    const fs::path& file = files.config_file();
+    const FileRead& text = files.file(file);
+    if (!text.bytes) {
+        return {std::nullopt,
+                {ConfigError{file.string(), 0, 0, {}, "cannot read config file: " + text.error}}};
     }
-    return detail::Loader{absolute}.run(*text.value);
+    return detail::Loader{file, files}.run(*text.bytes);
 }
 
 LoadResult load_config_text(std::string_view text, const std::filesystem::path& file) {
-    return detail::Loader{absolute_path(file)}.run(text);
+    const fs::path absolute = absolute_config_path(file);
+    return detail::Loader{absolute, *FileSnapshot::reading(absolute)}.run(text);
 }
 
 }  // namespace postern::conf

@@ -6,6 +6,7 @@
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
+#include "conf/file_snapshot.hpp"
 
 #include <filesystem>
 #include <optional>
@@ -19,9 +20,15 @@ struct LoadResult {
     std::vector<ConfigError> errors;
 };
 
+// Reads the file and what it names from the disk (an open FileSnapshot).
 [[nodiscard]] LoadResult load_config(const std::filesystem::path& file);
 
-// Same, from text; `file` names the source in errors and anchors relative paths.
+// From a snapshot (conf/file_snapshot.hpp): its config file's text, and every file check
+// answered by it, never by the disk when it is sealed.
+[[nodiscard]] LoadResult load_config(const FileSnapshot& files);
+
+// Same, from text; `file` names the source in errors and anchors relative paths (the files it
+// names are read from the disk).
 [[nodiscard]] LoadResult load_config_text(std::string_view text, const std::filesystem::path& file);
 
 }  // namespace postern::conf

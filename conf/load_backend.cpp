@@ -3,6 +3,7 @@
 // header, the protocol's XCLIENT/ID, or the exec environment). Part of detail::Loader
 // (conf/loader.hpp).
 
+#include "conf/accounts.hpp"
 #include "conf/files.hpp"
 #include "conf/loader.hpp"
 #include "conf/parse_value.hpp"
@@ -10,8 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <grp.h>
-#include <pwd.h>
 #include <string>
 #include <string_view>
 #include <unistd.h>
@@ -41,31 +40,6 @@ bool is_variable_name(std::string_view name) noexcept {
         return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                c == '_';
     });
-}
-
-// Lookups through NSS (files, LDAP, ...): a name that resolves at load time is the one the
-// daemon uses. Large enough buffers for any sane passwd/group entry.
-std::optional<std::pair<std::uint32_t, std::uint32_t>> find_user(const std::string& name) {
-    passwd entry{};
-    passwd* found = nullptr;
-    std::vector<char> buffer(16384);
-    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-        found == nullptr) {
-        return std::nullopt;
-    }
-    return std::pair{static_cast<std::uint32_t>(entry.pw_uid),
-                     static_cast<std::uint32_t>(entry.pw_gid)};
-}
-
-std::optional<std::uint32_t> find_group(const std::string& name) {
-    group entry{};
-    group* found = nullptr;
-    std::vector<char> buffer(65536);
-    if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-        found == nullptr) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint32_t>(entry.gr_gid);
 }
 
 }  // namespace
@@ -149,7 +123,7 @@ void Loader::read_backend(TableReader& table) {
     config_.backends.push_back(std::move(spec));
 }
 
-void Loader::read_exec(TableReader& table, BackendSpec& spec) {
+void Loader::read_exec(TableReader& table, BackendSpec& spec) const {
     if (auto argv = table.strings("exec", Need::Required)) {
         const std::string& program = argv->front().text;
         if (program.front() != '/') {
@@ -182,6 +156,7 @@ void Loader::read_exec(TableReader& table, BackendSpec& spec) {
         }
         spec.exec.group = std::move(*name);
     }
+    check_exec_identity(table, spec.exec, config_.server);
     if (auto env = table.string_table("exec_env")) {
         for (TableReader::Item& item : *env) {
             if (!is_variable_name(item.name)) {

@@ -5,6 +5,7 @@
 // Private to those files; everything else uses conf/load.hpp.
 
 #include "conf/config.hpp"
+#include "conf/file_snapshot.hpp"
 #include "conf/load.hpp"
 #include "conf/toml_reader.hpp"
 
@@ -28,8 +29,8 @@ enum class Reach : std::uint8_t { Unknown, One4, One6, Any4, Any6 };
 
 class Loader {
 public:
-    explicit Loader(std::filesystem::path file)
-        : errors_(file.string()), base_(file.parent_path()) {
+    Loader(std::filesystem::path file, const FileSnapshot& files)
+        : files_(files), errors_(file.string()), base_(file.parent_path()) {
         config_.file = std::move(file);
     }
 
@@ -40,7 +41,7 @@ private:
     void read_tls(TableReader& root);
     void read_certificate(TableReader& table);
     void read_backend(TableReader& table);
-    void read_exec(TableReader& table, BackendSpec& spec);
+    void read_exec(TableReader& table, BackendSpec& spec) const;
     void read_listener(TableReader& table);
     void read_routes(TableReader& table, ListenerSpec& spec);
     void read_proxy_in(TableReader& table, ListenerSpec& spec);
@@ -54,6 +55,7 @@ private:
     }
 
     Config config_;
+    const FileSnapshot& files_;  // answers every file check
     ErrorSink errors_;
     std::filesystem::path base_;
     Source tls_at_;

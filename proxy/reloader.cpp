@@ -7,11 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <array>
-#include <cerrno>
-#include <cstring>
-#include <set>
-#include <sys/inotify.h>
+#include <stdexcept>
 
 namespace postern::proxy {
 namespace {
@@ -19,53 +15,15 @@ namespace {
 // certbot writes several files and swaps several links per renewal: wait for quiet.
 constexpr timeval kDebounce{1, 0};
 constexpr timeval kDaily{time_t{24} * 3600, 0};
-constexpr std::uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                     IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
-
-// Folders whose changes can change what is served: the folder of each configured path (a
-// symlink swapped there is seen) and the folder its link finally points into (a file rewritten
-// in place there is seen), plus the certificate folder and each of its subfolders.
-std::set<std::filesystem::path> folders_to_watch(const conf::Config& config) {
-    std::set<std::filesystem::path> out;
-    auto add_file = [&out](const std::filesystem::path& file) {
-        if (file.empty()) {
-            return;
-        }
-        out.insert(file.parent_path());
-        std::error_code ec;
-        const auto target = std::filesystem::canonical(file, ec);
-        if (!ec) {
-            out.insert(target.parent_path());
-        }
-    };
-    for (const auto& spec : config.certificates) {
-        add_file(spec.cert);
-        add_file(spec.key);
-        add_file(spec.pkcs12);
-        add_file(spec.password_file);
-    }
-    if (!config.tls.certificates_dir.empty()) {
-        out.insert(config.tls.certificates_dir);
-        std::error_code ec;
-        for (const auto& entry :
-             std::filesystem::directory_iterator(config.tls.certificates_dir, ec)) {
-            std::error_code ignored;
-            if (entry.is_directory(ignored)) {
-                out.insert(entry.path());
-                add_file(entry.path() / "fullchain.pem");
-                add_file(entry.path() / "privkey.pem");
-            }
-        }
-    }
-    return out;
-}
 
 }  // namespace
 
-Reloader::Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::CertSource> source)
+Reloader::Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::CertSource> source,
+                   PrivilegedHelper* helper)
     : base_(base),
       config_(std::move(config)),
       source_(std::move(source)),
+      helper_(helper),
       debounce_(event_new(base, -1, 0, &event_cb<Reloader, &Reloader::on_debounced>, this)),
       built_(event_new(base, -1, 0, &event_cb<Reloader, &Reloader::on_built>, this)),
       daily_(event_new(base, -1, 0, &event_cb<Reloader, &Reloader::on_daily>, this)) {}
@@ -78,12 +36,17 @@ Reloader::~Reloader() {
 
 bool Reloader::start() {
     evtimer_add(daily_.get(), &kDaily);
-    inotify_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (inotify_.get() < 0) {
-        spdlog::warn("cannot watch certificate files ({}); reload with SIGHUP", errno_text(errno));
+    if (helper_ != nullptr) {
+        inotify_event_.reset(event_new(base_, helper_->events_fd(), EV_READ | EV_PERSIST,
+                                       &event_cb<Reloader, &Reloader::on_helper>, this));
+        event_add(inotify_event_.get(), nullptr);
+        return true;
+    }
+    if (std::string error; !watch_.open(error)) {
+        spdlog::warn("cannot watch certificate files ({}); reload with SIGHUP", error);
         return false;
     }
-    inotify_event_.reset(event_new(base_, inotify_.get(), EV_READ | EV_PERSIST,
+    inotify_event_.reset(event_new(base_, watch_.fd(), EV_READ | EV_PERSIST,
                                    &event_cb<Reloader, &Reloader::on_inotify>, this));
     event_add(inotify_event_.get(), nullptr);
     rewatch();
@@ -91,53 +54,31 @@ bool Reloader::start() {
 }
 
 void Reloader::rewatch() {
-    if (inotify_.get() < 0) {
-        return;
+    if (helper_ == nullptr) {
+        watch_.watch(config_);
     }
-    // Only the difference is applied: removing a watch queues an IN_IGNORED event, and
-    // re-adding every watch after every reload would read as yet another change.
-    const auto wanted = folders_to_watch(config_);
-    for (auto it = watches_.begin(); it != watches_.end();) {
-        if (wanted.count(it->first) == 0) {
-            inotify_rm_watch(inotify_.get(), it->second);
-            it = watches_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-    for (const auto& folder : wanted) {
-        if (watches_.count(folder) != 0) {
-            continue;
-        }
-        const int wd = inotify_add_watch(inotify_.get(), folder.c_str(), kWatchMask);
-        if (wd < 0) {
-            spdlog::warn("cannot watch {} for certificate changes: {}", folder.string(),
-                         errno_text(errno));
-            continue;
-        }
-        watches_.emplace(folder, wd);
-    }
-    spdlog::debug("watching {} folder(s) for certificate changes", watches_.size());
 }
 
 void Reloader::on_inotify() {
-    alignas(inotify_event) std::array<char, 4096> buffer{};
-    bool changed = false;
-    ssize_t n = 0;
-    while ((n = ::read(inotify_.get(), buffer.data(), buffer.size())) > 0) {
-        for (ssize_t at = 0; at < n;) {
-            inotify_event event{};
-            std::memcpy(&event, buffer.data() + at, sizeof(event));
-            // IN_IGNORED: a watch went away (ours, or its folder was deleted); that alone
-            // changes nothing served, and the folder's own deletion was reported before it.
-            if ((event.mask & IN_IGNORED) == 0) {
-                changed = true;
-            }
-            at += static_cast<ssize_t>(sizeof(inotify_event) + event.len);
-        }
-    }
-    if (changed) {
+    if (watch_.drain()) {
         evtimer_add(debounce_.get(), &kDebounce);  // re-arming pushes the deadline back
+    }
+}
+
+void Reloader::on_helper() {
+    switch (helper_->read_events()) {
+        case PrivilegedHelper::Events::Changed:
+            evtimer_add(debounce_.get(), &kDebounce);
+            break;
+        case PrivilegedHelper::Events::Gone:
+            spdlog::error(
+                "the privileged helper (pid {}) is gone: certificate changes are no longer "
+                "seen, and reloads fail until postern is restarted",
+                helper_->pid());
+            inotify_event_.reset();
+            break;
+        case PrivilegedHelper::Events::None:
+            break;
     }
 }
 
@@ -165,14 +106,22 @@ void Reloader::build_async(std::string why) {
         Result result;
         result.why = why;
         try {
-            auto loaded = conf::load_config(file);
+            // One way to the files either way: a snapshot, taken here or by the helper.
+            std::string error;
+            const auto files =
+                helper_ != nullptr ? helper_->snapshot(error) : conf::take_file_snapshot(file);
+            if (!files) {
+                throw std::runtime_error(error);
+            }
+            auto loaded = conf::load_config(*files);
             if (!loaded.config) {
                 result.errors = std::move(loaded.errors);
             } else {
-                auto built = tls::CertStore::build(*loaded.config);
+                auto built = tls::CertStore::build(*loaded.config, *files);
                 result.store = std::move(built.store);
                 result.errors = std::move(built.errors);
                 result.config = std::move(loaded.config);
+                result.files = files;
             }
         } catch (const std::exception& e) {
             conf::ConfigError error;
@@ -216,7 +165,8 @@ void Reloader::on_built() {
             "certificates reloaded ({}): {} certificate(s) now served to new "
             "connections",
             result->why, count);
-        for (const auto& finding : tls::inspect(*result->store, config_)) {
+        for (const auto& finding :
+             tls::inspect(*result->store, config_, std::time(nullptr), result->files.get())) {
             spdlog::warn("{}: {}", finding.file, finding.message);
         }
         if (listeners_changed) {

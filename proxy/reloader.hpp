@@ -3,13 +3,16 @@
 // certificate file or folder changes (inotify on the folders holding them, so certbot's
 // symlink swaps in live/ and Kubernetes' atomic "..data" swap are seen; debounced), it re-reads
 // the config file and builds a whole new CertStore on a thread of its own, off every event
-// loop. Only a store that loaded completely is published; anything broken leaves the previous
-// store serving in full, with the errors logged (file named) and counted. A daily timer logs
-// certificates near or past expiry.
+// loop. With a privileged helper (server.user), the helper reads the files and watches them,
+// and this process only asks it for a snapshot and hears its "changed". Only a store that loaded
+// completely is published; anything broken leaves the previous store serving in full, with the
+// errors logged (file named) and counted. A daily timer logs certificates near or past expiry.
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
 #include "proxy/event.hpp"
+#include "proxy/folder_watch.hpp"
+#include "proxy/privileged_helper.hpp"
 #include "proxy/service_manager.hpp"
 #include "tls/cert_source.hpp"
 
@@ -28,7 +31,10 @@ namespace postern::proxy {
 class Reloader {
 public:
     // `base` is the main loop; libevent's thread support must be on (evthread_use_pthreads).
-    Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::CertSource> source);
+    // `helper`, when not null, reads and watches the files instead of this process; it must
+    // outlive the Reloader.
+    Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::CertSource> source,
+             PrivilegedHelper* helper = nullptr);
     Reloader(const Reloader&) = delete;
     Reloader& operator=(const Reloader&) = delete;
     Reloader(Reloader&&) = delete;
@@ -44,6 +50,7 @@ public:
     // libevent entry points (proxy/trampoline.hpp)
     void on_signal();  // SIGHUP
     void on_inotify();
+    void on_helper();
     void on_debounced();
     void on_built();
     void on_daily();
@@ -53,6 +60,7 @@ private:
     struct Result {
         std::optional<conf::Config> config;
         std::shared_ptr<const tls::CertStore> store;
+        std::shared_ptr<const conf::FileSnapshot> files;  // what the store was built from
         std::vector<conf::ConfigError> errors;
         std::string why;
     };
@@ -64,12 +72,12 @@ private:
     event_base* base_;
     conf::Config config_;
     std::shared_ptr<tls::CertSource> source_;
-    UniqueFd inotify_;
-    EventPtr inotify_event_;
+    PrivilegedHelper* helper_;
+    FolderWatch watch_;       // unused with a helper
+    EventPtr inotify_event_;  // or the helper's events
     EventPtr debounce_;
     EventPtr built_;
     EventPtr daily_;
-    std::map<std::filesystem::path, int> watches_;  // folder -> inotify watch descriptor
     std::string pending_why_;  // a change seen while a build was running: build again after
     bool building_ = false;
     std::jthread builder_;

@@ -79,6 +79,10 @@ Replacement::Replacement(event_base* base, const ListenSockets& sockets,
       on_ready_(std::move(on_ready)) {}
 
 void Replacement::on_signal() {
+    if (!refusal_.empty()) {
+        spdlog::error("SIGUSR2: cannot replace postern: {}; restart it instead", refusal_);
+        return;
+    }
     if (child_ > 0) {
         spdlog::warn("SIGUSR2: a replacement process (pid {}) is already starting", child_);
         return;

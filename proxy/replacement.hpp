@@ -31,6 +31,9 @@ public:
     Replacement& operator=(Replacement&&) = delete;
     ~Replacement() = default;
 
+    // SIGUSR2 is then answered with an error naming `why` (and nothing else happens).
+    void refuse(std::string why) { refusal_ = std::move(why); }
+
     // libevent entry points (proxy/trampoline.hpp)
     void on_signal();      // SIGUSR2: start the new process
     void on_ready_pipe();  // a byte: it is ready; end of file: it exited before that
@@ -42,6 +45,7 @@ private:
     std::string executable_;  // this binary's path, as it was at startup
     std::vector<std::string> arguments_;
     std::function<void(pid_t)> on_ready_;
+    std::string refusal_;
     pid_t child_ = -1;
     UniqueFd ready_;  // read end of the child's ready pipe
     EventPtr ready_event_;

@@ -7,6 +7,7 @@
 #include "proxy/inherited_sockets.hpp"
 #include "proxy/listen_sockets.hpp"
 #include "proxy/open_files.hpp"
+#include "proxy/privileges.hpp"
 #include "proxy/reloader.hpp"
 #include "proxy/replacement.hpp"
 #include "proxy/service_manager.hpp"
@@ -83,7 +84,8 @@ unsigned worker_count(unsigned configured) {
     return std::max(1U, std::thread::hardware_concurrency());
 }
 
-int run(const conf::Config& loaded, std::vector<std::string> arguments) {
+int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> files,
+        std::vector<std::string> arguments) {
     // First, before anything opens a descriptor: what a service manager or the process this
     // one replaces handed over.
     Predecessor predecessor = Predecessor::from_environment();
@@ -97,7 +99,12 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
     if (config.server.hostname.empty()) {
         config.server.hostname = machine_fqdn();
     }
-    auto built = tls::CertStore::build(config);
+    // Forked before any thread exists (the certificate loader's included).
+    std::unique_ptr<PrivilegedHelper> helper;
+    if (!start_privilege_separation(config, helper)) {
+        return 1;
+    }
+    auto built = tls::CertStore::build(config, *files);
     if (!built.store) {
         for (const auto& e : built.errors) {
             spdlog::error("{}", conf::format_error(e));
@@ -106,9 +113,11 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
     }
     spdlog::info("loaded {} certificate(s); default {}", built.store->certificates().size(),
                  config.tls.default_certificate);
-    for (const auto& finding : tls::inspect(*built.store, config)) {
+    for (const auto& finding :
+         tls::inspect(*built.store, config, std::time(nullptr), files.get())) {
         spdlog::warn("{}: {}", finding.file, finding.message);
     }
+    files.reset();  // keys stay in memory only inside the store's SSL_CTXs
 
     // A client vanishing mid-write must not kill the process. SIGCHLD at its default (not
     // ignored, as a supervisor may have left it): exec backends' programs stay ours to reap.
@@ -167,6 +176,10 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
         }
         workers.push_back(std::move(worker));
     }
+    // Every listener is bound; no worker thread, reload or exec program has started yet.
+    if (!finish_privilege_separation(config, helper.get())) {
+        return 1;
+    }
     event_base* main_base = workers.front()->base();
     // After the workers, so its timer is freed before their loops; before the Reloader, which
     // reports to it.
@@ -178,12 +191,16 @@ int run(const conf::Config& loaded, std::vector<std::string> arguments) {
     const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
     EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
-    Reloader reloader{main_base, config, source};
+    Reloader reloader{main_base, config, source, helper.get()};
     reloader.report_to(manager);
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
     Replacement replacement{main_base, sockets, std::move(arguments),
                             [&stop](pid_t pid) { stop.on_replaced(pid); }};
+    if (helper) {
+        // TODO(#14): start it through the privileged helper, which is still root.
+        replacement.refuse("it runs as server.user, and its replacement must start as root");
+    }
     const event_callback_fn on_usr2 = &event_cb<Replacement, &Replacement::on_signal>;
     EventPtr usr2{evsignal_new(main_base, SIGUSR2, on_usr2, &replacement)};
     if (!term || !intr || !hup || !usr2 || event_add(term.get(), nullptr) != 0 ||

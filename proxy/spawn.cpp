@@ -70,7 +70,11 @@ int child_main(void* arg) noexcept {
             (void)::close(fd);
         }
     }
-    if (request.gid) {
+    // After server.user's drop, exec_user may name postern's own user (the loader accepts no
+    // other): nothing to change then, and setgroups is root's alone.
+    const bool already = ::geteuid() != 0 && (!request.uid || *request.uid == ::geteuid()) &&
+                         (!request.gid || *request.gid == ::getegid());
+    if (request.gid && !already) {
         const gid_t gid = *request.gid;
         if (::syscall(kSetgroups, 1, &gid) != 0) {
             child_failed(args, "setgroups");
@@ -79,7 +83,7 @@ int child_main(void* arg) noexcept {
             child_failed(args, "setgid");
         }
     }
-    if (request.uid) {
+    if (request.uid && !already) {
         const uid_t uid = *request.uid;
         if (::syscall(kSetresuid, uid, uid, uid) != 0) {
             child_failed(args, "setuid");

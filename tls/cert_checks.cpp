@@ -34,8 +34,9 @@ std::string mode_text(mode_t mode) {
 
 class Inspector {
 public:
-    Inspector(const CertStore& store, const conf::Config& config, std::time_t now)
-        : store_(store), config_(config), now_(now) {}
+    Inspector(const CertStore& store, const conf::Config& config, std::time_t now,
+              const conf::FileSnapshot* files)
+        : store_(store), config_(config), now_(now), files_(files) {}
 
     std::vector<Finding> run();
 
@@ -51,6 +52,7 @@ private:
     const CertStore& store_;
     const conf::Config& config_;
     std::time_t now_;
+    const conf::FileSnapshot* files_;
     std::set<std::filesystem::path> stat_done_;
     std::vector<Finding> findings_;
 };
@@ -151,7 +153,12 @@ void Inspector::permissions(const std::filesystem::path& file, std::string_view 
     }
     struct stat st {};
     // stat follows symlinks: certbot's live/ links point to the real files in archive/.
-    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) {
+    if (files_ != nullptr) {
+        st.st_mode = files_->file(file).mode;
+    } else if (::stat(file.c_str(), &st) != 0) {
+        return;
+    }
+    if ((st.st_mode & 077) == 0) {
         return;
     }
     warn(file, std::string{what} + " is accessible to " +
@@ -211,8 +218,9 @@ std::string format_finding(const Finding& finding) {
     return std::string{to_string(finding.severity)} + ": " + finding.file + ": " + finding.message;
 }
 
-std::vector<Finding> inspect(const CertStore& store, const conf::Config& config, std::time_t now) {
-    return Inspector{store, config, now}.run();
+std::vector<Finding> inspect(const CertStore& store, const conf::Config& config, std::time_t now,
+                             const conf::FileSnapshot* files) {
+    return Inspector{store, config, now, files}.run();
 }
 
 }  // namespace postern::tls

@@ -8,6 +8,7 @@
 // Reads the certificates and stat()s their key files; changes nothing.
 
 #include "conf/config.hpp"
+#include "conf/file_snapshot.hpp"
 #include "tls/cert_store.hpp"
 
 #include <cstdint>
@@ -32,8 +33,11 @@ struct Finding {
 
 // Every finding for `store`, built from `config`, as of `now`: per certificate in load order,
 // then per duplicated name in name order. Only warnings today: whatever would be an error has
-// already stopped CertStore::build. Expiry is counted in whole days from `now`.
+// already stopped CertStore::build. Expiry is counted in whole days from `now`. Key file modes
+// come from `files` (the snapshot the store was built from) when given, else from stat(): a
+// process that gave up root (server.user) cannot stat keys in a 0700 folder.
 [[nodiscard]] std::vector<Finding> inspect(const CertStore& store, const conf::Config& config,
-                                           std::time_t now = std::time(nullptr));
+                                           std::time_t now = std::time(nullptr),
+                                           const conf::FileSnapshot* files = nullptr);
 
 }  // namespace postern::tls

@@ -13,13 +13,13 @@ namespace {
 // OpenSSL 3 spends about 2 ms decoding one certificate and key, so thousands of customer
 // certificates are loaded on every core at once; results keep the order of `specs`.
 std::vector<CertificateLoad> load_all(const std::vector<const conf::CertificateSpec*>& specs,
-                                      const conf::Config& config) {
+                                      const conf::Config& config, const conf::FileSnapshot& files) {
     const std::size_t count = specs.size();
     std::vector<CertificateLoad> loads(count);
     std::atomic<std::size_t> next{0};
     auto work = [&] {
         for (std::size_t i = next++; i < count; i = next++) {
-            loads[i] = load_certificate(*specs[i], config.tls, config.file);
+            loads[i] = load_certificate(*specs[i], config.tls, config.file, files);
         }
     };
     constexpr std::size_t kPerThread = 64;
@@ -76,8 +76,13 @@ void CertStore::withhold_covered_names(Certificate& expired) const {
 }
 
 CertStore::BuildResult CertStore::build(const conf::Config& config, std::time_t now) {
+    return build(config, *conf::FileSnapshot::reading(config.file), now);
+}
+
+CertStore::BuildResult CertStore::build(const conf::Config& config, const conf::FileSnapshot& files,
+                                        std::time_t now) {
     BuildResult result;
-    conf::FolderScan folders = conf::scan_certificates_dir(config);
+    conf::FolderScan folders = conf::scan_certificates_dir(config, files);
     std::vector<const conf::CertificateSpec*> specs;
     specs.reserve(config.certificates.size() + folders.certificates.size());
     for (const auto& spec : config.certificates) {
@@ -89,7 +94,7 @@ CertStore::BuildResult CertStore::build(const conf::Config& config, std::time_t 
     result.errors = std::move(folders.errors);
 
     auto store = std::make_shared<CertStore>();
-    for (auto& load : load_all(specs, config)) {
+    for (auto& load : load_all(specs, config, files)) {
         for (auto& e : load.errors) {
             result.errors.push_back(std::move(e));
         }

@@ -18,6 +18,7 @@
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
+#include "conf/file_snapshot.hpp"
 #include "tls/certificate.hpp"
 #include "tls/client_caps.hpp"
 
@@ -37,7 +38,13 @@ public:
         std::vector<conf::ConfigError> errors;
     };
 
-    // Loads every certificate; `now` decides which have expired. Reports every error.
+    // Loads every certificate from `files` (conf/file_snapshot.hpp: what the config named, as
+    // read then; never the disk once sealed); `now` decides which have expired. Reports every
+    // error.
+    [[nodiscard]] static BuildResult build(const conf::Config& config,
+                                           const conf::FileSnapshot& files,
+                                           std::time_t now = std::time(nullptr));
+    // Same, reading the files from the disk now (tools and tests).
     [[nodiscard]] static BuildResult build(const conf::Config& config,
                                            std::time_t now = std::time(nullptr));
 

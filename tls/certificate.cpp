@@ -51,8 +51,20 @@ struct Material {
     bool first_is_ca = false;
 };
 
-BioPtr open_file(const std::filesystem::path& path) {
-    return BioPtr{BIO_new_file(path.c_str(), "r")};
+// A read-only memory BIO over the snapshot's bytes (which outlive it); null with `error` set
+// when the snapshot could not read the file.
+BioPtr open_file(const conf::FileSnapshot& files, const std::filesystem::path& path,
+                 std::string& error) {
+    const conf::FileRead& read = files.file(path);
+    if (!read.bytes) {
+        error = read.error;
+        return nullptr;
+    }
+    BioPtr bio{BIO_new_mem_buf(read.bytes->data(), static_cast<int>(read.bytes->size()))};
+    if (!bio) {
+        error = ossl_errors();
+    }
+    return bio;
 }
 
 // PEM password callback: postern never prompts (it may have no terminal, and must not block).
@@ -60,10 +72,12 @@ int refuse_password(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*user*/)
     return -1;
 }
 
-std::optional<Material> read_pem(const conf::CertificateSpec& spec, ErrorSink& errors) {
-    BioPtr cert_bio = open_file(spec.cert);
+std::optional<Material> read_pem(const conf::CertificateSpec& spec, const conf::FileSnapshot& files,
+                                 ErrorSink& errors) {
+    std::string open_error;
+    BioPtr cert_bio = open_file(files, spec.cert, open_error);
     if (!cert_bio) {
-        errors.add("cert", "cannot open " + spec.cert.string() + ": " + ossl_errors());
+        errors.add("cert", "cannot open " + spec.cert.string() + ": " + open_error);
         return std::nullopt;
     }
     std::vector<X509Ptr> certs;
@@ -76,9 +90,9 @@ std::optional<Material> read_pem(const conf::CertificateSpec& spec, ErrorSink& e
     }
     ERR_clear_error();  // the loop ends on "no start line", which is not an error
 
-    BioPtr key_bio = open_file(spec.key);
+    BioPtr key_bio = open_file(files, spec.key, open_error);
     if (!key_bio) {
-        errors.add("key", "cannot open " + spec.key.string() + ": " + ossl_errors());
+        errors.add("key", "cannot open " + spec.key.string() + ": " + open_error);
         return std::nullopt;
     }
     Material m;
@@ -130,17 +144,18 @@ std::optional<Material> read_pem(const conf::CertificateSpec& spec, ErrorSink& e
     return m;
 }
 
-std::optional<Material> read_bundle(const conf::CertificateSpec& spec, ErrorSink& errors) {
+std::optional<Material> read_bundle(const conf::CertificateSpec& spec,
+                                    const conf::FileSnapshot& files, ErrorSink& errors) {
     std::string password;
     if (!spec.password_file.empty()) {
-        PasswordRead read = read_password_file(spec.password_file);
+        PasswordRead read = read_password_file(spec.password_file, files.file(spec.password_file));
         if (!read.password) {
             errors.add("password_file", std::move(read.error));
             return std::nullopt;
         }
         password = std::move(*read.password);
     }
-    Pkcs12Read read = read_pkcs12(spec.pkcs12, password);
+    Pkcs12Read read = read_pkcs12(spec.pkcs12, files.file(spec.pkcs12), password);
     OPENSSL_cleanse(password.data(), password.size());
     if (!read.contents) {
         const bool blame_password =
@@ -229,13 +244,15 @@ const char* to_string(KeyType type) noexcept {
 
 CertificateLoad load_certificate(const conf::CertificateSpec& spec,
                                  const conf::TlsSettings& settings,
-                                 const std::filesystem::path& config_file) {
+                                 const std::filesystem::path& config_file,
+                                 const conf::FileSnapshot& files) {
     CertificateLoad result;
     ErrorSink errors{spec, config_file, result.errors};
     ERR_clear_error();
 
     const bool pkcs12 = !spec.pkcs12.empty();
-    std::optional<Material> m = pkcs12 ? read_bundle(spec, errors) : read_pem(spec, errors);
+    std::optional<Material> m =
+        pkcs12 ? read_bundle(spec, files, errors) : read_pem(spec, files, errors);
     if (!m) {
         return result;
     }

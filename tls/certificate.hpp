@@ -10,6 +10,7 @@
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
+#include "conf/file_snapshot.hpp"
 #include "tls/ossl.hpp"
 
 #include <array>
@@ -68,12 +69,14 @@ struct CertificateLoad {
 };
 
 // `config_file` and spec.at locate errors; `settings` is the TLS policy for the new SSL_CTX.
+// The files' bytes come from `files`, never from the disk.
 // Errors are keyed "<key_name>.<field>" (cert, key, pkcs12, password_file) for [[certificate]]
 // entries and "tls.certificates_dir" for its subfolders; each message names the file. Safe to
 // call from several threads at once.
 [[nodiscard]] CertificateLoad load_certificate(const conf::CertificateSpec& spec,
                                                const conf::TlsSettings& settings,
-                                               const std::filesystem::path& config_file);
+                                               const std::filesystem::path& config_file,
+                                               const conf::FileSnapshot& files);
 
 [[nodiscard]] const char* to_string(KeyType type) noexcept;  // "ECDSA" | "RSA" | "other"
 

@@ -1,13 +1,8 @@
 #include "tls/pkcs12.hpp"
 
-#include "conf/files.hpp"
-
 #include <openssl/err.h>
 #include <openssl/pkcs12.h>
 #include <openssl/provider.h>
-
-#include <cerrno>
-#include <cstdio>
 
 namespace postern::tls {
 namespace {
@@ -84,10 +79,14 @@ std::optional<const char*> verified_password(PKCS12* p12, const std::string& pas
 
 }  // namespace
 
-Pkcs12Read read_pkcs12(const std::filesystem::path& bundle, const std::string& password) {
+Pkcs12Read read_pkcs12(const std::filesystem::path& bundle, const conf::FileRead& content,
+                       const std::string& password) {
     ERR_clear_error();
     const std::string name = bundle.string();
-    BioPtr bio{BIO_new_file(bundle.c_str(), "rb")};
+    if (!content.bytes) {
+        return fail(Problem::Unreadable, "cannot open " + name + ": " + content.error);
+    }
+    BioPtr bio{BIO_new_mem_buf(content.bytes->data(), static_cast<int>(content.bytes->size()))};
     if (!bio) {
         return fail(Problem::Unreadable, "cannot open " + name + ": " + ossl_errors());
     }
@@ -152,23 +151,15 @@ Pkcs12Read read_pkcs12(const std::filesystem::path& bundle, const std::string& p
     return Pkcs12Read{std::move(contents), Problem::None, {}};
 }
 
-PasswordRead read_password_file(const std::filesystem::path& file) {
-    const conf::FilePtr stream{std::fopen(file.c_str(), "rb")};
-    if (!stream) {
-        return {std::nullopt,
-                "cannot read password file " + file.string() + ": " + conf::errno_text(errno)};
+PasswordRead read_password_file(const std::filesystem::path& file, const conf::FileRead& content) {
+    if (!content.bytes) {
+        return {std::nullopt, "cannot read password file " + file.string() + ": " + content.error};
     }
-    std::string password(kMaxPasswordBytes + 1, '\0');
-    const std::size_t got = std::fread(password.data(), 1, password.size(), stream.get());
-    if (std::ferror(stream.get()) != 0) {
-        return {std::nullopt,
-                "cannot read password file " + file.string() + ": " + conf::errno_text(errno)};
-    }
-    if (got > kMaxPasswordBytes) {
+    if (content.bytes->size() > kMaxPasswordBytes) {
         return {std::nullopt, "password file " + file.string() + " is larger than " +
                                   std::to_string(kMaxPasswordBytes) + " bytes"};
     }
-    password.resize(got);
+    std::string password = *content.bytes;
     if (password.ends_with('\n')) {
         password.pop_back();
         if (password.ends_with('\r')) {

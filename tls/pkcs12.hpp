@@ -5,6 +5,7 @@
 // `-legacy`) need its legacy provider, which is loaded into the process on first need and
 // kept. Called by tls::load_certificate, possibly from several loader threads at once.
 
+#include "conf/file_snapshot.hpp"
 #include "tls/ossl.hpp"
 
 #include <filesystem>
@@ -33,16 +34,19 @@ struct Pkcs12Read {
     std::string error;  // names the file and says what to do
 };
 
-// Reads `bundle` with `password` ("" also tries "no password": both spellings exist).
+// Reads `bundle` (named in errors; its bytes as the file snapshot read them) with `password`
+// ("" also tries "no password": both spellings exist).
 [[nodiscard]] Pkcs12Read read_pkcs12(const std::filesystem::path& bundle,
-                                     const std::string& password);
+                                     const conf::FileRead& content, const std::string& password);
 
 struct PasswordRead {
     std::optional<std::string> password;
     std::string error;  // set when password is not
 };
 
-// The content of `file` with one trailing "\n" (or "\r\n") removed, so `echo secret > f` works.
-[[nodiscard]] PasswordRead read_password_file(const std::filesystem::path& file);
+// The content of `file` (as the file snapshot read it) with one trailing "\n" (or "\r\n")
+// removed, so `echo secret > f` works.
+[[nodiscard]] PasswordRead read_password_file(const std::filesystem::path& file,
+                                              const conf::FileRead& content);
 
 }  // namespace postern::tls

@@ -1,0 +1,76 @@
+#include "conf/accounts.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <vector>
+
+namespace postern::conf::detail {
+
+// Large enough buffers for any sane passwd/group entry.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> find_user(const std::string& name) {
+    passwd entry{};
+    passwd* found = nullptr;
+    std::vector<char> buffer(16384);
+    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+        found == nullptr) {
+        return std::nullopt;
+    }
+    return std::pair{static_cast<std::uint32_t>(entry.pw_uid),
+                     static_cast<std::uint32_t>(entry.pw_gid)};
+}
+
+std::optional<std::uint32_t> find_group(const std::string& name) {
+    group entry{};
+    group* found = nullptr;
+    std::vector<char> buffer(65536);
+    if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+        found == nullptr) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint32_t>(entry.gr_gid);
+}
+
+void read_server_user(TableReader& table, ServerSettings& server) {
+    if (auto user = table.string("user", Need::Optional)) {
+        if (auto ids = find_user(*user)) {
+            server.uid = ids->first;
+            server.gid = ids->second;
+        } else {
+            table.error("user", table.at("user"), "no user named \"" + *user + "\"");
+        }
+        server.user = std::move(*user);
+        server.user_at = table.at("user");
+    }
+    if (auto name = table.string("group", Need::Optional)) {
+        if (server.user.empty()) {
+            table.error("group", table.at("group"),
+                        "server.group needs server.user (the user postern runs as)");
+        } else if (auto gid = find_group(*name)) {
+            server.gid = *gid;
+        } else {
+            table.error("group", table.at("group"), "no group named \"" + *name + "\"");
+        }
+        server.group = std::move(*name);
+    }
+}
+
+void check_exec_identity(TableReader& table, const ExecSpec& exec, const ServerSettings& server) {
+    if (server.user.empty() || !server.uid || !server.gid) {
+        return;
+    }
+    const bool other_user = exec.uid && *exec.uid != *server.uid;
+    const bool other_group = exec.gid && *exec.gid != *server.gid;
+    if (!other_user && !other_group) {
+        return;
+    }
+    const std::string key = other_user || exec.group.empty() ? "exec_user" : "exec_group";
+    table.error(key, table.at(key),
+                key + " \"" + (key == "exec_user" ? exec.user : exec.group) +
+                    "\" is not server.user's: postern runs as \"" + server.user +
+                    "\" once its listeners are bound and cannot start a program as anybody "
+                    "else; leave " +
+                    key + " out (the program then runs as \"" + server.user +
+                    "\"), or run postern without server.user");
+}
+
+}  // namespace postern::conf::detail

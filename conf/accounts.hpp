@@ -1,0 +1,32 @@
+#pragma once
+// User and group names as the system knows them (NSS: files, LDAP, ...), resolved when the
+// config is loaded, so a name that resolves then is the one the daemon uses: exec_user and
+// exec_group (conf/load_backend.cpp), server.user and server.group (below). Private to conf/.
+
+#include "conf/config.hpp"
+#include "conf/toml_reader.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace postern::conf::detail {
+
+// uid and primary gid of `name`; nullopt when there is no such user.
+[[nodiscard]] std::optional<std::pair<std::uint32_t, std::uint32_t>> find_user(
+    const std::string& name);
+
+// gid of `name`; nullopt when there is no such group.
+[[nodiscard]] std::optional<std::uint32_t> find_group(const std::string& name);
+
+// server.user and server.group into `server` (an unknown name is an error at its key); a group
+// without a user is refused, since postern would then change only half of who it is.
+void read_server_user(TableReader& table, ServerSettings& server);
+
+// With server.user, postern no longer has the privilege to start a program as anybody else, so
+// an exec_user or exec_group other than server.user's is refused at its key.
+// TODO(#14): start such programs through the privileged helper instead.
+void check_exec_identity(TableReader& table, const ExecSpec& exec, const ServerSettings& server);
+
+}  // namespace postern::conf::detail

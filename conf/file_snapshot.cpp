@@ -1,0 +1,344 @@
+#include "conf/file_snapshot.hpp"
+
+#include "conf/certificates_dir.hpp"
+#include "conf/files.hpp"
+#include "conf/load.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <sys/stat.h>
+#include <system_error>
+
+namespace postern::conf {
+namespace {
+
+namespace fs = std::filesystem;
+
+// What a sealed snapshot answers for a path it does not hold. take_file_snapshot holds every
+// path the loader and the scan look at, so only a caller outside them can see this.
+const FileRead& not_held() {
+    static const FileRead answer = [] {
+        FileRead read;
+        read.error = "not among the files the config names";
+        return read;
+    }();
+    return answer;
+}
+const DirRead& dir_not_held() {
+    static const DirRead answer = [] {
+        DirRead read;
+        read.error = "not among the folders the config names";
+        return read;
+    }();
+    return answer;
+}
+
+FileRead read_file_now(const fs::path& path, std::size_t budget) {
+    FileRead read;
+    std::error_code ec;
+    const fs::file_status link = fs::symlink_status(path, ec);
+    read.exists = fs::exists(link);
+    read.is_symlink = fs::is_symlink(link);
+    if (read.is_symlink) {
+        read.link_target = fs::read_symlink(path, ec).string();
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        read.mode = st.st_mode;
+    }
+    const fs::file_status status = fs::status(path, ec);
+    if (fs::is_directory(status)) {
+        read.error = errno_text(EISDIR);
+        return read;
+    }
+    // Opening a FIFO would block until some writer appears.
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+        read.error = "not a regular file";
+        return read;
+    }
+    const FilePtr stream{std::fopen(path.c_str(), "rb")};
+    if (!stream) {
+        read.error = errno_text(errno);
+        return read;
+    }
+    const std::size_t limit = std::min(kMaxSnapshotFileBytes, budget);
+    std::string bytes;
+    std::array<char, 16384> chunk{};
+    std::size_t got = 0;
+    while (bytes.size() <= limit &&
+           (got = std::fread(chunk.data(), 1, chunk.size(), stream.get())) > 0) {
+        bytes.append(chunk.data(), got);
+    }
+    // A directory opens fine on Linux and only fails here, with EISDIR.
+    if (std::ferror(stream.get()) != 0) {
+        read.error = errno_text(errno);
+        return read;
+    }
+    if (bytes.size() > limit) {
+        read.error = limit == kMaxSnapshotFileBytes
+                         ? "larger than " + std::to_string(kMaxSnapshotFileBytes) + " bytes"
+                         : "the files the config names hold more than " +
+                               std::to_string(kMaxSnapshotBytes) + " bytes together";
+        return read;
+    }
+    read.bytes = std::move(bytes);
+    return read;
+}
+
+DirRead read_dir_now(const fs::path& path) {
+    DirRead read;
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    if (ec) {
+        read.error = ec.message();
+        return read;
+    }
+    if (!fs::is_directory(status)) {
+        read.error = errno_text(ENOTDIR);
+        return read;
+    }
+    // Listing, not only stat: a folder without read permission stats fine.
+    for (fs::directory_iterator it{path, ec}; !ec && it != fs::directory_iterator{};
+         it.increment(ec)) {
+        std::error_code type_ec;
+        // is_directory follows symlinks, so a symlinked subfolder counts too.
+        if (it->is_directory(type_ec)) {
+            read.subfolders.push_back(it->path().filename().string());
+        }
+    }
+    if (ec) {
+        read.error = ec.message();
+        read.subfolders.clear();
+        return read;
+    }
+    // Directory order is the file system's; certificates load, and errors print, by name.
+    std::sort(read.subfolders.begin(), read.subfolders.end());
+    return read;
+}
+
+// The wire form: little-endian u32 lengths and counts, strings as length + bytes.
+class Writer {
+public:
+    void u32(std::size_t value) {
+        for (int shift = 0; shift < 32; shift += 8) {
+            out_.push_back(static_cast<char>((value >> shift) & 0xFFU));
+        }
+    }
+    void str(std::string_view text) {
+        u32(text.size());
+        out_.append(text);
+    }
+    std::string take() { return std::move(out_); }
+
+private:
+    std::string out_;
+};
+
+class Reader {
+public:
+    explicit Reader(std::string_view in) : in_(in) {}
+    bool u32(std::size_t& value) {
+        if (in_.size() < 4) {
+            return false;
+        }
+        value = 0;
+        for (int i = 3; i >= 0; --i) {
+            value = (value << 8U) | static_cast<unsigned char>(in_[static_cast<std::size_t>(i)]);
+        }
+        in_.remove_prefix(4);
+        return true;
+    }
+    bool str(std::string& text) {
+        std::size_t size = 0;
+        if (!u32(size) || in_.size() < size) {
+            return false;
+        }
+        text.assign(in_.substr(0, size));
+        in_.remove_prefix(size);
+        return true;
+    }
+    [[nodiscard]] bool done() const { return in_.empty(); }
+
+private:
+    std::string_view in_;
+};
+
+constexpr std::string_view kMagic = "postern-file-snapshot-2";
+constexpr std::size_t kExists = 1;
+constexpr std::size_t kSymlink = 2;
+constexpr std::size_t kBytes = 4;
+constexpr std::size_t kDirError = 8;
+
+}  // namespace
+
+std::shared_ptr<FileSnapshot> FileSnapshot::reading(fs::path config_file) {
+    return std::make_shared<FileSnapshot>(Token{}, std::move(config_file), true);
+}
+
+FileSnapshot::~FileSnapshot() {
+    for (auto& [path, read] : files_) {
+        if (read.bytes) {
+            wipe(*read.bytes);
+        }
+    }
+}
+
+void FileSnapshot::wipe(std::string& bytes) noexcept {
+    // explicit_bzero: a plain memset of memory about to be freed may be optimized away.
+    ::explicit_bzero(bytes.data(), bytes.size());
+}
+
+const FileRead& FileSnapshot::file(const fs::path& path) const {
+    const std::lock_guard lock(mutex_);
+    if (const auto it = files_.find(path); it != files_.end()) {
+        return it->second;
+    }
+    if (!reading_) {
+        return not_held();
+    }
+    FileRead read;
+    if (files_.size() >= kMaxSnapshotFiles) {
+        read.error = "the config names more than " + std::to_string(kMaxSnapshotFiles) + " files";
+    } else {
+        read = read_file_now(path, kMaxSnapshotBytes - total_bytes_);
+        total_bytes_ += read.bytes ? read.bytes->size() : 0;
+    }
+    return files_.emplace(path, std::move(read)).first->second;
+}
+
+const DirRead& FileSnapshot::dir(const fs::path& path) const {
+    const std::lock_guard lock(mutex_);
+    if (const auto it = dirs_.find(path); it != dirs_.end()) {
+        return it->second;
+    }
+    if (!reading_) {
+        return dir_not_held();
+    }
+    return dirs_.emplace(path, read_dir_now(path)).first->second;
+}
+
+std::size_t FileSnapshot::file_count() const {
+    const std::lock_guard lock(mutex_);
+    return files_.size();
+}
+
+void FileSnapshot::seal() {
+    const std::lock_guard lock(mutex_);
+    reading_ = false;
+}
+
+std::string FileSnapshot::encode() const {
+    const std::lock_guard lock(mutex_);
+    Writer out;
+    out.str(kMagic);
+    out.str(config_.string());
+    out.u32(files_.size());
+    for (const auto& [path, read] : files_) {
+        out.str(path.string());
+        out.u32((read.exists ? kExists : std::size_t{0}) |
+                (read.is_symlink ? kSymlink : std::size_t{0}) |
+                (read.bytes ? kBytes : std::size_t{0}));
+        out.u32(read.mode);
+        out.str(read.link_target);
+        out.str(read.bytes ? *read.bytes : read.error);
+    }
+    out.u32(dirs_.size());
+    for (const auto& [path, read] : dirs_) {
+        out.str(path.string());
+        out.u32(read.error ? kDirError : std::size_t{0});
+        out.str(read.error.value_or(std::string{}));
+        out.u32(read.subfolders.size());
+        for (const std::string& name : read.subfolders) {
+            out.str(name);
+        }
+    }
+    return out.take();
+}
+
+std::shared_ptr<const FileSnapshot> FileSnapshot::decode(std::string_view bytes) {
+    Reader in{bytes};
+    std::string magic;
+    std::string config;
+    if (!in.str(magic) || magic != kMagic || !in.str(config)) {
+        return nullptr;
+    }
+    auto snapshot = std::make_shared<FileSnapshot>(Token{}, fs::path{config}, false);
+    std::size_t files = 0;
+    if (!in.u32(files) || files > kMaxSnapshotFiles) {
+        return nullptr;
+    }
+    for (std::size_t i = 0; i < files; ++i) {
+        std::string path;
+        std::size_t flags = 0;
+        FileRead read;
+        std::string content;
+        std::size_t mode = 0;
+        if (!in.str(path) || !in.u32(flags) || !in.u32(mode) || !in.str(read.link_target) ||
+            !in.str(content)) {
+            return nullptr;
+        }
+        read.mode = static_cast<std::uint32_t>(mode);
+        read.exists = (flags & kExists) != 0;
+        read.is_symlink = (flags & kSymlink) != 0;
+        if ((flags & kBytes) != 0) {
+            read.bytes = std::move(content);
+        } else {
+            read.error = std::move(content);
+        }
+        snapshot->files_.insert_or_assign(fs::path{path}, std::move(read));
+    }
+    std::size_t dirs = 0;
+    if (!in.u32(dirs) || dirs > kMaxSnapshotFiles) {
+        return nullptr;
+    }
+    for (std::size_t i = 0; i < dirs; ++i) {
+        std::string path;
+        std::size_t flags = 0;
+        std::string error;
+        std::size_t names = 0;
+        DirRead read;
+        if (!in.str(path) || !in.u32(flags) || !in.str(error) || !in.u32(names) ||
+            names > kMaxSnapshotFiles) {
+            return nullptr;
+        }
+        if ((flags & kDirError) != 0) {
+            read.error = std::move(error);
+        }
+        read.subfolders.resize(names);
+        for (std::string& name : read.subfolders) {
+            if (!in.str(name)) {
+                return nullptr;
+            }
+        }
+        snapshot->dirs_.insert_or_assign(fs::path{path}, std::move(read));
+    }
+    if (!in.done()) {
+        return nullptr;
+    }
+    return snapshot;
+}
+
+fs::path absolute_config_path(const fs::path& path) {
+    std::error_code ec;
+    fs::path absolute = fs::absolute(path, ec);
+    return ec ? path.lexically_normal() : absolute.lexically_normal();
+}
+
+std::shared_ptr<const FileSnapshot> take_file_snapshot(const fs::path& config_file) {
+    auto snapshot = FileSnapshot::reading(absolute_config_path(config_file));
+    // Whatever these two look at is read now and kept; tls::load_certificate then reads the
+    // same files' bytes, all of them already held (the loader checked each named file, the scan
+    // each subfolder's pair).
+    const LoadResult loaded = load_config(*snapshot);
+    if (loaded.config) {
+        (void)scan_certificates_dir(*loaded.config, *snapshot);
+    }
+    snapshot->seal();
+    return snapshot;
+}
+
+}  // namespace postern::conf
