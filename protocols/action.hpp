@@ -17,7 +17,6 @@ enum class Event : std::uint8_t {
     TlsReady,         // handshake with the client finished (implicit, or after StartTls)
     BackendReady,     // TCP connection to the backend is up (greeting not read yet)
     BackendFailed,    // connect refused, timed out, or reset before the greeting
-    Drain,            // postern is stopping: no new command is relayed (machine.hpp)
 };
 
 enum class CloseReason : std::uint8_t {

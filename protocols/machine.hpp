@@ -39,15 +39,10 @@
 //    read again as the first relayed command once the backend has greeted (SMTP replays the
 //    client's EHLO/HELO first). With require_tls, no ConnectBackend and no SendToBackend
 //    happen before TlsReady.
-//  - Drain (postern is stopping; proxy/drain.hpp): before the backend is reached (postern's own
-//    plaintext dialogue, connecting, the backend's greeting and the forwarding exchange) the
-//    machine closes at once with the protocol's shutdown reply (replies::shutdown_reply); before
-//    TLS is up it does so at TlsReady. In the dialogue it relays what is under way (replies
-//    owed, a SASL exchange, SMTP message content) and answers the next command line read
-//    between commands with the shutdown reply instead of relaying it, then closes
-//    (CloseReason::Drained); a command line while replies are owed waits for them (SMTP's 421
-//    comes in its turn, RFC 2920 §3). between_commands() says whether the dialogue is at such a
-//    point now, for the session's own polite close of a silent session.
+//  - between_commands() says whether the dialogue is between commands now (no reply owed, no
+//    SASL exchange or message content under way): a stopping postern (proxy/drain.hpp) ends a
+//    session that is quiet at such a point with the protocol's goodbye; the machine itself
+//    relays every command as usual while postern drains.
 
 #include "protocols/action.hpp"
 #include "protocols/forwarding.hpp"

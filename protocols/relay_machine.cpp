@@ -183,10 +183,7 @@ std::size_t RelayMachine::dialogue_client(std::string_view data, Actions& out) {
         } else if (sasl_active_) {  // a response (base64 or "*"), not a command
             --sasl_credits_;
             send_to_backend(out, line);
-        } else if (draining_ && !command_under_way()) {
-            close_with(out, replies_.shutdown, CloseReason::Drained);
-        } else if (draining_ || client_line(line, out) == LineStep::Stall) {
-            // Draining: answered in its turn, once the replies still owed are in.
+        } else if (client_line(line, out) == LineStep::Stall) {
             client_reader_.unread(line.size());
             client_stalled_ = true;
             break;
@@ -268,10 +265,6 @@ void RelayMachine::on_event(Event event, Actions& out) {
         case Event::ClientConnected:
             if (phase_ == Phase::Accepted) {
                 phase_ = Phase::PreTls;
-                if (draining_) {
-                    drain(out);  // the shutdown reply instead of a greeting
-                    return;
-                }
                 send_to_client(out, pre_tls_greeting());
             }
             return;
@@ -279,16 +272,8 @@ void RelayMachine::on_event(Event event, Actions& out) {
             if (phase_ == Phase::AwaitTls || phase_ == Phase::TlsPending) {
                 client_tls_ = true;
                 phase_ = Phase::Connecting;
-                if (draining_) {
-                    drain(out);
-                    return;
-                }
                 out.emplace_back(ConnectBackend{});
             }
-            return;
-        case Event::Drain:
-            draining_ = true;
-            drain(out);
             return;
         case Event::BackendReady:
             if (phase_ == Phase::Connecting) {
@@ -300,23 +285,6 @@ void RelayMachine::on_event(Event event, Actions& out) {
             if (phase_ == Phase::Connecting || relaying()) {
                 close_with(out, backend_unavailable_reply(), CloseReason::BackendUnreachable);
             }
-            return;
-    }
-}
-
-// Before the client's dialogue with the backend there is nothing to finish: the shutdown reply
-// now (a greeting on implicit TLS, where the backend's was not relayed yet; an answer to
-// whatever the client sent last otherwise). In the dialogue, dialogue_client() answers the next
-// command; before TLS (AwaitTls, TlsPending) TlsReady does.
-void RelayMachine::drain(Actions& out) {
-    switch (phase_) {
-        case Phase::PreTls:
-        case Phase::Connecting:
-        case Phase::Greeting:
-        case Phase::Forwarding:
-            close_with(out, replies_.shutdown, CloseReason::Drained);
-            return;
-        default:
             return;
     }
 }

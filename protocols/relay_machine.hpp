@@ -86,7 +86,7 @@ protected:
     // must see first, a full queue of pipelined commands).
     [[nodiscard]] virtual bool client_waits() const noexcept { return false; }
     // Phase::Dialogue: a command is under way (sent and not answered, or partly sent, or
-    // message content due): a drain holds the next command until it is over.
+    // message content due): not between commands, so a drain leaves the session alone.
     [[nodiscard]] virtual bool command_under_way() const noexcept = 0;
     // Phase::Dialogue: one complete client line (terminator included, at most max_line bytes,
     // no NUL byte) that is a command, not a SASL response.
@@ -197,7 +197,6 @@ private:
     std::size_t pre_tls_client(std::string_view data, Actions& out);
     std::size_t dialogue_client(std::string_view data, Actions& out);
     std::size_t relay_backend(std::string_view data, Actions& out);
-    void drain(Actions& out);
     void close_with(Actions& out, const replies::Canned& reply, CloseReason reason);
 
     const replies::ProtocolReplies& replies_;
@@ -216,7 +215,6 @@ private:
     // backend's bytes were cut.
     bool client_stalled_ = false;
     bool client_tls_ = false;
-    bool draining_ = false;  // Event::Drain seen: the next command gets the shutdown reply
 };
 
 }  // namespace postern::protocols

@@ -94,9 +94,6 @@ void Session::begin() {
     } else {
         machine_ = protocols::make_machine(listener_.machine);
     }
-    if (draining_) {
-        feed_event(protocols::Event::Drain);  // the shutdown reply instead of a greeting
-    }
     feed_event(protocols::Event::ClientConnected);
 }
 

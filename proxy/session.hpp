@@ -54,11 +54,10 @@ public:
     // On failure the session is already closed and retired.
     void start();
 
-    // postern drains (proxy/drain.hpp): a session before its dialogue (PROXY header, TLS
-    // handshake) ends at once; the machine answers the next command with the shutdown reply
-    // (protocols/machine.hpp); a session quiet both ways for Deadlines::kDrainQuiet between
-    // commands (relaying: quiet is enough) ends with replies::drain_goodbye(). Called before
-    // start(), start() applies it.
+    // postern drains (proxy/drain.hpp): the session goes on as usual (handshake, backend,
+    // commands), and once it is quiet both ways for Deadlines::kDrainQuiet between commands
+    // (relaying: quiet is enough) it ends with replies::drain_goodbye(). Called before start(),
+    // start() applies it.
     void drain();
     // Ends the session now (shutdown_timeout passed, a second signal): the protocol's goodbye
     // with one non-blocking write where the client can take one, then closed.

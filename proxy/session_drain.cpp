@@ -1,7 +1,6 @@
-// The Session while postern drains (proxy/drain.hpp): the end of sessions that have not begun
-// their dialogue, the quiet moment between commands the session's timer looks for, and the
-// forced end at shutdown_timeout or on a second signal. The phases themselves are in
-// proxy/session.cpp.
+// The Session while postern drains (proxy/drain.hpp): the quiet moment between commands the
+// session's timer looks for, and the forced end at shutdown_timeout or on a second signal. The
+// phases themselves are in proxy/session.cpp.
 
 #include "protocols/replies.hpp"
 #include "proxy/session.hpp"
@@ -24,26 +23,15 @@ void Session::drain() {
 }
 
 void Session::begin_drain() {
-    switch (phase_) {
-        case Phase::ProxyHeader:
-        case Phase::Handshake:
-        case Phase::Upgrading:
-            // Nothing can be said before TLS is up (or while its go-ahead is on its way); the
-            // client's retry reaches whoever listens now.
-            end_ = CloseReason::Shutdown;
-            end_detail_ = "stopping before the dialogue began";
-            finish();
-            return;
-        case Phase::Closing:
-        case Phase::Closed:
-            return;
-        case Phase::Dialogue:
-        case Phase::Relaying:
-            break;
+    if (phase_ == Phase::Closing || phase_ == Phase::Closed) {
+        return;
     }
+    // Every phase goes on as usual: a handshake, a backend on its way and the client's next
+    // command are an exchange under way (a client that connected just before a replacement took
+    // over must be served). The session's timer looks for a quiet moment between commands
+    // (Timeout::DrainQuiet, between_commands()); shutdown_timeout ends the rest (stop()).
     deadlines_.draining();
     arm_timer();
-    feed_event(protocols::Event::Drain);
 }
 
 // Nothing under way either way: no bytes unread or unwritten, and the machine (if it still

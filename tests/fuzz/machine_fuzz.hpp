@@ -228,7 +228,7 @@ inline int run(Protocol protocol, const std::uint8_t* data, std::size_t size) {
         settings.max_errors = 2;
     }
     static constexpr Event kEvents[] = {Event::TlsReady, Event::BackendReady, Event::BackendFailed,
-                                        Event::ClientConnected, Event::Drain};
+                                        Event::ClientConnected};
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     std::vector<Op> ops;
     std::size_t i = 1;

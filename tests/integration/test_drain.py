@@ -5,6 +5,7 @@ server.shutdown_timeout passes, exits 0; a second SIGTERM closes everything at o
 and Dovecot behind postern; every wait is bounded.
 """
 
+import re
 import signal
 import socket
 import ssl
@@ -71,7 +72,8 @@ class Drain(IntegrationCase):
 
     def test_slow_data_arrives_whole_then_421(self):
         """A message being sent when SIGTERM comes goes on to the end and is delivered whole;
-        the client's next command gets the 421 in its turn, and postern exits 0."""
+        commands sent back to back after it are still relayed; once the client falls quiet it
+        gets the 421, and postern exits 0."""
         p = self.new_postern("20s")
         subject = unique("drain")
         c = self.smtp_in_data(p, subject)
@@ -84,9 +86,14 @@ class Drain(IntegrationCase):
             c.send(line)
         c.send(".")
         self.assertRegex(c.smtp_reply()[-1], r"^250 ", c.transcript)
-        c.send("MAIL FROM:<sender@c.test>")
-        self.assertEqual(c.smtp_reply()[-1].rstrip("\r\n"), SHUTDOWN_421, c.transcript)
-        self.assertEqual(c.read_to_eof(), "", c.transcript)
+        c.send("MAIL FROM:<sender@c.test>")  # an active exchange goes on
+        self.assertRegex(c.smtp_reply()[-1], r"^250 ", c.transcript)
+        c.send("RSET")
+        self.assertRegex(c.smtp_reply()[-1], r"^250 ", c.transcript)
+        quiet = time.monotonic()
+        c.sock.settimeout(5)
+        self.assertEqual(c.read_to_eof().rstrip("\r\n"), SHUTDOWN_421, c.transcript)
+        self.assertLess(time.monotonic() - quiet, 3.5, c.transcript)
         fields = p.session_end(c.local_port, "smtp", timeout=5)
         self.assertEqual(fields.get("end"), "drained", fields["_line"])
         self.assert_exits_zero(p, 5)
@@ -115,7 +122,8 @@ class Drain(IntegrationCase):
         started = self.sigterm(p)
         for c, goodbye in ((idle, IMAP_BYE), (quiet, IMAP_BYE), (smtp, SHUTDOWN_421), (pop3, "")):
             c.sock.settimeout(5)
-            text = c.read_to_eof()
+            # Dovecot's own IDLE keepalive may come just before the goodbye.
+            text = re.sub(r"(?m)^\* OK Still here\r?\n", "", c.read_to_eof())
             self.assertEqual(text.rstrip("\r\n"), goodbye, c.transcript)
             self.assertLess(time.monotonic() - started, 4.5, c.transcript)
         for c, listener in ((idle, "imap"), (quiet, "imap"), (smtp, "smtp"), (pop3, "pop3")):
@@ -140,8 +148,8 @@ class Drain(IntegrationCase):
         self.assertTrue(p.daemon.alive(), "postern should still be draining the busy session")
         busy.send("\r\nbody\r\n.")
         self.assertRegex(busy.smtp_reply()[-1], r"^250 ", busy.transcript)
-        busy.send("QUIT")  # a command after the drain began: the 421 instead
-        self.assertEqual(busy.smtp_reply()[-1].rstrip("\r\n"), SHUTDOWN_421, busy.transcript)
+        busy.send("QUIT")  # a command after the drain began is still relayed
+        self.assertRegex(busy.smtp_reply()[-1], r"^221 ", busy.transcript)
         self.assert_exits_zero(p, 5)
 
     def test_busy_client_closed_at_shutdown_timeout(self):

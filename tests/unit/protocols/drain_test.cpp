@@ -1,7 +1,6 @@
-// The machines while postern drains (Event::Drain, Machine::between_commands()): what is under
-// way goes on, the next command gets the shutdown reply in its turn, and a session before its
-// dialogue with the backend is answered at once. Every dialogue is split at every byte offset
-// (dialogue.hpp).
+// The machines while postern drains: Machine::between_commands() tells the session when a
+// quiet session may be ended politely (proxy/session_drain.cpp), and the goodbyes it sends.
+// Every dialogue is split at every byte offset (dialogue.hpp).
 
 #include "protocols/machine.hpp"
 #include "protocols/replies.hpp"
@@ -12,14 +11,11 @@
 namespace postern::protocols {
 namespace {
 
-using test::accepted;
 using test::backend;
 using test::check_splits;
 using test::client;
 using test::connected;
-using test::event;
 using test::settings_for;
-using test::starttls_settings_for;
 
 constexpr std::string_view kSmtpGreeting = "220 mx.test ESMTP Postfix\r\n";
 constexpr std::string_view kSmtpShutdown = "421 4.3.2 mx.test Service shutting down\r\n";
@@ -38,108 +34,46 @@ TEST_CASE("drain: the shutdown replies and the goodbyes name the host") {
     CHECK(replies::drain_goodbye(Protocol::Pop3, "mx.test").empty());  // no unsolicited reply
 }
 
-TEST_CASE("drain: smtp between commands, a new command gets 421 and is not relayed") {
-    const auto before = check_splits(
+TEST_CASE("drain: smtp between commands once each reply is in") {
+    const auto after_ehlo = check_splits(
         settings_for(Protocol::Smtp),
         connected({backend(kSmtpGreeting), client("EHLO c\r\n"), backend("250 mx.test\r\n")}));
-    CHECK(before.between_commands);
-    const auto t = check_splits(
-        settings_for(Protocol::Smtp),
-        connected({backend(kSmtpGreeting), client("EHLO c\r\n"), backend("250 mx.test\r\n"),
-                   event(Event::Drain), client("MAIL FROM:<a@c.test>\r\n")}));
-    CHECK(t.to_client() ==
-          std::string(kSmtpGreeting) + "250 mx.test\r\n" + std::string(kSmtpShutdown));
-    CHECK(t.to_backend() == "EHLO c\r\n");
-    CHECK(t.has("close:drained"));
-}
-
-TEST_CASE("drain: smtp message content in flight goes on, its reply first, then 421") {
-    const auto t = check_splits(
+    CHECK(after_ehlo.between_commands);
+    const auto after_message = check_splits(
         settings_for(Protocol::Smtp),
         connected({backend(kSmtpGreeting),
                    client("MAIL FROM:<a@c.test>\r\nRCPT TO:<b@a.test>\r\n"
                           "DATA\r\n"),
-                   backend("250 ok\r\n250 ok\r\n354 go\r\n"), client("Subject: x\r\n\r\nfirst\r\n"),
-                   event(Event::Drain), client("second\r\n.\r\nQUIT\r\n"),
-                   backend("250 2.0.0 queued\r\n")}));
-    CHECK(t.to_backend() ==
-          "MAIL FROM:<a@c.test>\r\nRCPT TO:<b@a.test>\r\nDATA\r\nSubject: x\r\n\r\nfirst\r\n"
-          "second\r\n.\r\n");
-    CHECK(t.to_client() == std::string(kSmtpGreeting) + "250 ok\r\n250 ok\r\n354 go\r\n" +
-                               "250 2.0.0 queued\r\n" + std::string(kSmtpShutdown));
-    CHECK(t.has("close:drained"));
+                   backend("250 ok\r\n250 ok\r\n354 go\r\n"),
+                   client("Subject: x\r\n\r\nbody\r\n.\r\n"), backend("250 2.0.0 queued\r\n")}));
+    CHECK(after_message.between_commands);
 }
 
 TEST_CASE("drain: smtp is not between commands inside DATA or with a reply owed") {
-    const auto in_data =
-        check_splits(settings_for(Protocol::Smtp),
-                     connected({backend(kSmtpGreeting), client("DATA\r\n"), backend("354 go\r\n"),
-                                client("line\r\n"), event(Event::Drain)}));
+    const auto in_data = check_splits(settings_for(Protocol::Smtp),
+                                      connected({backend(kSmtpGreeting), client("DATA\r\n"),
+                                                 backend("354 go\r\n"), client("line\r\n")}));
     CHECK_FALSE(in_data.between_commands);
-    CHECK_FALSE(in_data.has("close:drained"));
     const auto owed = check_splits(settings_for(Protocol::Smtp),
-                                   connected({backend(kSmtpGreeting), client("NOOP\r\n"),
-                                              event(Event::Drain), client("RSET\r\n")}));
+                                   connected({backend(kSmtpGreeting), client("NOOP\r\n")}));
     CHECK_FALSE(owed.between_commands);
-    CHECK(owed.to_backend() == "NOOP\r\n");  // RSET waits for the NOOP's reply, then gets 421
-    CHECK(owed.client_pending == "RSET\r\n");
 }
 
-TEST_CASE("drain: imap before login, a command gets BYE; one outstanding is answered first") {
-    const auto t = check_splits(
-        settings_for(Protocol::Imap),
-        connected({backend(kImapGreeting), client("a CAPABILITY\r\n"), event(Event::Drain),
-                   client("b LOGIN u p\r\n"), backend("* CAPABILITY IMAP4rev1\r\na OK done\r\n")}));
-    CHECK(t.to_backend() == "a CAPABILITY\r\n");
-    CHECK(t.to_client() == std::string(kImapGreeting) + "* CAPABILITY IMAP4rev1\r\na OK done\r\n" +
-                               std::string(kImapShutdown));
-    CHECK(t.has("close:drained"));
-    const auto quiet = check_splits(
+TEST_CASE("drain: imap and pop3 between commands only when every command is answered") {
+    const auto imap_owed = check_splits(settings_for(Protocol::Imap),
+                                        connected({backend(kImapGreeting), client("a NOOP\r\n")}));
+    CHECK_FALSE(imap_owed.between_commands);
+    const auto imap_quiet = check_splits(
         settings_for(Protocol::Imap),
         connected({backend(kImapGreeting), client("a NOOP\r\n"), backend("a OK done\r\n")}));
-    CHECK(quiet.between_commands);
-}
-
-TEST_CASE("drain: pop3 between commands, a command gets -ERR") {
-    const auto t =
+    CHECK(imap_quiet.between_commands);
+    const auto pop3_owed = check_splits(settings_for(Protocol::Pop3),
+                                        connected({backend(kPop3Greeting), client("USER u\r\n")}));
+    CHECK_FALSE(pop3_owed.between_commands);
+    const auto pop3_quiet =
         check_splits(settings_for(Protocol::Pop3),
-                     connected({backend(kPop3Greeting), client("USER u\r\n"), backend("+OK\r\n"),
-                                event(Event::Drain), client("PASS p\r\n")}));
-    CHECK(t.to_backend() == "USER u\r\n");
-    CHECK(t.to_client() == std::string(kPop3Greeting) + "+OK\r\n" + std::string(kPop3Shutdown));
-    CHECK(t.has("close:drained"));
-}
-
-TEST_CASE("drain: before the backend, the shutdown reply at once") {
-    SUBCASE("implicit TLS, connecting: the reply stands for the greeting") {
-        const auto t = check_splits(settings_for(Protocol::Imap),
-                                    {event(Event::TlsReady), event(Event::Drain)});
-        CHECK(t.to_client() == kImapShutdown);
-        CHECK(t.has("close:drained"));
-    }
-    SUBCASE("implicit TLS, the greeting not read yet") {
-        const auto t = check_splits(settings_for(Protocol::Smtp),
-                                    {event(Event::TlsReady), event(Event::BackendReady),
-                                     event(Event::Drain), backend(kSmtpGreeting)});
-        CHECK(t.to_client() == kSmtpShutdown);
-    }
-    SUBCASE("implicit TLS, handshake not done: at TlsReady, no backend") {
-        const auto t = check_splits(settings_for(Protocol::Pop3),
-                                    {event(Event::Drain), event(Event::TlsReady)});
-        CHECK(t.to_client() == kPop3Shutdown);
-        CHECK_FALSE(t.has("connect"));
-    }
-    SUBCASE("STARTTLS listener, postern's own dialogue") {
-        const auto t = check_splits(starttls_settings_for(Protocol::Smtp),
-                                    accepted({client("EHLO c\r\n"), event(Event::Drain)}));
-        CHECK(t.to_client().ends_with(kSmtpShutdown));
-        CHECK(t.has("close:drained"));
-    }
-    SUBCASE("STARTTLS listener, drained before it greets: no greeting") {
-        const auto t = check_splits(starttls_settings_for(Protocol::Imap),
-                                    {event(Event::Drain), event(Event::ClientConnected)});
-        CHECK(t.to_client() == kImapShutdown);
-    }
+                     connected({backend(kPop3Greeting), client("USER u\r\n"), backend("+OK\r\n")}));
+    CHECK(pop3_quiet.between_commands);
 }
 
 }  // namespace
