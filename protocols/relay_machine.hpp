@@ -43,7 +43,9 @@ public:
     void on_event(Event event, Actions& out) final;
     void forward_identity(ClientIdentity identity) final;
     [[nodiscard]] bool between_commands() const noexcept final {
-        return phase_ == Phase::Dialogue && !sasl_active_ && !command_under_way();
+        // PreTls: postern answers each line at once, so nothing is ever owed there.
+        return phase_ == Phase::PreTls ||
+               (phase_ == Phase::Dialogue && !sasl_active_ && !command_under_way());
     }
     [[nodiscard]] std::string_view state_name() const noexcept final;
 

@@ -5,8 +5,13 @@
 namespace postern::proxy {
 
 Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
+    const TimePoint drain_quiet =
+        std::max({client_seen_, backend_seen_, drain_looked_}) + kDrainQuiet;
     switch (phase_) {
         case Phase::Handshake:
+            if (draining_ && drain_quiet < phase_due_) {
+                return {Timeout::DrainQuiet, drain_quiet};
+            }
             return {Timeout::Handshake, phase_due_};
         case Phase::Closing:
             return {Timeout::CloseFlush, phase_due_};
@@ -24,12 +29,8 @@ Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
     if (connect_due_ && *connect_due_ < due.at) {
         due = {Timeout::BackendConnect, *connect_due_};
     }
-    if (draining_) {
-        const TimePoint quiet =
-            std::max({client_seen_, backend_seen_, drain_looked_}) + kDrainQuiet;
-        if (quiet < due.at) {
-            due = {Timeout::DrainQuiet, quiet};
-        }
+    if (draining_ && drain_quiet < due.at) {
+        due = {Timeout::DrainQuiet, drain_quiet};
     }
     return due;
 }
@@ -37,7 +38,13 @@ Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
 Timeout Deadlines::expired(TimePoint now, bool client_owed) const noexcept {
     switch (phase_) {
         case Phase::Handshake:
-            return now >= phase_due_ ? Timeout::Handshake : Timeout::None;
+            if (now >= phase_due_) {
+                return Timeout::Handshake;
+            }
+            return draining_ && now - std::max({client_seen_, backend_seen_, drain_looked_}) >=
+                                    kDrainQuiet
+                       ? Timeout::DrainQuiet
+                       : Timeout::None;
         case Phase::Closing:
             return now >= phase_due_ ? Timeout::CloseFlush : Timeout::None;
         case Phase::Open:

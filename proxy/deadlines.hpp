@@ -60,6 +60,7 @@ public:
     void handshake(TimePoint now) noexcept {
         phase_ = Phase::Handshake;
         phase_due_ = now + limits_.handshake;
+        client_seen_ = now;  // a drain's quiet counts from here (kDrainQuiet)
     }
     // The plaintext dialogue of a STARTTLS listener starts now (after a PROXY header).
     void plaintext(TimePoint now) noexcept {

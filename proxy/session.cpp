@@ -127,14 +127,9 @@ void Session::on_timer(short /*what*/) {
             finish();
             return;
         case Timeout::DrainQuiet:
-            if (between_commands()) {
-                close_with(CloseReason::Drained,
-                           protocols::replies::drain_goodbye(listener_.machine.protocol,
-                                                             listener_.machine.hostname));
-                progress();
+            if (drain_quiet()) {
                 return;
             }
-            deadlines_.drain_busy(Clock::now());
             break;
         case Timeout::BackendConnect:
             backend_failed("backend connect timed out");

@@ -92,6 +92,8 @@ private:
     void begin();
     void begin_drain();
     [[nodiscard]] bool between_commands() const noexcept;
+    // Quiet for Deadlines::kDrainQuiet while draining: true when that ended the session.
+    bool drain_quiet();
     void progress();
     bool step_proxy_header();
     bool step_handshake();

@@ -45,8 +45,29 @@ bool Session::between_commands() const noexcept {
     if (phase_ == Phase::Relaying) {
         return true;
     }
-    return phase_ == Phase::Dialogue && link_ == Link::Open && machine_ &&
+    // Link::None: postern's own plaintext dialogue on a STARTTLS listener.
+    return phase_ == Phase::Dialogue && (link_ == Link::Open || link_ == Link::None) && machine_ &&
            machine_->between_commands();
+}
+
+bool Session::drain_quiet() {
+    if (phase_ == Phase::ProxyHeader || phase_ == Phase::Handshake) {
+        // A handshake takes milliseconds; one silent for 2 s is not coming, and nothing can be
+        // said to it before TLS is up.
+        end_ = CloseReason::Shutdown;
+        end_detail_ = "quiet before the dialogue began";
+        finish();
+        return true;
+    }
+    if (between_commands()) {
+        close_with(CloseReason::Drained,
+                   protocols::replies::drain_goodbye(listener_.machine.protocol,
+                                                     listener_.machine.hostname));
+        progress();
+        return true;
+    }
+    deadlines_.drain_busy(Clock::now());
+    return false;
 }
 
 void Session::stop() {
