@@ -45,7 +45,7 @@ struct StopContext {
     }
     // The replacement (proxy/replacement.hpp) is ready: drain, as for a signal, but the service
     // goes on in the new process, so the manager hears nothing more from this one.
-    void on_replaced(pid_t pid) {
+    void on_replaced(pid_t pid) const {
         if (drain->started()) {
             return;
         }
