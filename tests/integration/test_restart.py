@@ -169,6 +169,22 @@ class Replacement(IntegrationCase):
         m.logout()
         self.assertTrue(p.daemon.alive())
 
+    def test_refused_once_running_as_server_user(self):
+        """Under server.user the process cannot start a replacement that must be root: SIGUSR2
+        is refused with an error naming why, and postern goes on serving."""
+        p = self.own_for_test(Postern(self.workdir_for_test() / "postern", self.pki))
+        p.server["user"] = "nobody"
+        p.backend("imap", self.dovecot.imap_address)
+        p.listener("imap", "imap", "imap")
+        p.start()
+        since = p.log_size()
+        os.kill(p.daemon.pid, signal.SIGUSR2)
+        p.wait_log(r"^.*SIGUSR2: cannot replace postern: it runs as server.user.*$", 10, since)
+        m = ImapSni("mail.a.test", p.port("imap"), ssl_context=self.pki.context())
+        self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
+        m.logout()
+        self.assertNotIn("starting a replacement", p.log_text())
+
 
 class SocketActivation(IntegrationCase):
     """postern started as systemd's socket activation starts it: listening sockets on fd 3 and
