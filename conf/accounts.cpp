@@ -54,23 +54,4 @@ void read_server_user(TableReader& table, ServerSettings& server) {
     }
 }
 
-void check_exec_identity(TableReader& table, const ExecSpec& exec, const ServerSettings& server) {
-    if (server.user.empty() || !server.uid || !server.gid) {
-        return;
-    }
-    const bool other_user = exec.uid && *exec.uid != *server.uid;
-    const bool other_group = exec.gid && *exec.gid != *server.gid;
-    if (!other_user && !other_group) {
-        return;
-    }
-    const std::string key = other_user || exec.group.empty() ? "exec_user" : "exec_group";
-    table.error(key, table.at(key),
-                key + " \"" + (key == "exec_user" ? exec.user : exec.group) +
-                    "\" is not server.user's: postern runs as \"" + server.user +
-                    "\" once its listeners are bound and cannot start a program as anybody "
-                    "else; leave " +
-                    key + " out (the program then runs as \"" + server.user +
-                    "\"), or run postern without server.user");
-}
-
 }  // namespace postern::conf::detail

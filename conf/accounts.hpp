@@ -24,9 +24,4 @@ namespace postern::conf::detail {
 // without a user is refused, since postern would then change only half of who it is.
 void read_server_user(TableReader& table, ServerSettings& server);
 
-// With server.user, postern no longer has the privilege to start a program as anybody else, so
-// an exec_user or exec_group other than server.user's is refused at its key.
-// TODO(#14): start such programs through the privileged helper instead.
-void check_exec_identity(TableReader& table, const ExecSpec& exec, const ServerSettings& server);
-
 }  // namespace postern::conf::detail

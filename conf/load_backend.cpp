@@ -156,7 +156,6 @@ void Loader::read_exec(TableReader& table, BackendSpec& spec) const {
         }
         spec.exec.group = std::move(*name);
     }
-    check_exec_identity(table, spec.exec, config_.server);
     if (auto env = table.string_table("exec_env")) {
         for (TableReader::Item& item : *env) {
             if (!is_variable_name(item.name)) {

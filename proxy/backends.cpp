@@ -9,9 +9,11 @@ namespace postern::proxy {
 namespace {
 
 std::shared_ptr<const BackendConnector> make_connector(const conf::BackendSpec& backend,
+                                                       const conf::Config& config,
+                                                       PrivilegedHelper* helper,
                                                        std::string& error) {
     if (backend.is_exec()) {  // no address: one program per session
-        return ExecConnector::create(backend, error);
+        return ExecConnector::create(backend, config.server, helper, error);
     }
     std::vector<TcpConnector::Target> targets;
     for (const conf::Endpoint& endpoint : backend.addresses) {
@@ -28,7 +30,8 @@ std::shared_ptr<const BackendConnector> make_connector(const conf::BackendSpec& 
 
 }  // namespace
 
-bool make_backends(const conf::Config& config, Backends& out, std::string& error) {
+bool make_backends(const conf::Config& config, PrivilegedHelper* helper, Backends& out,
+                   std::string& error) {
     for (const conf::ListenerSpec& listener : config.listeners) {
         std::vector<const std::string*> names{&listener.backend};
         for (const conf::Route& route : listener.routes) {
@@ -45,7 +48,7 @@ bool make_backends(const conf::Config& config, Backends& out, std::string& error
                 continue;
             }
             entry.spec = backend;
-            entry.connector = make_connector(*backend, error);
+            entry.connector = make_connector(*backend, config, helper, error);
             if (!entry.connector) {
                 return false;
             }

@@ -8,6 +8,7 @@
 #include "conf/config.hpp"
 #include "proxy/backend_connector.hpp"
 #include "proxy/backend_ehlo.hpp"
+#include "proxy/privileged_helper.hpp"
 
 #include <memory>
 #include <string>
@@ -22,8 +23,11 @@ struct Backend {
 };
 using Backends = std::unordered_map<std::string, Backend>;
 
-// False with `error` set when a backend cannot be resolved or started.
-[[nodiscard]] bool make_backends(const conf::Config& config, Backends& out, std::string& error);
+// False with `error` set when a backend cannot be resolved or started. `helper`: the privileged
+// helper, when postern will run as server.user; it starts the exec programs that run as
+// another user.
+[[nodiscard]] bool make_backends(const conf::Config& config, PrivilegedHelper* helper,
+                                 Backends& out, std::string& error);
 // Starts the EHLO learners on `base` (the main loop), whose reaper looks after the program an
 // exec backend runs for them.
 void start_ehlos(Backends& backends, event_base* base, ChildReaper& children);

@@ -29,6 +29,7 @@ struct ChildReaper::Child {
     std::uint64_t id;
     pid_t pid;
     UniqueFd pidfd;
+    ProcessParent* parent;  // null: ours to signal and reap
     UniqueFd err;
     std::shared_ptr<StderrLog> log;
     std::string partial;  // a line not finished yet
@@ -45,6 +46,7 @@ struct ChildReaper::Child {
           id(child_id),
           pid(spawned.pid),
           pidfd(std::move(spawned.pidfd)),
+          parent(spawned.parent),
           err(std::move(stderr_pipe)),
           log(std::move(stderr_log)) {}
 
@@ -75,8 +77,12 @@ struct ChildReaper::Child {
 
     // Through the pidfd: never a pid that may have been reused. (The syscall: glibc 2.36's
     // <sys/pidfd.h> declares pidfd_send_signal() without C linkage.)
+    // Another parent's child: through that parent, which reaps it, so its pid is not reused
+    // before that parent hears of it.
     void signal(int number) const noexcept {
-        if (alive) {
+        if (alive && parent != nullptr) {
+            parent->signal(pid, number);
+        } else if (alive) {
             (void)::syscall(SYS_pidfd_send_signal, pidfd.get(), number, nullptr, 0U);
         }
     }
@@ -84,6 +90,14 @@ struct ChildReaper::Child {
     // True once the process is reaped (now or before).
     bool try_reap() {
         if (!alive) {
+            return true;
+        }
+        if (parent != nullptr) {  // its parent reaps it and logs how it ended
+            pollfd ended{.fd = pidfd.get(), .events = POLLIN, .revents = 0};
+            if (::poll(&ended, 1, 0) <= 0) {
+                return false;
+            }
+            reaper.reaped(*this);
             return true;
         }
         siginfo_t info{};
@@ -207,7 +221,8 @@ std::unique_ptr<ChildProcess> ChildReaper::adopt(Spawned spawned, UniqueFd stder
         error = "cannot watch the program on the event loop";
         raw->signal(SIGKILL);
         siginfo_t info{};
-        while (::waitid(P_PIDFD, static_cast<id_t>(raw->pidfd.get()), &info, WEXITED) != 0 &&
+        while (raw->parent == nullptr &&
+               ::waitid(P_PIDFD, static_cast<id_t>(raw->pidfd.get()), &info, WEXITED) != 0 &&
                errno == EINTR) {
         }
         return nullptr;

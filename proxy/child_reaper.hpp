@@ -15,6 +15,10 @@
 // grandchild still holds the write end. The reaper forgets a child from its sweep event,
 // never inside one of that child's callbacks.
 //
+// A child the privileged helper started (Spawned::parent set: a program that runs as another
+// user than server.user) is watched the same way through the pidfd the helper sent, but the
+// helper reaps it and logs its status, and signals reach it through the helper.
+//
 // At shutdown (shutdown(), or the destructor) whatever still runs gets SIGTERM, a bounded
 // wait, then SIGKILL and another bounded wait: no zombie is left behind. One reaper per worker,
 // used on that worker's thread only.

@@ -1,6 +1,7 @@
 #include "proxy/exec_connector.hpp"
 
 #include "proxy/child_reaper.hpp"
+#include "proxy/helper_orders.hpp"
 #include "proxy/log.hpp"
 #include "proxy/spawn.hpp"
 
@@ -36,6 +37,10 @@ private:
     EventPtr event_;
 };
 
+constexpr std::array<std::string_view, 9> kClientVariables{
+    "PROTO",        "TCPREMOTEIP",  "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
+    "TCPLOCALHOST", "SSL_PROTOCOL", "SSL_CIPHER",    "SSL_TLS_SNI"};
+
 // The client's (or its local) address for the UCSPI variables; no client: postern itself, on
 // loopback.
 HostPort ucspi_address(const SocketAddress& address) {
@@ -60,11 +65,11 @@ bool set_nonblocking(int fd) noexcept {
 
 }  // namespace
 
-std::vector<std::string> exec_environment(const ClientInfo& client, const conf::ExecSpec& exec) {
+std::vector<std::string> client_environment(const ClientInfo& client) {
     const HostPort remote = ucspi_address(client.peer);
     const HostPort local = ucspi_address(client.local);
     std::vector<std::string> env;
-    env.reserve(12 + exec.env.size());
+    env.reserve(kClientVariables.size());
     env.emplace_back("PROTO=TCP");
     env.push_back("TCPREMOTEIP=" + remote.host);
     env.push_back("TCPREMOTEPORT=" + std::to_string(remote.port));
@@ -79,6 +84,19 @@ std::vector<std::string> exec_environment(const ClientInfo& client, const conf::
             env.push_back("SSL_TLS_SNI=" + std::string(client.sni));
         }
     }
+    return env;
+}
+
+bool is_client_variable(std::string_view entry) {
+    const std::size_t equals = entry.find('=');
+    return equals != std::string_view::npos && entry.find('\0') == std::string_view::npos &&
+           std::find(kClientVariables.begin(), kClientVariables.end(), entry.substr(0, equals)) !=
+               kClientVariables.end();
+}
+
+std::vector<std::string> program_environment(std::vector<std::string> client_env,
+                                             const conf::ExecSpec& exec) {
+    std::vector<std::string> env = std::move(client_env);
     const bool path = std::any_of(exec.env.begin(), exec.env.end(),
                                   [](const auto& variable) { return variable.first == "PATH"; });
     if (!path) {
@@ -89,6 +107,10 @@ std::vector<std::string> exec_environment(const ClientInfo& client, const conf::
         env.back().append("=").append(value);
     }
     return env;
+}
+
+std::vector<std::string> exec_environment(const ClientInfo& client, const conf::ExecSpec& exec) {
+    return program_environment(client_environment(client), exec);
 }
 
 std::string exec_privilege_error(const conf::BackendSpec& spec, uid_t euid) {
@@ -105,22 +127,26 @@ std::string exec_privilege_error(const conf::BackendSpec& spec, uid_t euid) {
 }
 
 std::shared_ptr<ExecConnector> ExecConnector::create(const conf::BackendSpec& spec,
-                                                     std::string& error) {
+                                                     const conf::ServerSettings& server,
+                                                     PrivilegedHelper* helper, std::string& error) {
     error = exec_privilege_error(spec, ::geteuid());
     if (!error.empty()) {
         return nullptr;
     }
-    return std::make_shared<ExecConnector>(spec);
+    if (helper != nullptr && runs_as_other(spec.exec, server)) {
+        conf::BackendSpec as_run = spec;
+        as_run.exec = with_server_ids(spec.exec, server);
+        return std::make_shared<ExecConnector>(as_run, helper);
+    }
+    return std::make_shared<ExecConnector>(spec, nullptr);
 }
 
-ExecConnector::ExecConnector(const conf::BackendSpec& spec)
+ExecConnector::ExecConnector(const conf::BackendSpec& spec, PrivilegedHelper* helper)
     : exec_(spec.exec),
+      helper_(helper),
       timeout_(spec.connect_timeout),
       log_(std::make_shared<StderrLog>(spec.name)) {
-    for (std::string& arg : exec_.argv) {
-        argv_.push_back(arg.data());
-    }
-    argv_.push_back(nullptr);
+    argv_ = c_strings(exec_.argv);
 }
 
 std::unique_ptr<BackendAttempt> ExecConnector::connect(const BackendRequest& request,
@@ -149,23 +175,35 @@ std::unique_ptr<BackendAttempt> ExecConnector::connect(const BackendRequest& req
         failed.failure = "exec " + program + ": fcntl: " + errno_text(errno);
         return nullptr;
     }
-    std::vector<std::string> env = exec_environment(request.client, exec_);
-    std::vector<char*> envp;
-    envp.reserve(env.size() + 1);
-    for (std::string& variable : env) {
-        envp.push_back(variable.data());
+    Spawned spawned;
+    if (helper_ != nullptr) {
+        if (!helper_->spawn(SpawnOrder{exec_, client_environment(request.client)}, theirs.get(),
+                            err_write.get(), spawned, failed.failure)) {
+            return nullptr;
+        }
+        return started(request, std::move(ours), std::move(theirs), std::move(err_read),
+                       std::move(err_write), std::move(spawned), failed);
     }
-    envp.push_back(nullptr);
+    std::vector<std::string> env = exec_environment(request.client, exec_);
+    const std::vector<char*> envp = c_strings(env);
     const SpawnRequest spawn_request{.argv = argv_.data(),
                                      .envp = envp.data(),
                                      .stdio = theirs.get(),
                                      .stderr_fd = err_write.get(),
                                      .uid = exec_.uid,
                                      .gid = exec_.gid};
-    Spawned spawned;
     if (!spawn(spawn_request, spawned, failed.failure)) {
         return nullptr;
     }
+    return started(request, std::move(ours), std::move(theirs), std::move(err_read),
+                   std::move(err_write), std::move(spawned), failed);
+}
+
+std::unique_ptr<BackendAttempt> ExecConnector::started(const BackendRequest& request, UniqueFd ours,
+                                                       UniqueFd theirs, UniqueFd err_read,
+                                                       UniqueFd err_write, Spawned spawned,
+                                                       BackendOutcome& failed) const {
+    const std::string& program = exec_.argv.front();
     theirs.reset();  // the child's now: its exit is the session's EOF
     err_write.reset();
     std::string error;

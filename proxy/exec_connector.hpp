@@ -12,11 +12,14 @@
 
 #include "conf/config.hpp"
 #include "proxy/backend_connector.hpp"
+#include "proxy/privileged_helper.hpp"
+#include "proxy/spawn.hpp"
 #include "proxy/stderr_log.hpp"
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -25,11 +28,14 @@ namespace postern::proxy {
 class ExecConnector final : public BackendConnector {
 public:
     // Null with `error` naming the backend and the key when the backend cannot work as
-    // configured: exec_user or exec_group while postern is not root.
+    // configured: exec_user or exec_group while postern is not root. With `helper` (postern
+    // becomes server.user), a program that runs as anybody else is started by the helper.
     [[nodiscard]] static std::shared_ptr<ExecConnector> create(const conf::BackendSpec& spec,
+                                                               const conf::ServerSettings& server,
+                                                               PrivilegedHelper* helper,
                                                                std::string& error);
 
-    explicit ExecConnector(const conf::BackendSpec& spec);
+    explicit ExecConnector(const conf::BackendSpec& spec, PrivilegedHelper* helper = nullptr);
 
     // The attempt completes at once; the session's timer never fires for it.
     [[nodiscard]] std::chrono::milliseconds timeout() const noexcept override { return timeout_; }
@@ -40,8 +46,16 @@ public:
     [[nodiscard]] const std::shared_ptr<StderrLog>& stderr_log() const noexcept { return log_; }
 
 private:
+    // The program runs: the session's ends of the socketpair and the stderr pipe to the reaper.
+    [[nodiscard]] std::unique_ptr<BackendAttempt> started(const BackendRequest& request,
+                                                          UniqueFd ours, UniqueFd theirs,
+                                                          UniqueFd err_read, UniqueFd err_write,
+                                                          Spawned spawned,
+                                                          BackendOutcome& failed) const;
+
     conf::ExecSpec exec_;
-    std::vector<char*> argv_;  // into exec_.argv, null-terminated
+    std::vector<char*> argv_;   // into exec_.argv, null-terminated
+    PrivilegedHelper* helper_;  // set: it starts the program (as exec_, with server.user's ids)
     std::chrono::milliseconds timeout_;
     std::shared_ptr<StderrLog> log_;
 };
@@ -57,6 +71,12 @@ private:
 // its EHLO) the remote address is 127.0.0.1 port 0, and so is an unknown local one.
 [[nodiscard]] std::vector<std::string> exec_environment(const ClientInfo& client,
                                                         const conf::ExecSpec& exec);
+// Its two parts: what the client decides (the UCSPI and SSL variables), and the rest.
+[[nodiscard]] std::vector<std::string> client_environment(const ClientInfo& client);
+[[nodiscard]] std::vector<std::string> program_environment(std::vector<std::string> client_env,
+                                                           const conf::ExecSpec& exec);
+// Whether "NAME=value" is one of client_environment's variables (and holds no NUL).
+[[nodiscard]] bool is_client_variable(std::string_view entry);
 
 // Why the backend cannot run as configured by a process with effective uid `euid`; empty when
 // it can.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,7 +13,7 @@ constexpr std::size_t kHeader = 5;  // length (4) + type (1)
 
 bool known(std::uint8_t type) noexcept {
     return type >= static_cast<std::uint8_t>(HelperMessage::Snapshot) &&
-           type <= static_cast<std::uint8_t>(HelperMessage::Changed);
+           type <= static_cast<std::uint8_t>(HelperMessage::Started);
 }
 
 std::size_t length_of(std::string_view header) noexcept {
@@ -68,13 +69,28 @@ std::size_t FrameDecoder::missing() const noexcept {
     return total > buffer_.size() ? total - buffer_.size() : 1;
 }
 
-bool write_frame(int fd, HelperMessage type, std::string_view payload) {
-    if (payload.size() > kMaxFramePayload) {
+bool write_frame(int fd, HelperMessage type, std::string_view payload, std::span<const int> fds) {
+    if (payload.size() > kMaxFramePayload || fds.size() > kMaxFrameFds) {
         return false;
     }
     const std::string frame = encode_frame(type, payload);
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
     for (std::size_t sent = 0; sent < frame.size();) {
-        const ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
+        iovec iov{.iov_base = const_cast<char*>(frame.data() + sent),  // NOLINT: sendmsg's API
+                  .iov_len = frame.size() - sent};
+        msghdr message{};
+        message.msg_iov = &iov;
+        message.msg_iovlen = 1;
+        if (sent == 0 && !fds.empty()) {  // with the first byte
+            message.msg_control = control.data();
+            message.msg_controllen = control.size();
+            cmsghdr* header = CMSG_FIRSTHDR(&message);
+            header->cmsg_level = SOL_SOCKET;
+            header->cmsg_type = SCM_RIGHTS;
+            header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+            std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+        }
+        const ssize_t n = ::sendmsg(fd, &message, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -89,10 +105,13 @@ bool write_frame(int fd, HelperMessage type, std::string_view payload) {
 std::optional<Frame> read_frame(int fd) {
     FrameDecoder decoder;
     std::string chunk;
+    std::vector<UniqueFd> fds;
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * kMaxFrameFds));
     for (;;) {
         Frame frame;
         switch (decoder.next(frame)) {
             case FrameDecoder::Status::Ready:
+                frame.fds = std::move(fds);
                 return frame;
             case FrameDecoder::Status::Broken:
                 return std::nullopt;
@@ -101,11 +120,32 @@ std::optional<Frame> read_frame(int fd) {
         }
         // Exactly what the frame lacks: the next frame's bytes stay in the socket.
         chunk.resize(std::min<std::size_t>(decoder.missing(), std::size_t{1} << 20));
-        const ssize_t n = ::read(fd, chunk.data(), chunk.size());
+        iovec iov{.iov_base = chunk.data(), .iov_len = chunk.size()};
+        msghdr message{};
+        message.msg_iov = &iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.data();
+        message.msg_controllen = control.size();
+        const ssize_t n = ::recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
+            return std::nullopt;
+        }
+        // Owned first, so that a frame refused below closes what came with it.
+        for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+             header = CMSG_NXTHDR(&message, header)) {
+            if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+                const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (std::size_t i = 0; i < count; ++i) {
+                    int received = -1;
+                    std::memcpy(&received, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+                    fds.emplace_back(received);
+                }
+            }
+        }
+        if ((message.msg_flags & MSG_CTRUNC) != 0) {
             return std::nullopt;
         }
         decoder.feed(std::string_view{chunk.data(), static_cast<std::size_t>(n)});

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -96,8 +97,11 @@ bool ListenSockets::open(const conf::Config& config, unsigned workers,
                 }
             }
         }
+        // sd_listen_fds_with_names() splits LISTEN_FDNAMES at ':', so a name holds none.
+        std::string fd_name = name;
+        std::replace(fd_name.begin(), fd_name.end(), ':', '_');
         for (const UniqueFd& fd : own) {
-            shared_.push_back({fd.get(), name});
+            shared_.push_back({fd.get(), fd_name});
         }
         // Socket j goes to worker j mod workers; a worker left without one accepts on a
         // duplicate of socket w mod count.

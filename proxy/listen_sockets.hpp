@@ -44,7 +44,7 @@ public:
     // a process that replaces this one. Valid while the workers' listeners are open.
     struct Shared {
         int fd = -1;
-        std::string name;  // the listen address as configured
+        std::string name;  // the listen address as configured, ':' as '_' (LISTEN_FDNAMES)
     };
     [[nodiscard]] const std::vector<Shared>& shared() const noexcept { return shared_; }
 

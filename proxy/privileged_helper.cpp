@@ -1,8 +1,6 @@
 #include "proxy/privileged_helper.hpp"
 
-#include "conf/load.hpp"
-#include "proxy/folder_watch.hpp"
-#include "proxy/helper_channel.hpp"
+#include "proxy/helper_serve.hpp"
 #include "proxy/log.hpp"
 
 #include <spdlog/spdlog.h>
@@ -20,111 +18,8 @@
 #include <unistd.h>
 
 namespace postern::proxy {
-namespace {
 
-// The helper's descriptors after it tidied up: 0 and 1 on /dev/null, 2 the log, these two, and
-// its inotify descriptor.
-constexpr int kRequestsFd = 3;
-constexpr int kEventsFd = 4;
-
-void watch_what_it_names(FolderWatch& watch, const conf::FileSnapshot& files) {
-    const conf::LoadResult loaded = conf::load_config(files);
-    if (loaded.config) {
-        watch.watch(*loaded.config);
-    }
-}
-
-// A full events socket means the main process has a "changed" it has not read yet: enough.
-void tell_changed() {
-    const std::string frame = encode_frame(HelperMessage::Changed);
-    const ssize_t n = ::send(kEventsFd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0 && static_cast<std::size_t>(n) < frame.size()) {
-        // Never seen for 5 bytes on a stream socketpair; finish it so the stream stays framed.
-        (void)::send(kEventsFd, frame.data() + n, frame.size() - static_cast<std::size_t>(n),
-                     MSG_NOSIGNAL);
-    }
-}
-
-[[noreturn]] void serve(const std::filesystem::path& config_file) {
-    FolderWatch watch;
-    if (std::string error; !watch.open(error)) {
-        spdlog::warn("cannot watch certificate files ({}); reload with SIGHUP", error);
-    }
-    watch_what_it_names(watch, *conf::take_file_snapshot(config_file));
-    for (;;) {
-        std::array<pollfd, 3> fds{{{kRequestsFd, POLLIN, 0},
-                                   {kEventsFd, POLLIN, 0},  // only EOF ever comes this way
-                                   {watch.fd(), POLLIN, 0}}};
-        if (::poll(fds.data(), watch.fd() < 0 ? 2 : 3, -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            spdlog::error("poll: {}", errno_text(errno));
-            ::_exit(1);
-        }
-        if (fds[0].revents != 0) {
-            const std::optional<Frame> request = read_frame(kRequestsFd);
-            if (!request) {
-                ::_exit(0);  // the main process is gone
-            }
-            if (request->type != HelperMessage::Snapshot) {
-                spdlog::error("unexpected request (type {}); stopping",
-                              static_cast<int>(request->type));
-                ::_exit(1);
-            }
-            const auto files = conf::take_file_snapshot(config_file);
-            std::string wire = files->encode();
-            const bool sent = write_frame(kRequestsFd, HelperMessage::Files, wire);
-            conf::FileSnapshot::wipe(wire);
-            if (!sent) {
-                ::_exit(0);
-            }
-            watch_what_it_names(watch, *files);
-        }
-        if ((fds[1].revents & (POLLHUP | POLLERR | POLLIN)) != 0) {
-            ::_exit(0);
-        }
-        if (fds[2].revents != 0 && watch.drain()) {
-            tell_changed();
-        }
-    }
-}
-
-// In the child, straight after fork: the parent had no thread, so its memory is consistent.
-[[noreturn]] void helper_main(int requests, int events, const std::filesystem::path& config_file,
-                              pid_t parent) {
-    try {
-        if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) {
-            ::_exit(0);
-        }
-        (void)::prctl(PR_SET_NAME, "postern-helper");
-        // Stopping is the main process's business: a terminal's ^C or a SIGHUP sent to every
-        // postern must not take the helper away from under it.
-        (void)std::signal(SIGINT, SIG_IGN);
-        (void)std::signal(SIGHUP, SIG_IGN);
-        (void)std::signal(SIGPIPE, SIG_IGN);
-        const int high_requests = ::fcntl(requests, F_DUPFD_CLOEXEC, 64);
-        const int high_events = ::fcntl(events, F_DUPFD_CLOEXEC, 64);
-        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (high_requests < 0 || high_events < 0 || null < 0 || ::dup2(null, 0) < 0 ||
-            ::dup2(null, 1) < 0 || ::dup3(high_requests, kRequestsFd, O_CLOEXEC) < 0 ||
-            ::dup3(high_events, kEventsFd, O_CLOEXEC) < 0 ||
-            ::syscall(SYS_close_range, 5U, ~0U, 0U) != 0) {
-            spdlog::error("cannot set up its descriptors: {}", errno_text(errno));
-            ::_exit(1);
-        }
-        serve(config_file);
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-    } catch (...) {
-        spdlog::error("unknown exception");
-    }
-    ::_exit(1);
-}
-
-}  // namespace
-
-std::unique_ptr<PrivilegedHelper> PrivilegedHelper::start(const std::filesystem::path& config_file,
+std::unique_ptr<PrivilegedHelper> PrivilegedHelper::start(const HelperLaunch& launch,
                                                           std::string& error) {
     std::array<int, 2> requests{-1, -1};
     std::array<int, 2> events{-1, -1};
@@ -149,7 +44,7 @@ std::unique_ptr<PrivilegedHelper> PrivilegedHelper::start(const std::filesystem:
     if (pid == 0) {
         // Its own log lines say whose they are; the rest of the pattern is the main process's.
         spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l privileged helper: %v");
-        helper_main(helper_requests.get(), helper_events.get(), config_file, parent);
+        run_helper(helper_requests.get(), helper_events.get(), launch, parent);
     }
     if (::fcntl(main_events.get(), F_SETFL, O_NONBLOCK) != 0) {
         error = "fcntl: " + errno_text(errno);
@@ -166,15 +61,23 @@ PrivilegedHelper::~PrivilegedHelper() {
     }
 }
 
-std::shared_ptr<const conf::FileSnapshot> PrivilegedHelper::snapshot(std::string& error) {
+std::optional<Frame> PrivilegedHelper::ask(HelperMessage type, std::string_view payload,
+                                           std::span<const int> fds, std::string& error) {
     const std::lock_guard lock(request_mutex_);
-    if (!write_frame(requests_.get(), HelperMessage::Snapshot)) {
+    if (!write_frame(requests_.get(), type, payload, fds)) {
         error = "the privileged helper (pid " + std::to_string(pid_) + ") is gone";
-        return nullptr;
+        return std::nullopt;
     }
     std::optional<Frame> reply = read_frame(requests_.get());
     if (!reply) {
         error = "the privileged helper (pid " + std::to_string(pid_) + ") did not answer";
+    }
+    return reply;
+}
+
+std::shared_ptr<const conf::FileSnapshot> PrivilegedHelper::snapshot(std::string& error) {
+    std::optional<Frame> reply = ask(HelperMessage::Snapshot, {}, {}, error);
+    if (!reply) {
         return nullptr;
     }
     auto files =
@@ -184,6 +87,52 @@ std::shared_ptr<const conf::FileSnapshot> PrivilegedHelper::snapshot(std::string
         error = "the privileged helper (pid " + std::to_string(pid_) + ") answered nonsense";
     }
     return files;
+}
+
+bool PrivilegedHelper::spawn(const SpawnOrder& order, int stdio, int stderr_fd, Spawned& out,
+                             std::string& error) {
+    const std::array<int, 2> fds{stdio, stderr_fd};
+    std::optional<Frame> reply = ask(HelperMessage::Spawn, encode_spawn(order), fds, error);
+    if (!reply) {
+        return false;
+    }
+    const std::optional<pid_t> pid =
+        reply->type == HelperMessage::Spawned ? decode_pid(reply->payload) : std::nullopt;
+    if (!pid || reply->fds.size() != 1) {
+        error = reply->type == HelperMessage::Failed
+                    ? reply->payload
+                    : "the privileged helper (pid " + std::to_string(pid_) + ") answered nonsense";
+        return false;
+    }
+    out.pid = *pid;
+    out.pidfd = std::move(reply->fds.front());
+    out.parent = this;
+    return true;
+}
+
+void PrivilegedHelper::signal(pid_t pid, int number) {
+    const std::lock_guard lock(request_mutex_);
+    (void)write_frame(requests_.get(), HelperMessage::Signal,
+                      encode_signal({.pid = pid, .signal = number}));
+}
+
+pid_t PrivilegedHelper::replace(std::span<const int> sockets, const std::string& names, int ready,
+                                std::string& error) {
+    std::vector<int> fds(sockets.begin(), sockets.end());
+    fds.push_back(ready);
+    std::optional<Frame> reply = ask(HelperMessage::Replace, names, fds, error);
+    if (!reply) {
+        return -1;
+    }
+    const std::optional<pid_t> pid =
+        reply->type == HelperMessage::Started ? decode_pid(reply->payload) : std::nullopt;
+    if (!pid) {
+        error = reply->type == HelperMessage::Failed
+                    ? reply->payload
+                    : "the privileged helper (pid " + std::to_string(pid_) + ") answered nonsense";
+        return -1;
+    }
+    return *pid;
 }
 
 PrivilegedHelper::Events PrivilegedHelper::read_events() {

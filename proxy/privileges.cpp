@@ -1,6 +1,7 @@
 #include "proxy/privileges.hpp"
 
 #include "proxy/log.hpp"
+#include "proxy/replacement.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -107,6 +108,7 @@ bool drop_privileges(const conf::ServerSettings& server, std::string& error) {
 }
 
 bool start_privilege_separation(const conf::Config& config,
+                                const std::vector<std::string>& arguments,
                                 std::unique_ptr<PrivilegedHelper>& helper) {
     if (!running_as_root()) {
         if (!config.server.user.empty() && ::geteuid() != config.server.uid) {
@@ -124,7 +126,9 @@ bool start_privilege_separation(const conf::Config& config,
         return true;
     }
     std::string error;
-    helper = PrivilegedHelper::start(config.file, error);
+    helper = PrivilegedHelper::start(
+        {.config_file = config.file, .executable = own_executable(), .arguments = arguments},
+        error);
     if (!helper) {
         spdlog::error("cannot start the privileged helper: {}", error);
         return false;

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace postern::proxy {
 
@@ -24,7 +25,9 @@ namespace postern::proxy {
 // `postern run`'s two steps. First, before any thread exists: with server.user set and root's
 // uid, the privileged helper is forked (into `helper`); as root without server.user a warning
 // is logged. False (logged) when postern must stop.
+// `arguments` (argv[1..]) are what the helper starts postern with again on SIGUSR2.
 [[nodiscard]] bool start_privilege_separation(const conf::Config& config,
+                                              const std::vector<std::string>& arguments,
                                               std::unique_ptr<PrivilegedHelper>& helper);
 // Then, once every listener is bound and before any thread starts: with a helper, become
 // server.user and log it. False (logged) when postern must stop.

@@ -1,6 +1,7 @@
 #include "proxy/replacement.hpp"
 
 #include "proxy/log.hpp"
+#include "proxy/spawn.hpp"
 #include "proxy/trampoline.hpp"
 
 #include <spdlog/spdlog.h>
@@ -25,12 +26,6 @@ namespace {
 
 constexpr const char* kReadyVariable = "POSTERN_READY_FD";
 constexpr int kFirstFd = 3;  // SD_LISTEN_FDS_START
-
-std::string own_executable() {
-    std::array<char, PATH_MAX> path{};
-    const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
-    return n > 0 ? std::string(path.data(), static_cast<std::size_t>(n)) : std::string{};
-}
 
 // Writes `value` in decimal after `prefix` into `out` without allocating (after fork()).
 void format_number(char* out, std::size_t size, const char* prefix, long value) {
@@ -60,6 +55,12 @@ void format_number(char* out, std::size_t size, const char* prefix, long value) 
         }
     }
     (void)::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, 0U);
+    // The helper ignores SIGINT and SIGHUP; the new postern starts from the defaults.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; ++sig) {
+        (void)::sigaction(sig, &dfl, nullptr);
+    }
     sigset_t all;
     ::sigemptyset(&all);
     (void)::sigprocmask(SIG_SETMASK, &all, nullptr);  // NOLINT(concurrency-mt-unsafe): one thread
@@ -70,19 +71,56 @@ void format_number(char* out, std::size_t size, const char* prefix, long value) 
 
 }  // namespace
 
+std::string own_executable() {
+    std::array<char, PATH_MAX> path{};
+    const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
+    return n > 0 ? std::string(path.data(), static_cast<std::size_t>(n)) : std::string{};
+}
+
+pid_t start_replacement(const std::string& executable, const std::vector<std::string>& arguments,
+                        std::span<const int> sockets, const std::string& names, int ready,
+                        std::string& error) {
+    // Everything the child needs is made before fork(): after it only async-signal-safe calls.
+    std::vector<std::string> args{executable};
+    args.insert(args.end(), arguments.begin(), arguments.end());
+    const std::vector<char*> argv = c_strings(args);
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view entry{*e};
+        if (!entry.starts_with("LISTEN_") && !entry.starts_with(kReadyVariable)) {
+            env.emplace_back(entry);
+        }
+    }
+    env.push_back("LISTEN_FDS=" + std::to_string(sockets.size()));
+    env.push_back("LISTEN_FDNAMES=" + names);
+    env.push_back(std::string(kReadyVariable) + "=" + std::to_string(kFirstFd + sockets.size()));
+    env.emplace_back(48, '\0');  // LISTEN_PID=, written by the child
+    const std::vector<char*> envp = c_strings(env);
+    char* pid_variable = env.back().data();
+
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        error = "fork: " + errno_text(errno);
+        return -1;
+    }
+    if (pid == 0) {
+        exec_child(executable.c_str(), argv.data(), envp.data(), pid_variable, 48, sockets.data(),
+                   sockets.size(), ready);
+    }
+    return pid;
+}
+
 Replacement::Replacement(event_base* base, const ListenSockets& sockets,
-                         std::vector<std::string> arguments, std::function<void(pid_t)> on_ready)
+                         std::vector<std::string> arguments, PrivilegedHelper* helper,
+                         std::function<void(pid_t)> on_ready)
     : base_(base),
       sockets_(sockets),
       executable_(own_executable()),
       arguments_(std::move(arguments)),
+      helper_(helper),
       on_ready_(std::move(on_ready)) {}
 
 void Replacement::on_signal() {
-    if (!refusal_.empty()) {
-        spdlog::error("SIGUSR2: cannot replace postern: {}; restart it instead", refusal_);
-        return;
-    }
     if (child_ > 0) {
         spdlog::warn("SIGUSR2: a replacement process (pid {}) is already starting", child_);
         return;
@@ -92,7 +130,7 @@ void Replacement::on_signal() {
         return;
     }
     const auto& shared = sockets_.shared();
-    if (shared.size() >= 1000) {
+    if (shared.size() >= kMaxFrameFds) {
         spdlog::error("SIGUSR2: cannot replace postern: too many listening sockets");
         return;
     }
@@ -103,57 +141,29 @@ void Replacement::on_signal() {
     }
     UniqueFd read_end{pipe_fds[0]};
     const UniqueFd write_end{pipe_fds[1]};
-
-    // Everything the child needs is made before fork(): after it only async-signal-safe calls.
-    std::vector<std::string> args{executable_};
-    args.insert(args.end(), arguments_.begin(), arguments_.end());
-    std::vector<char*> argv;
-    argv.reserve(args.size() + 1);
-    for (std::string& a : args) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-        const std::string_view entry{*e};
-        if (!entry.starts_with("LISTEN_") && !entry.starts_with(kReadyVariable)) {
-            env.emplace_back(entry);
-        }
-    }
     std::string names;
     std::vector<int> fds;
     for (const auto& socket : shared) {
         fds.push_back(socket.fd);
         names += (names.empty() ? "" : ":") + socket.name;
     }
-    env.push_back("LISTEN_FDS=" + std::to_string(fds.size()));
-    env.push_back("LISTEN_FDNAMES=" + names);
-    env.push_back(std::string(kReadyVariable) + "=" + std::to_string(kFirstFd + fds.size()));
-    env.emplace_back(48, '\0');  // LISTEN_PID=, written by the child
-    std::vector<char*> envp;
-    envp.reserve(env.size() + 1);
-    for (std::string& e : env) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
-    char* pid_variable = env.back().data();
-
-    const pid_t pid = ::fork();
+    // As server.user, only the helper (root) can start a process that binds and reads as root.
+    std::string error;
+    const pid_t pid = helper_ != nullptr ? helper_->replace(fds, names, write_end.get(), error)
+                                         : start_replacement(executable_, arguments_, fds, names,
+                                                             write_end.get(), error);
     if (pid < 0) {
-        spdlog::error("SIGUSR2: cannot replace postern: fork: {}", errno_text(errno));
+        spdlog::error("SIGUSR2: cannot replace postern: {}", error);
         return;
-    }
-    if (pid == 0) {
-        exec_child(executable_.c_str(), argv.data(), envp.data(), pid_variable, 48, fds.data(),
-                   fds.size(), write_end.get());
     }
     child_ = pid;
     ready_ = std::move(read_end);
     ready_event_.reset(event_new(base_, ready_.get(), EV_READ | EV_PERSIST,
                                  &event_cb<Replacement, &Replacement::on_ready_pipe>, this));
     event_add(ready_event_.get(), nullptr);
-    spdlog::info("SIGUSR2: starting a replacement: {} (pid {}) with {} listening socket(s)",
-                 executable_, pid, fds.size());
+    spdlog::info("SIGUSR2: starting a replacement: {} (pid {}) with {} listening socket(s){}",
+                 executable_, pid, fds.size(),
+                 helper_ != nullptr ? ", through the privileged helper" : "");
 }
 
 void Replacement::on_ready_pipe() {
@@ -171,9 +181,10 @@ void Replacement::on_ready_pipe() {
         on_ready_(child);
         return;
     }
-    // It closed the pipe without a byte: it exited (or is exiting) before it was ready.
+    // It closed the pipe without a byte: it exited (or is exiting) before it was ready. The
+    // helper's child is the helper's to reap (and it logs how it ended).
     int status = 0;
-    const pid_t reaped = ::waitpid(child, &status, 0);
+    const pid_t reaped = helper_ != nullptr ? -1 : ::waitpid(child, &status, 0);
     std::string how = "closed its ready pipe";
     if (reaped == child && WIFEXITED(status)) {
         how = "exited with status " + std::to_string(WEXITSTATUS(status));

@@ -85,7 +85,7 @@ unsigned worker_count(unsigned configured) {
 }
 
 int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> files,
-        std::vector<std::string> arguments) {
+        const std::vector<std::string>& arguments) {
     // First, before anything opens a descriptor: what a service manager or the process this
     // one replaces handed over.
     Predecessor predecessor = Predecessor::from_environment();
@@ -101,7 +101,7 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     }
     // Forked before any thread exists (the certificate loader's included).
     std::unique_ptr<PrivilegedHelper> helper;
-    if (!start_privilege_separation(config, helper)) {
+    if (!start_privilege_separation(config, arguments, helper)) {
         return 1;
     }
     auto built = tls::CertStore::build(config, *files);
@@ -149,7 +149,7 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     // One connector and one EHLO learner per backend for the whole process. Declared after the
     // workers, so gone before them: the learners run on worker 0's loop.
     Backends backends;
-    if (std::string error; !make_backends(config, backends, error)) {
+    if (std::string error; !make_backends(config, helper.get(), backends, error)) {
         spdlog::error("{}", error);
         return 1;
     }
@@ -195,12 +195,8 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     reloader.report_to(manager);
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
-    Replacement replacement{main_base, sockets, std::move(arguments),
+    Replacement replacement{main_base, sockets, arguments, helper.get(),
                             [&stop](pid_t pid) { stop.on_replaced(pid); }};
-    if (helper) {
-        // TODO(#14): start it through the privileged helper, which is still root.
-        replacement.refuse("it runs as server.user, and its replacement must start as root");
-    }
     const event_callback_fn on_usr2 = &event_cb<Replacement, &Replacement::on_signal>;
     EventPtr usr2{evsignal_new(main_base, SIGUSR2, on_usr2, &replacement)};
     if (!term || !intr || !hup || !usr2 || event_add(term.get(), nullptr) != 0 ||

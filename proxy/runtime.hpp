@@ -7,7 +7,6 @@
 #include "conf/file_snapshot.hpp"
 
 #include <memory>
-
 #include <string>
 #include <vector>
 
@@ -17,7 +16,7 @@ namespace postern::proxy {
 // is built from. `arguments` (argv[1..]) start the process that replaces this one on SIGUSR2.
 // Returns the process exit code: 0 after a clean stop, 1 when startup failed (logged).
 [[nodiscard]] int run(const conf::Config& config, std::shared_ptr<const conf::FileSnapshot> files,
-                      std::vector<std::string> arguments);
+                      const std::vector<std::string>& arguments);
 
 // How many workers server.workers asks for: as written, or one per CPU core for 0.
 [[nodiscard]] unsigned worker_count(unsigned configured);

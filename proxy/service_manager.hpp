@@ -46,7 +46,7 @@ public:
     void reloading(std::string_view why);  // RELOADING=1, MONOTONIC_USEC=now
     // READY=1 after a rebuild; `failure` empty when it succeeded, else what went wrong.
     void reloaded(std::string failure);
-    void stopping();                // STOPPING=1
+    void stopping();  // STOPPING=1
     // From now on a replacement process speaks for the service: send nothing more.
     void hand_over() noexcept { active_ = false; }
     void status(std::string text);  // STATUS=, if the text changed

@@ -131,6 +131,16 @@ int open_fd_limit() noexcept {
 
 }  // namespace
 
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+    std::vector<char*> pointers;
+    pointers.reserve(strings.size() + 1);
+    for (std::string& text : strings) {
+        pointers.push_back(text.data());
+    }
+    pointers.push_back(nullptr);
+    return pointers;
+}
+
 bool spawn(const SpawnRequest& request, Spawned& out, std::string& error) {
     const std::string program = request.argv[0];
     Stack stack;

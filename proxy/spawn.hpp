@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace postern::proxy {
 
@@ -37,10 +38,31 @@ struct SpawnRequest {
     std::optional<gid_t> gid;     // unset: postern's own groups
 };
 
+// The process a child was spawned by when that is not postern's main process (the privileged
+// helper, for a program that runs as another user): only it may signal the child, and it reaps
+// it.
+class ProcessParent {
+public:
+    virtual void signal(pid_t pid, int number) = 0;
+
+protected:
+    ProcessParent() = default;
+    ~ProcessParent() = default;
+    ProcessParent(const ProcessParent&) = default;
+    ProcessParent& operator=(const ProcessParent&) = default;
+    ProcessParent(ProcessParent&&) = default;
+    ProcessParent& operator=(ProcessParent&&) = default;
+};
+
 struct Spawned {
     pid_t pid = -1;
-    UniqueFd pidfd;  // readable once the child has ended (CLOEXEC)
+    UniqueFd pidfd;                   // readable once the child has ended (CLOEXEC)
+    ProcessParent* parent = nullptr;  // null: this process's own child
 };
+
+// execve()'s form of `strings`: pointers into them, then a null. Valid while `strings` is left
+// alone.
+[[nodiscard]] std::vector<char*> c_strings(std::vector<std::string>& strings);
 
 // Runs the program; false with `error` ("exec /usr/bin/x: Permission denied",
 // "exec /usr/bin/x: setgroups: Operation not permitted") when it could not be started, the

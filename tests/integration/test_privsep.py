@@ -13,12 +13,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
+import struct
 import unittest
 from pathlib import Path
 
 from harness import (POSTERN_BIN, SERVERS, Dovecot, ImapSni, IntegrationCase, LineClient, Pki,
-                     Postern, run, tls_connect)
+                     Postern, run, tls_connect, wait_until)
 
 AS_ROOT = os.geteuid() == 0
 
@@ -82,6 +84,11 @@ class PrivsepTest(IntegrationCase):
         p.exec_backend("as_postern", [program], exec_env=env)
         p.listener("exec_nobody", "smtp", "as_nobody")
         p.listener("exec_own", "smtp", "as_postern")
+        # and as anybody else (Courier's imaplogin needs root): the helper starts those
+        p.exec_backend("as_root", [program, "--linger"], exec_user="root", exec_env=env)
+        p.exec_backend("as_daemon_group", [program], exec_group="daemon", exec_env=env)
+        p.listener("exec_root", "smtp", "as_root")
+        p.listener("exec_daemon_group", "smtp", "as_daemon_group")
         p.write_config()
         # root-only, as certbot and a careful admin leave them
         for folder in (le, le / "live", le / "archive", self.live / "mail.a.test", self.archive,
@@ -146,7 +153,7 @@ class PrivsepTest(IntegrationCase):
         self.assertEqual(fds["1"], "/dev/null")
         self.assertEqual(fds["2"], str(self.postern.log))
         others = sorted(t for fd, t in fds.items() if fd not in ("0", "1", "2") and not t.startswith("socket:"))
-        self.assertEqual(others, ["anon_inode:inotify"])
+        self.assertEqual(others, ["anon_inode:[signalfd]", "anon_inode:inotify"])
 
     def test_login_with_sni_gets_the_right_certificate(self):
         port = self.postern.port("imap")
@@ -166,6 +173,33 @@ class PrivsepTest(IntegrationCase):
                 self.assertEqual(c.smtp("IDS"), ["250 uid=65534 gid=65534 groups=65534\r\n"])
                 c.smtp("QUIT")
                 c.close()
+
+    def test_exec_backends_as_another_user_are_started_and_ended_by_the_helper(self):
+        """exec_user = "root" (or another group) under server.user: the helper starts the
+        program as that user, with the client's UCSPI variables, and ends it (SIGTERM) when the
+        session ends, which the unprivileged process could not."""
+        daemon_gid = int(run(["getent", "group", "daemon"]).stdout.split(":")[2])
+        c = LineClient(tls_connect(self.postern.port("exec_daemon_group"), "mail.a.test"))
+        self.assertTrue(c.readline().startswith("220 ucspi-env"))
+        self.assertEqual(c.smtp("IDS"),
+                         [f"250 uid=65534 gid={daemon_gid} groups={daemon_gid}\r\n"])
+        c.smtp("QUIT")
+        c.close()
+
+        c = LineClient(tls_connect(self.postern.port("exec_root"), "mail.a.test"))
+        pid = int(re.search(r"pid=(\d+)", c.readline()).group(1))
+        self.assertEqual(status(pid)["PPid"], str(self.helper))
+        self.assertEqual(c.smtp("IDS"), ["250 uid=0 gid=0 groups=0\r\n"])
+        env = dict(l[4:].rstrip("\r\n").split("=", 1) for l in c.smtp("ENV")[:-1])
+        self.assertEqual(env["TCPREMOTEIP"], "127.0.0.1")
+        self.assertEqual(env["SSL_TLS_SNI"], "mail.a.test")
+        self.assertEqual(env["PATH"], "/usr/bin:/bin")
+        self.assertNotIn("LD_PRELOAD", env)
+        # The client vanishes (RST) and the program lingers: only the session's SIGTERM ends it.
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 4, f"program {pid} to end")
+        self.assertTrue(os.path.exists(f"/proc/{self.helper}"))
 
     def test_certbot_renewal_is_seen_without_sighup_and_sighup_reloads(self):
         self.assertEqual(self.served("mail.a.test"), "a")

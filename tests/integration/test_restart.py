@@ -169,21 +169,32 @@ class Replacement(IntegrationCase):
         m.logout()
         self.assertTrue(p.daemon.alive())
 
-    def test_refused_once_running_as_server_user(self):
-        """Under server.user the process cannot start a replacement that must be root: SIGUSR2
-        is refused with an error naming why, and postern goes on serving."""
+    @unittest.skipUnless(os.geteuid() == 0, "server.user needs root")
+    def test_replacement_under_server_user(self):
+        """Under server.user the unprivileged process cannot start a process that binds and
+        reads as root: its privileged helper does, with the listening sockets handed to it. The
+        new process drops to server.user in its turn, and serves."""
         p = self.own_for_test(Postern(self.workdir_for_test() / "postern", self.pki))
         p.server["user"] = "nobody"
         p.backend("imap", self.dovecot.imap_address)
         p.listener("imap", "imap", "imap")
         p.start()
         since = p.log_size()
-        os.kill(p.daemon.pid, signal.SIGUSR2)
-        p.wait_log(r"^.*SIGUSR2: cannot replace postern: it runs as server.user.*$", 10, since)
-        m = ImapSni("mail.a.test", p.port("imap"), ssl_context=self.pki.context())
-        self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
-        m.logout()
-        self.assertNotIn("starting a replacement", p.log_text())
+        new_pid = self.replace(p, p.daemon.pid, since)
+        try:
+            text = p.log_text()[since:]
+            self.assertRegex(text, r"starting a replacement: .* through the privileged helper")
+            self.assertRegex(text, r"took over 1 listening socket\(s\) from the process this one "
+                             r"replaces")
+            with open(f"/proc/{new_pid}/status") as f:
+                uids = next(l for l in f if l.startswith("Uid:")).split()[1:]
+            self.assertNotIn("0", uids)
+            m = ImapSni("mail.a.test", p.port("imap"), ssl_context=self.pki.context())
+            self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
+            m.logout()
+        finally:
+            os.kill(new_pid, signal.SIGTERM)
+            self.assertEqual(wait_exit(new_pid, 15), 0)
 
 
 class SocketActivation(IntegrationCase):

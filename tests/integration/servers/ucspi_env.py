@@ -15,6 +15,8 @@ Options:
     --exit-before-greeting   write one stderr line and exit 3 before saying anything
     --ignore-term            ignore SIGTERM and keep running after the session's EOF, until
                              SIGKILL (postern's kill-after path)
+    --linger                 keep running after the session's EOF until a signal ends it
+                             (postern's SIGTERM at the session's end)
 """
 
 import os
@@ -71,8 +73,8 @@ def main() -> int:
             return 0
         else:
             reply(out, "500 unknown")
-    if ignore_term:
-        while True:  # only SIGKILL ends this
+    if ignore_term or "--linger" in args:
+        while True:  # only a signal ends this (SIGKILL alone with --ignore-term)
             time.sleep(3600)
     return 0
 

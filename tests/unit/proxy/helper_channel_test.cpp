@@ -8,9 +8,11 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <fcntl.h>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace postern::proxy {
@@ -25,7 +27,7 @@ std::vector<Frame> decode_split(const std::string& wire, std::size_t cut,
         decoder.feed(part);
         Frame frame;
         while ((last = decoder.next(frame)) == FrameDecoder::Status::Ready) {
-            frames.push_back(frame);
+            frames.push_back(std::move(frame));
         }
     }
     return frames;
@@ -54,7 +56,7 @@ TEST_CASE("helper channel: frames decode the same at every split point") {
 TEST_CASE("helper channel: an unknown type or an oversized length breaks the channel") {
     SUBCASE("unknown type") {
         std::string wire = encode_frame(HelperMessage::Changed);
-        wire[4] = 9;
+        wire[4] = 42;
         FrameDecoder::Status last = FrameDecoder::Status::Ready;
         CHECK(decode_split(wire, 2, last).empty());
         CHECK(last == FrameDecoder::Status::Broken);
@@ -94,6 +96,35 @@ TEST_CASE("helper channel: a socketpair carries a frame larger than its buffers,
     CHECK(second->type == HelperMessage::Changed);
     sender.join();
     CHECK_FALSE(read_frame(reader.get()).has_value());
+}
+
+TEST_CASE("helper channel: descriptors travel with their frame, and only with it") {
+    std::array<int, 2> fds{-1, -1};
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds.data()) == 0);
+    const UniqueFd reader{fds[0]};
+    const UniqueFd writer{fds[1]};
+    std::array<int, 2> pipe{-1, -1};
+    REQUIRE(::pipe2(pipe.data(), O_CLOEXEC) == 0);
+    const UniqueFd pipe_read{pipe[0]};
+    UniqueFd pipe_write{pipe[1]};
+    const std::array<int, 2> sent{pipe_write.get(), pipe_write.get()};
+    REQUIRE(write_frame(writer.get(), HelperMessage::Spawn, "payload", sent));
+    REQUIRE(write_frame(writer.get(), HelperMessage::Changed));
+    pipe_write.reset();  // the frame holds its own copies
+    std::optional<Frame> first = read_frame(reader.get());
+    REQUIRE(first.has_value());
+    CHECK(first->payload == "payload");
+    REQUIRE(first->fds.size() == 2);
+    CHECK((::fcntl(first->fds[0].get(), F_GETFD) & FD_CLOEXEC) != 0);
+    CHECK(::write(first->fds[1].get(), "x", 1) == 1);
+    char byte = 0;
+    CHECK(::read(pipe_read.get(), &byte, 1) == 1);
+    CHECK(byte == 'x');
+    const std::optional<Frame> second = read_frame(reader.get());
+    REQUIRE(second.has_value());
+    CHECK(second->fds.empty());
+    const std::vector<int> too_many(kMaxFrameFds + 1, pipe_read.get());
+    CHECK_FALSE(write_frame(writer.get(), HelperMessage::Spawn, "", too_many));
 }
 
 }  // namespace postern::proxy

@@ -67,7 +67,7 @@ TEST_CASE("an inherited socket is used instead of binding, and shared by every w
     REQUIRE(sockets.open(config_for({port}), 3, std::move(handed), error));
     CHECK(sockets.inherited_count() == 1);
     REQUIRE(sockets.shared().size() == 1);
-    CHECK(sockets.shared()[0].name == "127.0.0.1:" + std::to_string(port));
+    CHECK(sockets.shared()[0].name == "127.0.0.1_" + std::to_string(port));
     std::set<int> descriptors;
     for (unsigned w = 0; w < 3; ++w) {
         auto mine = sockets.take(0, w);
