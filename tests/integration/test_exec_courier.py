@@ -3,9 +3,11 @@
 with the UCSPI variables Courier needs (recipes 3b). The user authenticates through
 courier-authdaemond and reads a seeded message, on an implicit-TLS and on a STARTTLS listener,
 from 127.0.0.2; Courier's log (its stderr, now in postern's log under the backend's name)
-names that address and the client's own port. Only successful logins: Courier stalls 5 s
-after a failed one."""
+names that address and the client's own port. The same again with postern as nobody
+(server.user) and the login programs started as root by its privileged helper. Only successful
+logins: Courier stalls 5 s after a failed one."""
 
+import os
 import re
 import socket
 import unittest
@@ -56,18 +58,27 @@ class Pop3StarttlsFrom(Pop3Starttls):
 
 
 class CourierExec(IntegrationCase):
+    # exec_user for the login programs: postern's own user (root here) when None
+    EXEC_USER = None
+
+    @classmethod
+    def configure(cls, p: Postern) -> None:
+        pass
+
     @classmethod
     def start_fixtures(cls):
         cls.pki = Pki(cls.tmp / "pki")
         cls.courier = cls.own(Courier(cls.tmp / "courier")).start()  # authdaemond, userdb
         bin_dir = cls.courier.root / "usr/lib/courier/courier"
         p = cls.postern = cls.own(Postern(cls.tmp / "postern", cls.pki))
+        cls.configure(p)
+        user = {"exec_user": cls.EXEC_USER} if cls.EXEC_USER else {}
         p.exec_backend("courier_imap",
                        [bin_dir / "imaplogin", cls.courier.root / "usr/bin/imapd", "Maildir"],
-                       exec_env=IMAP_ENV)
+                       exec_env=IMAP_ENV, **user)
         p.exec_backend("courier_pop3",
                        [bin_dir / "courierpop3login", bin_dir / "courierpop3d", "Maildir"],
-                       exec_env=POP3_ENV)
+                       exec_env=POP3_ENV, **user)
         p.listener("imaps", "imap", "courier_imap")
         p.listener("imap", "imap", "courier_imap", tls="starttls")
         p.listener("pop3s", "pop3", "courier_pop3")
@@ -133,6 +144,24 @@ class CourierExec(IntegrationCase):
         self.pop3_read(p, subject)
         self.assert_courier_saw_client("courier_pop3", port)
         self.assert_quit(port, "pop3", "courier_pop3")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "server.user needs root")
+class CourierExecAsServerUser(CourierExec):
+    """postern runs as nobody (server.user) and Courier's login programs, which must be root to
+    become the mail user, are started as root by postern's privileged helper."""
+    EXEC_USER = "root"
+
+    @classmethod
+    def configure(cls, p: Postern) -> None:
+        p.server["user"] = "nobody"
+
+    def test_runs_as_nobody(self):
+        self.postern.wait_log(r"running as user nobody .* privileged helper \(pid \d+\)")
+
+    # The other three are CourierExec's; one each way is enough here.
+    test_imap_starttls = None
+    test_pop3_implicit_tls = None
 
 
 if __name__ == "__main__":
