@@ -25,10 +25,10 @@ bool setup_logging(std::string_view level, conf::LogFormat format) {
     return true;
 }
 
-void set_log_origin(std::string origin) {
+void set_log_origin(std::string_view origin) {
     for (const auto& sink : spdlog::default_logger_raw()->sinks()) {
         if (auto* ours = dynamic_cast<LogSink*>(sink.get())) {
-            ours->set_origin(origin);
+            ours->set_origin(std::string{origin});
         }
     }
 }

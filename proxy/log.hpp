@@ -24,7 +24,7 @@ namespace postern::proxy {
 
 // From now on every line's message starts with "<origin>: " (the privileged helper's process
 // names itself so), in either format. Does nothing before setup_logging().
-void set_log_origin(std::string origin);
+void set_log_origin(std::string_view origin);
 
 // strerror() for any thread: conf/'s, the one every layer uses.
 using conf::errno_text;
