@@ -7,7 +7,6 @@
 #include "conf/file_snapshot.hpp"
 
 #include <memory>
-
 #include <string>
 #include <vector>
 
