@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 // What a sealed snapshot answers for a path it does not hold. take_file_snapshot holds every
 // path the loader and the scan look at, so only a caller outside them can see these.
 template <typename Read>
-Read unreadable(const char* why) {
+Read unreadable(std::string why) {
     Read read;
-    read.error = why;
+    read.error = std::move(why);
     return read;
 }
 const FileRead& not_held() {
@@ -32,6 +32,18 @@ const FileRead& not_held() {
 }
 const DirRead& dir_not_held() {
     static const auto answer = unreadable<DirRead>("not among the folders the config names");
+    return answer;
+}
+// Past kMaxSnapshotFiles nothing more is held (decode() refuses a snapshot with more), but
+// every further path still reads as unreadable, with this reason.
+const FileRead& too_many_files() {
+    static const auto answer = unreadable<FileRead>("the config names more than " +
+                                                    std::to_string(kMaxSnapshotFiles) + " files");
+    return answer;
+}
+const DirRead& too_many_dirs() {
+    static const auto answer = unreadable<DirRead>("the config names more than " +
+                                                   std::to_string(kMaxSnapshotFiles) + " folders");
     return answer;
 }
 
@@ -197,13 +209,11 @@ const FileRead& FileSnapshot::file(const fs::path& path) const {
     if (!reading_) {
         return not_held();
     }
-    FileRead read;
     if (files_.size() >= kMaxSnapshotFiles) {
-        read.error = "the config names more than " + std::to_string(kMaxSnapshotFiles) + " files";
-    } else {
-        read = read_file_now(path, kMaxSnapshotBytes - total_bytes_);
-        total_bytes_ += read.bytes ? read.bytes->size() : 0;
+        return too_many_files();
     }
+    FileRead read = read_file_now(path, kMaxSnapshotBytes - total_bytes_);
+    total_bytes_ += read.bytes ? read.bytes->size() : 0;
     return files_.emplace(path, std::move(read)).first->second;
 }
 
@@ -214,6 +224,9 @@ const DirRead& FileSnapshot::dir(const fs::path& path) const {
     }
     if (!reading_) {
         return dir_not_held();
+    }
+    if (dirs_.size() >= kMaxSnapshotFiles) {
+        return too_many_dirs();
     }
     return dirs_.emplace(path, read_dir_now(path)).first->second;
 }
