@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 // What a sealed snapshot answers for a path it does not hold. take_file_snapshot holds every
 // path the loader and the scan look at, so only a caller outside them can see these.
 template <typename Read>
-Read unreadable(std::string why) {
+Read unreadable(const std::string& why) {
     Read read;
-    read.error = std::move(why);
+    read.error = why;
     return read;
 }
 const FileRead& not_held() {
