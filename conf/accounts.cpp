@@ -1,33 +1,50 @@
 #include "conf/accounts.hpp"
 
+#include <cerrno>
+#include <cstddef>
 #include <grp.h>
 #include <pwd.h>
 #include <vector>
 
 namespace postern::conf::detail {
 
-// Large enough buffers for any sane passwd/group entry.
-std::optional<std::pair<std::uint32_t, std::uint32_t>> find_user(const std::string& name) {
-    passwd entry{};
-    passwd* found = nullptr;
+namespace {
+
+// getpwnam_r and getgrnam_r fail with ERANGE when the entry does not fit the buffer (a group
+// with thousands of members, from LDAP): grow it and ask again rather than call the name
+// unknown.
+template <typename Entry, typename Pick>
+auto lookup(int (*lookup_r)(const char*, Entry*, char*, std::size_t, Entry**),
+            const std::string& name, Pick pick) -> std::optional<decltype(pick(Entry{}))> {
+    constexpr std::size_t kMaxBuffer = std::size_t{16} << 20;
     std::vector<char> buffer(16384);
-    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-        found == nullptr) {
-        return std::nullopt;
+    for (;;) {
+        Entry entry{};
+        Entry* found = nullptr;
+        const int error = lookup_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+        if (error == ERANGE && buffer.size() < kMaxBuffer) {
+            buffer.resize(buffer.size() * 4);
+            continue;
+        }
+        if (error != 0 || found == nullptr) {
+            return std::nullopt;
+        }
+        return pick(entry);
     }
-    return std::pair{static_cast<std::uint32_t>(entry.pw_uid),
-                     static_cast<std::uint32_t>(entry.pw_gid)};
+}
+
+}  // namespace
+
+std::optional<std::pair<std::uint32_t, std::uint32_t>> find_user(const std::string& name) {
+    return lookup(&getpwnam_r, name, [](const passwd& entry) {
+        return std::pair{static_cast<std::uint32_t>(entry.pw_uid),
+                         static_cast<std::uint32_t>(entry.pw_gid)};
+    });
 }
 
 std::optional<std::uint32_t> find_group(const std::string& name) {
-    group entry{};
-    group* found = nullptr;
-    std::vector<char> buffer(65536);
-    if (getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
-        found == nullptr) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint32_t>(entry.gr_gid);
+    return lookup(&getgrnam_r, name,
+                  [](const group& entry) { return static_cast<std::uint32_t>(entry.gr_gid); });
 }
 
 void read_server_user(TableReader& table, ServerSettings& server) {

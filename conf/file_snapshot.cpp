@@ -20,21 +20,31 @@ namespace {
 namespace fs = std::filesystem;
 
 // What a sealed snapshot answers for a path it does not hold. take_file_snapshot holds every
-// path the loader and the scan look at, so only a caller outside them can see this.
+// path the loader and the scan look at, so only a caller outside them can see these.
+template <typename Read>
+Read unreadable(const std::string& why) {
+    Read read;
+    read.error = why;
+    return read;
+}
 const FileRead& not_held() {
-    static const FileRead answer = [] {
-        FileRead read;
-        read.error = "not among the files the config names";
-        return read;
-    }();
+    static const auto answer = unreadable<FileRead>("not among the files the config names");
     return answer;
 }
 const DirRead& dir_not_held() {
-    static const DirRead answer = [] {
-        DirRead read;
-        read.error = "not among the folders the config names";
-        return read;
-    }();
+    static const auto answer = unreadable<DirRead>("not among the folders the config names");
+    return answer;
+}
+// Past kMaxSnapshotFiles nothing more is held (decode() refuses a snapshot with more), but
+// every further path still reads as unreadable, with this reason.
+const FileRead& too_many_files() {
+    static const auto answer = unreadable<FileRead>("the config names more than " +
+                                                    std::to_string(kMaxSnapshotFiles) + " files");
+    return answer;
+}
+const DirRead& too_many_dirs() {
+    static const auto answer = unreadable<DirRead>("the config names more than " +
+                                                   std::to_string(kMaxSnapshotFiles) + " folders");
     return answer;
 }
 
@@ -50,16 +60,15 @@ FileRead read_file_now(const fs::path& path, std::size_t budget) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
         read.mode = st.st_mode;
-    }
-    const fs::file_status status = fs::status(path, ec);
-    if (fs::is_directory(status)) {
-        read.error = errno_text(EISDIR);
-        return read;
-    }
-    // Opening a FIFO would block until some writer appears.
-    if (fs::exists(status) && !fs::is_regular_file(status)) {
-        read.error = "not a regular file";
-        return read;
+        if (S_ISDIR(st.st_mode)) {
+            read.error = errno_text(EISDIR);
+            return read;
+        }
+        // Opening a FIFO would block until some writer appears.
+        if (!S_ISREG(st.st_mode)) {
+            read.error = "not a regular file";
+            return read;
+        }
     }
     const FilePtr stream{std::fopen(path.c_str(), "rb")};
     if (!stream) {
@@ -74,7 +83,7 @@ FileRead read_file_now(const fs::path& path, std::size_t budget) {
            (got = std::fread(chunk.data(), 1, chunk.size(), stream.get())) > 0) {
         bytes.append(chunk.data(), got);
     }
-    // A directory opens fine on Linux and only fails here, with EISDIR.
+    // EIO, or a folder swapped in since the stat (it opens fine, and fails here with EISDIR).
     if (std::ferror(stream.get()) != 0) {
         read.error = errno_text(errno);
         return read;
@@ -154,13 +163,11 @@ const FileRead& FileSnapshot::file(const fs::path& path) const {
     if (!reading_) {
         return not_held();
     }
-    FileRead read;
     if (files_.size() >= kMaxSnapshotFiles) {
-        read.error = "the config names more than " + std::to_string(kMaxSnapshotFiles) + " files";
-    } else {
-        read = read_file_now(path, kMaxSnapshotBytes - total_bytes_);
-        total_bytes_ += read.bytes ? read.bytes->size() : 0;
+        return too_many_files();
     }
+    FileRead read = read_file_now(path, kMaxSnapshotBytes - total_bytes_);
+    total_bytes_ += read.bytes ? read.bytes->size() : 0;
     return files_.emplace(path, std::move(read)).first->second;
 }
 
@@ -171,6 +178,9 @@ const DirRead& FileSnapshot::dir(const fs::path& path) const {
     }
     if (!reading_) {
         return dir_not_held();
+    }
+    if (dirs_.size() >= kMaxSnapshotFiles) {
+        return too_many_dirs();
     }
     return dirs_.emplace(path, read_dir_now(path)).first->second;
 }

@@ -97,9 +97,6 @@ inline constexpr std::string_view kPop3TlsUnavailable = "-ERR TLS is not availab
 inline constexpr std::string_view kPop3Junk = "-ERR Invalid characters in command\r\n";
 inline constexpr std::string_view kPop3TooManyErrors = "-ERR Too many invalid commands\r\n";
 inline constexpr std::string_view kPop3Timeout = "-ERR Autologout; idle for too long\r\n";
-// postern is stopping and a command arrived: its answer (RFC 1939 has no unsolicited
-// response, so a silent client is closed without one); SYS/TEMP as RFC 3206 §4.
-inline constexpr Canned kPop3Shutdown{"-ERR [SYS/TEMP] ", "shutting down\r\n"};
 
 // POP3 before TLS (RFC 2595 §4, RFC 2449 CAPA, RFC 3206 [AUTH]). Neither USER nor SASL is
 // offered, whatever require_tls says: credentials wait for TLS. No APOP timestamp: postern never
@@ -189,7 +186,7 @@ struct ProtocolReplies {
     Canned too_many_errors;
     Canned backend_unavailable;
     Canned timeout;
-    Canned shutdown;
+    Canned drain_goodbye;  // replies::drain_goodbye()
 };
 
 inline constexpr ProtocolReplies kImap{
@@ -199,7 +196,7 @@ inline constexpr ProtocolReplies kImap{
     .too_many_errors = {kImapTooManyErrors},
     .backend_unavailable = {kImapBackendUnavailable},
     .timeout = {kImapTimeout},
-    .shutdown = kImapShutdown,
+    .drain_goodbye = kImapShutdown,
 };
 inline constexpr ProtocolReplies kPop3{
     .line_too_long = {kPop3LineTooLong},
@@ -208,7 +205,7 @@ inline constexpr ProtocolReplies kPop3{
     .too_many_errors = {kPop3TooManyErrors},
     .backend_unavailable = {kPop3BackendUnavailable},
     .timeout = {kPop3Timeout},
-    .shutdown = kPop3Shutdown,
+    .drain_goodbye = {},  // none: see drain_goodbye()
 };
 inline constexpr ProtocolReplies kSmtp{
     .line_too_long = {kSmtpLineTooLong},
@@ -217,7 +214,7 @@ inline constexpr ProtocolReplies kSmtp{
     .too_many_errors = kSmtpTooManyErrors,
     .backend_unavailable = kSmtpBackendUnavailable,
     .timeout = kSmtpTimeout,
-    .shutdown = kSmtpShutdown,
+    .drain_goodbye = kSmtpShutdown,
 };
 
 [[nodiscard]] constexpr const ProtocolReplies& of(Protocol protocol) noexcept {
@@ -237,18 +234,12 @@ inline constexpr ProtocolReplies kSmtp{
     return of(protocol).timeout.text(hostname);
 }
 
-// postern is stopping: the answer to a command that arrives while it drains, and to a client
-// still before its dialogue with the backend (protocols/machine.hpp).
-[[nodiscard]] inline std::string shutdown_reply(Protocol protocol, std::string_view hostname) {
-    return of(protocol).shutdown.text(hostname);
-}
-
-// postern is stopping and the session ends without a command to answer: silent between
-// commands, or still busy at shutdown_timeout (proxy/drain.hpp). IMAP's BYE and SMTP's 421 may
+// What a stopping postern (proxy/drain.hpp) says as it ends a session, quiet between commands
+// or still busy at shutdown_timeout or a second signal. IMAP's BYE and SMTP's 421 may
 // come unasked; POP3 has no unsolicited response (RFC 1939 §3), so its client is just closed
 // (a session closed before QUIT never enters the UPDATE state: nothing is deleted, §6).
 [[nodiscard]] inline std::string drain_goodbye(Protocol protocol, std::string_view hostname) {
-    return protocol == Protocol::Pop3 ? std::string{} : shutdown_reply(protocol, hostname);
+    return of(protocol).drain_goodbye.text(hostname);
 }
 
 // Said instead of the greeting to a connection over one of the connection limits

@@ -5,12 +5,10 @@
 namespace postern::proxy {
 
 Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
-    const TimePoint drain_quiet =
-        std::max({client_seen_, backend_seen_, drain_looked_}) + kDrainQuiet;
     switch (phase_) {
         case Phase::Handshake:
-            if (draining_ && drain_quiet < phase_due_) {
-                return {Timeout::DrainQuiet, drain_quiet};
+            if (draining_ && drain_due() < phase_due_) {
+                return {Timeout::DrainQuiet, drain_due()};
             }
             return {Timeout::Handshake, phase_due_};
         case Phase::Closing:
@@ -29,10 +27,14 @@ Deadlines::Due Deadlines::next(bool client_owed) const noexcept {
     if (connect_due_ && *connect_due_ < due.at) {
         due = {Timeout::BackendConnect, *connect_due_};
     }
-    if (draining_ && drain_quiet < due.at) {
-        due = {Timeout::DrainQuiet, drain_quiet};
+    if (draining_ && drain_due() < due.at) {
+        due = {Timeout::DrainQuiet, drain_due()};
     }
     return due;
+}
+
+Deadlines::TimePoint Deadlines::drain_due() const noexcept {
+    return std::max({client_seen_, backend_seen_, drain_looked_}) + kDrainQuiet;
 }
 
 Timeout Deadlines::expired(TimePoint now, bool client_owed) const noexcept {
@@ -41,10 +43,7 @@ Timeout Deadlines::expired(TimePoint now, bool client_owed) const noexcept {
             if (now >= phase_due_) {
                 return Timeout::Handshake;
             }
-            return draining_ && now - std::max({client_seen_, backend_seen_, drain_looked_}) >=
-                                    kDrainQuiet
-                       ? Timeout::DrainQuiet
-                       : Timeout::None;
+            return draining_ && now >= drain_due() ? Timeout::DrainQuiet : Timeout::None;
         case Phase::Closing:
             return now >= phase_due_ ? Timeout::CloseFlush : Timeout::None;
         case Phase::Open:
@@ -56,7 +55,7 @@ Timeout Deadlines::expired(TimePoint now, bool client_owed) const noexcept {
     if (plaintext_due_ && now >= *plaintext_due_) {
         return Timeout::Plaintext;
     }
-    if (draining_ && now - std::max({client_seen_, backend_seen_, drain_looked_}) >= kDrainQuiet) {
+    if (draining_ && now >= drain_due()) {
         return Timeout::DrainQuiet;
     }
     // Idle means no bytes either way: an IMAP IDLE client is silent while its backend talks.

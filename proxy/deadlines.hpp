@@ -113,12 +113,15 @@ public:
 private:
     enum class Phase : std::uint8_t { Open, Handshake, Closing };
 
+    // Draining: kDrainQuiet after the last byte either way or the last busy look.
+    [[nodiscard]] TimePoint drain_due() const noexcept;
+
     Limits limits_;
     Phase phase_ = Phase::Open;
     bool full_idle_ = false;  // idle_timeout rather than plaintext_timeout
     bool draining_ = false;
-    TimePoint drain_looked_{};
-    TimePoint phase_due_{};  // Handshake, Closing
+    TimePoint drain_looked_{};  // drain_busy()
+    TimePoint phase_due_{};     // Handshake, Closing
     TimePoint accepted_;
     std::optional<TimePoint> plaintext_due_;  // postern's own plaintext dialogue ends by then
     std::optional<TimePoint> connect_due_;

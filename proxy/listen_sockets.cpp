@@ -108,17 +108,15 @@ bool ListenSockets::open(const conf::Config& config, unsigned workers,
         auto& per_worker = sockets_[l];
         per_worker.resize(workers);
         const std::size_t count = own.size();
-        if (count == 0) {
+        if (count == 0) {  // cannot happen (inherited, or one bound per worker): no w % 0 below
             error = "listener " + name + " has no socket";
             return false;
         }
-        for (unsigned w = 0; w < workers && count < workers; ++w) {
-            if (w >= count) {
-                per_worker[w].emplace_back(::fcntl(own[w % count].get(), F_DUPFD_CLOEXEC, 3));
-                if (per_worker[w].back().get() < 0) {
-                    error = "cannot share the socket of " + name + ": " + errno_text(errno);
-                    return false;
-                }
+        for (std::size_t w = count; w < workers; ++w) {
+            per_worker[w].emplace_back(::fcntl(own[w % count].get(), F_DUPFD_CLOEXEC, 3));
+            if (per_worker[w].back().get() < 0) {
+                error = "cannot share the socket of " + name + ": " + errno_text(errno);
+                return false;
             }
         }
         for (std::size_t j = 0; j < count; ++j) {

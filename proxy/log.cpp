@@ -25,6 +25,14 @@ bool setup_logging(std::string_view level, conf::LogFormat format) {
     return true;
 }
 
+void set_log_origin(std::string_view origin) {
+    for (const auto& sink : spdlog::default_logger_raw()->sinks()) {
+        if (auto* ours = dynamic_cast<LogSink*>(sink.get())) {
+            ours->set_origin(std::string{origin});
+        }
+    }
+}
+
 void log_fields(spdlog::level::level_enum level, std::string_view message,
                 std::span<const LogField> fields) {
     spdlog::logger& logger = *spdlog::default_logger_raw();

@@ -22,6 +22,10 @@ namespace postern::proxy {
 [[nodiscard]] bool setup_logging(std::string_view level,
                                  conf::LogFormat format = conf::LogFormat::Text);
 
+// From now on every line's message starts with "<origin>: " (the privileged helper's process
+// names itself so), in either format. Does nothing before setup_logging().
+void set_log_origin(std::string_view origin);
+
 // strerror() for any thread: conf/'s, the one every layer uses.
 using conf::errno_text;
 

@@ -59,11 +59,11 @@ void LineFormatter::format(const log_msg& msg, std::span<const LogField> fields,
         fmt::format_to(std::back_inserter(dest), "<{}>", syslog_priority(msg.level));
     }
     if (format_ == LogFormat::Text) {
-        if (fields.empty()) {
+        if (fields.empty() && origin_.empty()) {
             text_.format(msg, dest);
             return;
         }
-        const std::string line = text_line(payload(msg), fields);
+        const std::string line = message(msg, fields);
         log_msg with_fields = msg;
         with_fields.payload = line;
         text_.format(with_fields, dest);
@@ -73,7 +73,7 @@ void LineFormatter::format(const log_msg& msg, std::span<const LogField> fields,
     nlohmann::ordered_json object;
     object["time"] = utc_time(msg.time);
     object["level"] = level_name(msg.level);
-    object["message"] = payload(msg);
+    object["message"] = message(msg, {});
     for (const LogField& field : fields) {
         std::visit([&](const auto& value) { object[std::string{field.key}] = value; }, field.value);
     }
@@ -83,8 +83,16 @@ void LineFormatter::format(const log_msg& msg, std::span<const LogField> fields,
     append(dest, "\n");
 }
 
+std::string LineFormatter::message(const log_msg& msg, std::span<const LogField> fields) const {
+    std::string text = origin_.empty() ? std::string{} : origin_ + ": ";
+    text += text_line(payload(msg), fields);
+    return text;
+}
+
 std::unique_ptr<spdlog::formatter> LineFormatter::clone() const {
-    return std::make_unique<LineFormatter>(format_, journal_);
+    auto copy = std::make_unique<LineFormatter>(format_, journal_);
+    copy->set_origin(origin_);
+    return copy;
 }
 
 std::string text_line(std::string_view message, std::span<const LogField> fields) {
@@ -148,6 +156,11 @@ void LogSink::log_fields(const log_msg& msg, std::span<const LogField> fields) {
     spdlog::memory_buf_t line;
     formatter_.format(msg, fields, line);
     write(line);
+}
+
+void LogSink::set_origin(std::string origin) {
+    const std::lock_guard lock(mutex_);
+    formatter_.set_origin(std::move(origin));
 }
 
 void LogSink::sink_it_(const log_msg& msg) {

@@ -34,9 +34,16 @@ public:
                 spdlog::memory_buf_t& dest);
     [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override;
 
+    // Every message from now on starts with "<origin>: " (set_log_origin()).
+    void set_origin(std::string origin) { origin_ = std::move(origin); }
+
 private:
+    [[nodiscard]] std::string message(const spdlog::details::log_msg& msg,
+                                      std::span<const LogField> fields) const;
+
     conf::LogFormat format_;
     bool journal_;
+    std::string origin_;
     spdlog::pattern_formatter text_;  // the text format's timestamp and level (not under journal)
 };
 
@@ -57,6 +64,7 @@ public:
         : formatter_(format, journal), out_(out) {}
 
     void log_fields(const spdlog::details::log_msg& msg, std::span<const LogField> fields);
+    void set_origin(std::string origin);
 
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override;

@@ -82,7 +82,8 @@ void ServiceManager::ready(bool replacing) {
 }
 
 void ServiceManager::reloading(std::string_view why) {
-    if (!active_) {
+    // A reload that starts or ends while postern drains must not take STOPPING=1 back.
+    if (!active_ || stopping_) {
         return;
     }
     // Type=notify-reload: systemd takes the reload as begun only with a timestamp no older than
@@ -98,13 +99,16 @@ void ServiceManager::reloading(std::string_view why) {
 
 void ServiceManager::reloaded(std::string failure) {
     failure_ = std::move(failure);
-    ready();
+    if (!stopping_) {
+        ready();
+    }
 }
 
 void ServiceManager::stopping() {
     if (!active_) {
         return;
     }
+    stopping_ = true;
     phase_ = "stopping; ";
     last_status_ = current_status();
     send("STOPPING=1\nSTATUS=" + last_status_);

@@ -2,9 +2,10 @@
 // What postern tells its service manager (systemd's Type=notify and Type=notify-reload) through
 // sd_notify(3) on $NOTIFY_SOCKET: READY=1 once every listener is bound and the certificates
 // are loaded, RELOADING=1 with MONOTONIC_USEC when a certificate rebuild starts and READY=1
-// when it ends (whatever its outcome: the previous certificates still serve), STOPPING=1 on
-// SIGTERM/SIGINT, and a one-line STATUS= ("12 sessions, 3 certificates") with each of these
-// and, when it changed, every 5 s. Without NOTIFY_SOCKET every call does nothing.
+// when it ends (whatever its outcome: the previous certificates still serve; neither once
+// stopping), STOPPING=1 on SIGTERM/SIGINT, and a one-line STATUS= ("12 sessions, 3 certificates")
+// with each of these and, when it changed, every 5 s. Without NOTIFY_SOCKET every call does
+// nothing.
 //
 // Main thread only. NOTIFY_SOCKET stays in the environment (systemd may ask again after a
 // re-exec); exec backends' programs get an environment built from scratch (proxy/spawn.cpp),
@@ -62,6 +63,7 @@ private:
     const ClientLimits& limits_;
     const tls::CertSource& certs_;
     bool active_ = false;
+    bool stopping_ = false;    // STOPPING=1 sent: no READY=1 or RELOADING=1 after it
     std::string phase_;        // "reloading certificates (SIGHUP); ", "stopping; " or empty
     std::string failure_;      // the last reload's error; cleared by a reload that works
     std::string last_status_;  // as last sent

@@ -240,12 +240,7 @@ void Worker::stop_accepting() {
 
 void Worker::close_all_sessions() {
     on_inbox();  // sockets handed over but not yet taken: sessions too, closed like the rest
-    std::vector<Session*> open;
-    open.reserve(sessions_.size());
-    for (auto& [raw, owned] : sessions_) {
-        open.push_back(raw);
-    }
-    for (Session* s : open) {
+    for (Session* s : open_sessions()) {
         s->stop();
     }
     reap();
@@ -263,15 +258,21 @@ void Worker::on_drain() {
     draining_ = true;
     stop_accepting();
     on_inbox();  // sockets handed over but not yet taken: sessions that drain at once
-    std::vector<Session*> open;
-    open.reserve(sessions_.size());
-    for (auto& [raw, owned] : sessions_) {
-        open.push_back(raw);
-    }
-    for (Session* s : open) {
+    for (Session* s : open_sessions()) {
         s->drain();
     }
     check_drained();
+}
+
+std::vector<Session*> Worker::open_sessions() const {
+    // A copy: nothing a session does as it stops or drains may invalidate the caller's loop
+    // (retire() only queues it today).
+    std::vector<Session*> open;
+    open.reserve(sessions_.size());
+    for (const auto& [raw, owned] : sessions_) {
+        open.push_back(raw);
+    }
+    return open;
 }
 
 void Worker::check_drained() {

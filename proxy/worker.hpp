@@ -149,6 +149,7 @@ private:
     void adopt(ListenerContext& listener, UniqueFd fd, std::string client_address,
                Admission admission);
     void check_drained();
+    [[nodiscard]] std::vector<Session*> open_sessions() const;
     void refuse(const ListenerContext& listener, UniqueFd fd, Limit limit,
                 const Admission& admission, const std::string& client_address) const;
 

@@ -153,4 +153,19 @@ TEST_CASE("conf: a file snapshot crosses the wire unchanged; broken bytes are re
     }
 }
 
+TEST_CASE("conf: a file snapshot past its file bound still crosses the wire") {
+    const ConfDir dir;
+    auto snapshot = FileSnapshot::reading(dir.path() / "postern.toml");
+    // Paths that do not exist are recorded too (their reason): the cheapest way to the bound.
+    for (std::size_t i = 0; i <= kMaxSnapshotFiles; ++i) {
+        (void)snapshot->file(dir.path() / ("missing-" + std::to_string(i)));
+    }
+    const FileRead& over = snapshot->file(dir.path() / "one-more");
+    CHECK_FALSE(over.bytes);
+    CHECK(over.error == "the config names more than 100000 files");
+    CHECK(snapshot->file_count() == kMaxSnapshotFiles);
+    snapshot->seal();
+    CHECK(FileSnapshot::decode(snapshot->encode()) != nullptr);
+}
+
 }  // namespace postern::conf::test

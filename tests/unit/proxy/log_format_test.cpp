@@ -157,6 +157,25 @@ TEST_CASE("log: the sink writes plain and structured lines whole, in the configu
     CHECK(second["end"] == "backend_unreachable");
 }
 
+TEST_CASE("log: an origin starts every message, in both formats and after a clone") {
+    LineFormatter formatter{LogFormat::Text, true};
+    formatter.set_origin("privileged helper");
+    const auto clone = formatter.clone();
+    for (spdlog::formatter* f : {static_cast<spdlog::formatter*>(&formatter), clone.get()}) {
+        spdlog::memory_buf_t out;
+        f->format(message(spdlog::level::err, "poll: Interrupted"), out);
+        CHECK(std::string{out.data(), out.size()} ==
+              "<3>error privileged helper: poll: Interrupted\n");
+    }
+    LineFormatter json{LogFormat::Json, false};
+    json.set_origin("privileged helper");
+    spdlog::memory_buf_t out;
+    json.format(message(spdlog::level::info, "session end"), session_fields(), out);
+    const auto object = nlohmann::json::parse(std::string{out.data(), out.size()});
+    CHECK(object["message"] == "privileged helper: session end");
+    CHECK(object["end"] == "backend_unreachable");
+}
+
 TEST_CASE("log: JOURNAL_STREAM names the journal only when it is the fd's device and inode") {
     const postern::conf::FilePtr file{std::tmpfile()};
     REQUIRE(file != nullptr);
