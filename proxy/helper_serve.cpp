@@ -278,15 +278,18 @@ private:
 
 void run_helper(int requests, int events, const HelperLaunch& launch, pid_t parent) {
     try {
-        if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) {
+        // SIGKILL: the helper ignores SIGTERM.
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) {
             ::_exit(0);
         }
         (void)::prctl(PR_SET_NAME, "postern-helper");
-        // Stopping is the main process's business: a terminal's ^C or a SIGHUP sent to every
-        // postern must not take the helper away from under it.
-        (void)std::signal(SIGINT, SIG_IGN);
-        (void)std::signal(SIGHUP, SIG_IGN);
-        (void)std::signal(SIGPIPE, SIG_IGN);
+        // Stopping, reloading and replacing are the main process's business: a terminal's ^C,
+        // or a signal sent to every postern (`pkill -HUP postern`, systemctl kill without
+        // --kill-whom=main) must not take the helper away from under it. It ends when the main
+        // process does (EOF on its sockets, or the death signal above).
+        for (const int number : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE}) {
+            (void)std::signal(number, SIG_IGN);
+        }
         const int high_requests = ::fcntl(requests, F_DUPFD_CLOEXEC, 64);
         const int high_events = ::fcntl(events, F_DUPFD_CLOEXEC, 64);
         const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -43,7 +43,7 @@ std::unique_ptr<PrivilegedHelper> PrivilegedHelper::start(const HelperLaunch& la
     }
     if (pid == 0) {
         // Its own log lines say whose they are; the rest of the pattern is the main process's.
-        spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l privileged helper: %v");
+        set_log_origin("privileged helper");
         run_helper(helper_requests.get(), helper_events.get(), launch, parent);
     }
     if (::fcntl(main_events.get(), F_SETFL, O_NONBLOCK) != 0) {

@@ -55,7 +55,8 @@ void format_number(char* out, std::size_t size, const char* prefix, long value) 
         }
     }
     (void)::syscall(SYS_close_range, static_cast<unsigned>(first_free), ~0U, 0U);
-    // The helper ignores SIGINT and SIGHUP; the new postern starts from the defaults.
+    // An ignored signal stays ignored across execve() (the main process ignores SIGPIPE, the
+    // privileged helper SIGTERM and more): the new postern starts from the defaults.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < _NSIG; ++sig) {
@@ -110,17 +111,22 @@ pid_t start_replacement(const std::string& executable, const std::vector<std::st
     return pid;
 }
 
-Replacement::Replacement(event_base* base, const ListenSockets& sockets,
+Replacement::Replacement(event_base* base, const ListenSockets& sockets, const Drain& drain,
                          std::vector<std::string> arguments, PrivilegedHelper* helper,
                          std::function<void(pid_t)> on_ready)
     : base_(base),
       sockets_(sockets),
+      drain_(drain),
       executable_(own_executable()),
       arguments_(std::move(arguments)),
       helper_(helper),
       on_ready_(std::move(on_ready)) {}
 
 void Replacement::on_signal() {
+    if (drain_.started()) {  // the listeners are closed already: nothing to hand over
+        spdlog::warn("SIGUSR2: ignored: this process is stopping");
+        return;
+    }
     if (child_ > 0) {
         spdlog::warn("SIGUSR2: a replacement process (pid {}) is already starting", child_);
         return;

@@ -10,6 +10,7 @@
 // replaced and goes on serving. Once postern runs as server.user, the privileged helper (root)
 // starts the new process, so that it can bind and read what the old one could at its start.
 
+#include "proxy/drain.hpp"
 #include "proxy/event.hpp"
 #include "proxy/listen_sockets.hpp"
 #include "proxy/privileged_helper.hpp"
@@ -40,8 +41,9 @@ public:
     // `arguments`: the command line postern was started with (argv[1..]); `helper`: the
     // privileged helper when postern runs as server.user; `on_ready` runs on the main loop when
     // the new process is ready.
-    Replacement(event_base* base, const ListenSockets& sockets, std::vector<std::string> arguments,
-                PrivilegedHelper* helper, std::function<void(pid_t)> on_ready);
+    Replacement(event_base* base, const ListenSockets& sockets, const Drain& drain,
+                std::vector<std::string> arguments, PrivilegedHelper* helper,
+                std::function<void(pid_t)> on_ready);
     Replacement(const Replacement&) = delete;
     Replacement& operator=(const Replacement&) = delete;
     Replacement(Replacement&&) = delete;
@@ -56,6 +58,7 @@ public:
 private:
     event_base* base_;
     const ListenSockets& sockets_;
+    const Drain& drain_;      // once started, SIGUSR2 is ignored
     std::string executable_;  // this binary's path, as it was at startup
     std::vector<std::string> arguments_;
     PrivilegedHelper* helper_;

@@ -195,8 +195,8 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     reloader.report_to(manager);
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
-    Replacement replacement{main_base, sockets, arguments, helper.get(),
-                            [&stop](pid_t pid) { stop.on_replaced(pid); }};
+    Replacement replacement{main_base, sockets,      drain,
+                            arguments, helper.get(), [&stop](pid_t pid) { stop.on_replaced(pid); }};
     const event_callback_fn on_usr2 = &event_cb<Replacement, &Replacement::on_signal>;
     EventPtr usr2{evsignal_new(main_base, SIGUSR2, on_usr2, &replacement)};
     if (!term || !intr || !hup || !usr2 || event_add(term.get(), nullptr) != 0 ||
