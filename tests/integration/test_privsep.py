@@ -217,6 +217,16 @@ class PrivsepTest(IntegrationCase):
         self.assertEqual(self.served("mail.a.test"), "a2")
         self.assertTrue(os.path.exists(f"/proc/{self.helper}"))
 
+    def test_signals_for_postern_leave_the_helper_alone(self):
+        """`pkill -USR2 postern` or `systemctl kill` without --kill-whom=main signal the helper
+        too: it must survive them, or reloads fail from then on."""
+        for number in (signal.SIGUSR2, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            os.kill(self.helper, number)
+        since = self.postern.log_size()
+        self.postern.daemon.send_signal(signal.SIGHUP)
+        self.assertIn("certificates reloaded (SIGHUP)", self.wait_reload(since))
+        self.assertEqual(status(self.helper)["State"][0], "S")
+
     def test_broken_key_keeps_the_old_certificate(self):
         since = self.postern.log_size()
         self.certbot_issue("a3", 3, key_of="b")  # somebody else's key

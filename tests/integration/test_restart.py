@@ -156,6 +156,19 @@ class Replacement(IntegrationCase):
         self.assertEqual(len(re.findall(r"took over 4 listening socket\(s\) from the process this "
                                         r"one replaces", text)), 3, text[-3000:])
 
+    def test_sigusr2_while_draining_is_ignored(self):
+        """Its listeners are closed once the drain starts: nothing is left to hand over."""
+        p = self.new_postern(workers=1)
+        m = ImapSni("mail.a.test", p.port("imap"), ssl_context=self.pki.context())
+        self.assertEqual(m.login(USER, PASSWORD)[0], "OK")  # keeps the drain going
+        p.daemon.send_signal(signal.SIGTERM)
+        p.wait_log(r"draining 1 session")
+        os.kill(p.daemon.pid, signal.SIGUSR2)
+        p.wait_log(r"SIGUSR2: ignored: this process is stopping", 10)
+        self.assertEqual(p.daemon.wait(15), 0)  # the quiet session is ended within 2 s
+        self.assertNotIn("starting a replacement", p.log_text())
+        m.shutdown()
+
     def test_failed_replacement_keeps_serving(self):
         p = self.new_postern(workers=1)
         since = p.log_size()
