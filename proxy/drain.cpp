@@ -41,9 +41,8 @@ void Drain::start(const std::string& why) {
     } else {
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             total += balancer_->count(i);
-            per_worker += (i == 0 ? " (per worker: " : ", ") + std::to_string(balancer_->count(i));
         }
-        per_worker += ")";
+        per_worker = per_worker_text([this](std::size_t i) { return balancer_->count(i); });
     }
     if (timeout_.count() == 0 || !wake_ || !deadline_) {
         spdlog::info("{}: closing {} session(s){} at once (shutdown_timeout = 0)", why, total,
@@ -97,7 +96,13 @@ void Drain::finish(End end) {
     event_base_loopbreak(main_base_);  // run() breaks the other loops and stops what is left
 }
 
-void Drain::log_end(std::size_t open, const std::string& per_worker) const {
+void Drain::log_end() const {
+    std::size_t open = 0;
+    for (const auto& worker : workers_) {
+        open += worker->session_count();
+    }
+    const std::string per_worker =
+        per_worker_text([this](std::size_t i) { return workers_[i]->session_count(); });
     const std::string after = seconds(Clock::now() - began_);
     switch (end_) {
         case End::Drained:

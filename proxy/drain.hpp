@@ -46,8 +46,9 @@ public:
     void hurry();
     [[nodiscard]] bool started() const noexcept { return started_; }
     [[nodiscard]] End end() const noexcept { return end_; }
-    // Logs how the drain ended, with the sessions `run()` is about to stop.
-    void log_end(std::size_t open, const std::string& per_worker) const;
+    // Logs how the drain ended, with the sessions `run()` is about to stop (every loop has
+    // stopped: the workers' own counts).
+    void log_end() const;
 
     // Any thread: a worker holds no session now.
     void worker_drained();
@@ -61,6 +62,19 @@ private:
     void finish(End end);
 
     event_base* main_base_;
+    // " (per worker: 3, 2)" with several workers, else empty.
+    template <typename Count>
+    [[nodiscard]] std::string per_worker_text(Count count) const {
+        if (workers_.size() < 2) {
+            return {};
+        }
+        std::string text;
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            text += (i == 0 ? " (per worker: " : ", ") + std::to_string(count(i));
+        }
+        return text + ")";
+    }
+
     const std::vector<std::unique_ptr<Worker>>& workers_;
     const Balancer* balancer_;
     std::chrono::milliseconds timeout_;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,9 +189,18 @@ void Replacement::on_ready_pipe() {
         return;
     }
     // It closed the pipe without a byte: it exited (or is exiting) before it was ready. The
-    // helper's child is the helper's to reap (and it logs how it ended).
+    // helper's child is the helper's to reap (and it logs how it ended); our own is given a
+    // second at most to finish exiting, since this is the main loop.
     int status = 0;
-    const pid_t reaped = helper_ != nullptr ? -1 : ::waitpid(child, &status, 0);
+    pid_t reaped = -1;
+    if (helper_ == nullptr) {
+        const UniqueFd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, child, 0U))};
+        pollfd ended{.fd = pidfd.get(), .events = POLLIN, .revents = 0};
+        if (pidfd.get() >= 0) {
+            (void)::poll(&ended, 1, 1000);
+        }
+        reaped = ::waitpid(child, &status, WNOHANG);
+    }
     std::string how = "closed its ready pipe";
     if (reaped == child && WIFEXITED(status)) {
         how = "exited with status " + std::to_string(WEXITSTATUS(status));

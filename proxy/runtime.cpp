@@ -223,19 +223,7 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
             event_base_loopbreak(worker->base());
         }
     }  // joins the other workers' threads; from here every loop is stopped
-    std::size_t open = 0;
-    std::string per_worker;  // with several workers: " (per worker: 3, 2)"
-    for (auto& worker : workers) {
-        open += worker->session_count();
-        if (workers.size() > 1) {
-            per_worker += (per_worker.empty() ? " (per worker: " : ", ") +
-                          std::to_string(worker->session_count());
-        }
-    }
-    if (!per_worker.empty()) {
-        per_worker += ")";
-    }
-    drain.log_end(open, per_worker);
+    drain.log_end();
     for (auto& worker : workers) {
         worker->stop_accepting();
         worker->close_all_sessions();
