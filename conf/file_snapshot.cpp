@@ -232,7 +232,8 @@ std::shared_ptr<const FileSnapshot> FileSnapshot::decode(std::string_view bytes)
     }
     auto snapshot = std::make_shared<FileSnapshot>(Token{}, fs::path{config}, false);
     std::size_t files = 0;
-    if (!in.u32(files) || files > kMaxSnapshotFiles) {
+    // Each file: path, flags, mode, link target, content.
+    if (!in.count(files, kMaxSnapshotFiles, 5 * kWireWord)) {
         return nullptr;
     }
     for (std::size_t i = 0; i < files; ++i) {
@@ -256,7 +257,8 @@ std::shared_ptr<const FileSnapshot> FileSnapshot::decode(std::string_view bytes)
         snapshot->files_.insert_or_assign(fs::path{path}, std::move(read));
     }
     std::size_t dirs = 0;
-    if (!in.u32(dirs) || dirs > kMaxSnapshotFiles) {
+    // Each folder: path, flags, error, subfolder count.
+    if (!in.count(dirs, kMaxSnapshotFiles, 4 * kWireWord)) {
         return nullptr;
     }
     for (std::size_t i = 0; i < dirs; ++i) {
@@ -265,8 +267,8 @@ std::shared_ptr<const FileSnapshot> FileSnapshot::decode(std::string_view bytes)
         std::string error;
         std::size_t names = 0;
         DirRead read;
-        if (!in.str(path) || !in.u32(flags) || !in.str(error) || !in.u32(names) ||
-            names > kMaxSnapshotFiles) {
+        if (!in.str(path) || !in.u32(flags) || !in.str(error) ||
+            !in.count(names, kMaxSnapshotFiles, kWireWord)) {
             return nullptr;
         }
         if ((flags & kDirError) != 0) {

@@ -9,6 +9,9 @@
 
 namespace postern::conf {
 
+// The least bytes a u32 or a string (its length alone) takes on the wire.
+inline constexpr std::size_t kWireWord = 4;
+
 class Writer {
 public:
     void u32(std::size_t value) {
@@ -47,6 +50,17 @@ public:
         }
         text.assign(in_.substr(0, size));
         in_.remove_prefix(size);
+        return true;
+    }
+    // A count of items that each take at least `item_bytes` of what follows: refused above `max`
+    // or beyond what the bytes left could hold, so a list sized by it before its items are read
+    // stays in proportion to the input (4096 strings announced in 40 bytes are refused here).
+    bool count(std::size_t& value, std::size_t max, std::size_t item_bytes) {
+        std::size_t announced = 0;
+        if (!u32(announced) || announced > max || announced > in_.size() / item_bytes) {
+            return false;
+        }
+        value = announced;
         return true;
     }
     [[nodiscard]] bool done() const { return in_.empty(); }

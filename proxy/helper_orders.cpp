@@ -23,7 +23,7 @@ void strings(conf::Writer& out, const std::vector<std::string>& list) {
 
 bool strings(conf::Reader& in, std::vector<std::string>& list) {
     std::size_t count = 0;
-    if (!in.u32(count) || count > kMaxStrings) {
+    if (!in.count(count, kMaxStrings, conf::kWireWord)) {
         return false;
     }
     list.resize(count);
@@ -85,7 +85,7 @@ std::optional<SpawnOrder> decode_spawn(std::string_view bytes) {
     std::size_t env = 0;
     if (!in.str(magic) || magic != kSpawnMagic || !strings(in, order.exec.argv) ||
         !in.str(order.exec.user) || !in.str(order.exec.group) || !id(in, order.exec.uid) ||
-        !id(in, order.exec.gid) || !in.u32(env) || env > kMaxStrings) {
+        !id(in, order.exec.gid) || !in.count(env, kMaxStrings, 2 * conf::kWireWord)) {
         return std::nullopt;
     }
     order.exec.env.resize(env);

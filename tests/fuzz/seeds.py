@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the seed corpora for the protocol machine fuzz targets (machine_fuzz.hpp format), for
 proxy_header_fuzz (raw bytes: PROXY protocol headers as a load balancer sends them), and through
-seeds_text.py for client_caps_fuzz, framing_fuzz and config_fuzz. scripts/fuzz adds the inputs a
-campaign found (named by their SHA-1) next to these named ones.
+seeds_text.py for client_caps_fuzz, framing_fuzz and config_fuzz, seeds_helper.py for
+helper_messages_fuzz. scripts/fuzz adds the inputs a campaign found (named by their SHA-1) next to
+these named ones.
 
 Run from anywhere: python3 tests/fuzz/seeds.py. Each machine seed is one realistic dialogue, on
 an implicit-TLS or a STARTTLS listener: byte 0 holds the settings (bit 0 tight limits, bit 1
@@ -13,6 +14,7 @@ bytes, 2 = backend bytes), each followed by an argument byte (event number or le
 import pathlib
 import struct
 
+from seeds_helper import HELPER_SEEDS
 from seeds_text import CLIENT_CAPS_SEEDS, CONFIG_SEEDS, FRAMING_SEEDS
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -238,6 +240,7 @@ RAW_SEEDS = {
     "proxy_header_fuzz": PROXY_HEADER_SEEDS,
     "client_caps_fuzz": CLIENT_CAPS_SEEDS,
     "framing_fuzz": FRAMING_SEEDS,
+    "helper_messages_fuzz": HELPER_SEEDS,
     "config_fuzz": {name: text.lstrip().encode() for name, text in CONFIG_SEEDS.items()},
 }
 for target, seeds in RAW_SEEDS.items():

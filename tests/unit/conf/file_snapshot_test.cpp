@@ -4,6 +4,7 @@
 #include "conf/file_snapshot.hpp"
 
 #include "conf/certificates_dir.hpp"
+#include "conf/wire.hpp"
 #include "conf_test_support.hpp"
 
 #include <doctest/doctest.h>
@@ -166,6 +167,25 @@ TEST_CASE("conf: a file snapshot past its file bound still crosses the wire") {
     CHECK(snapshot->file_count() == kMaxSnapshotFiles);
     snapshot->seal();
     CHECK(FileSnapshot::decode(snapshot->encode()) != nullptr);
+}
+
+TEST_CASE("conf: a snapshot announcing more entries than its bytes hold is refused") {
+    // A folder with 100,000 subfolders announced and none sent; then as many files.
+    Writer dirs;
+    dirs.str("postern-file-snapshot-2");
+    dirs.str("/etc/postern/postern.toml");
+    dirs.u32(0);  // files
+    dirs.u32(1);  // dirs
+    dirs.str("/etc/letsencrypt/live");
+    dirs.u32(0);
+    dirs.str("");
+    dirs.u32(kMaxSnapshotFiles);
+    CHECK(FileSnapshot::decode(dirs.take()) == nullptr);
+    Writer files;
+    files.str("postern-file-snapshot-2");
+    files.str("/etc/postern/postern.toml");
+    files.u32(kMaxSnapshotFiles);
+    CHECK(FileSnapshot::decode(files.take()) == nullptr);
 }
 
 }  // namespace postern::conf::test

@@ -4,9 +4,12 @@
 
 #include "proxy/helper_orders.hpp"
 
+#include "conf/wire.hpp"
+
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <string>
 
 namespace postern::proxy {
 namespace {
@@ -40,6 +43,25 @@ TEST_CASE("helper orders: a spawn order survives its byte form; a cut or padded 
         CHECK_FALSE(decode_spawn(std::string_view{wire}.substr(0, cut)).has_value());
     }
     CHECK_FALSE(decode_spawn(wire + "x").has_value());
+}
+
+TEST_CASE("helper orders: a count the bytes left cannot hold is refused") {
+    // What a hostile main process could send: the magic, then 4096 (or 4 billion) argv entries
+    // announced with one present. conf/wire.hpp's Reader::count refuses it before the list is
+    // sized (tests/fuzz/helper_messages_fuzz.cpp bounds the allocation itself).
+    for (const std::size_t argv : {std::size_t{4096}, std::size_t{0xFFFFFFFFU}}) {
+        conf::Writer out;
+        out.str("postern-spawn-1");
+        out.u32(argv);
+        out.str("/bin/cat");
+        CHECK_FALSE(decode_spawn(out.take()).has_value());
+    }
+    std::string wire = encode_spawn(order());
+    const std::string env_count = "\x01\x00\x00\x00\x0f\x00\x00\x00IMAP_CAPABILITY";
+    const std::size_t at = wire.find(env_count);
+    REQUIRE(at != std::string::npos);
+    wire.replace(at, 4, std::string("\x00\x10\x00\x00", 4));  // 4096 pairs
+    CHECK_FALSE(decode_spawn(wire).has_value());
 }
 
 TEST_CASE("helper orders: only a spec a config named, with only the client's variables") {
