@@ -51,7 +51,9 @@ std::vector<std::string> tlsa_records(const std::string& name,
         return out;
     }
     for (const std::uint16_t port : ports) {
-        out.push_back("_" + std::to_string(port) + "._tcp." + name + ". IN TLSA 3 1 1 " + tlsa);
+        std::string record = "_" + std::to_string(port);
+        record.append("._tcp.").append(name).append(". IN TLSA 3 1 1 ").append(tlsa);
+        out.push_back(std::move(record));
     }
     return out;
 }

@@ -138,7 +138,8 @@ TEST_CASE("certificate_report: names, key type, expiry, chain status and TLSA pe
     CHECK(report[0].tlsa != report[1].tlsa);
 
     // Two years on, the days left are negative.
-    const auto later = postern::tls::certificate_report(*store, now + 2 * 365 * 86400);
+    constexpr std::time_t kTwoYears = std::time_t{2} * 365 * 86400;
+    const auto later = postern::tls::certificate_report(*store, now + kTwoYears);
     CHECK(later[0].days_left < -600);
 
     const auto json = nlohmann::json::parse(postern::tls::certificates_json(*store, now));
