@@ -1,11 +1,13 @@
 #include "cli/check.hpp"
 
+#include "cli/check_certificates.hpp"
 #include "conf/load.hpp"
 #include "proxy/open_files.hpp"
 #include "proxy/privileges.hpp"
 #include "proxy/runtime.hpp"
 #include "tls/cert_checks.hpp"
 #include "tls/cert_store.hpp"
+#include "tls/certificate_report.hpp"
 #include "tls/x509_text.hpp"
 
 #include <algorithm>
@@ -161,7 +163,8 @@ bool has_something_to_serve(const conf::Config& config, const std::filesystem::p
     return false;
 }
 
-int check(const std::filesystem::path& config_file, std::ostream& out, std::ostream& err) {
+int check(const std::filesystem::path& config_file, std::ostream& out, std::ostream& err,
+          bool json) {
     // The same snapshot `run` takes: what check reports is what run would load.
     const auto files = conf::take_file_snapshot(config_file);
     auto loaded = conf::load_config(*files);
@@ -180,6 +183,10 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
         return 1;
     }
     const tls::CertStore& store = *built.store;
+    if (json) {
+        out << tls::certificates_json(store, now) << '\n';
+        return 0;
+    }
 
     std::vector<Row> rows;
     for (const auto& cert : store.certificates()) {
@@ -213,6 +220,7 @@ int check(const std::filesystem::path& config_file, std::ostream& out, std::ostr
     for (const auto& finding : findings) {
         out << tls::format_finding(finding) << '\n';
     }
+    print_certificate_report(tls::certificate_report(store, now), config, out);
 
     out << '\n'
         << store.certificates().size() << " certificate(s), " << (rows.size() - 1)

@@ -27,6 +27,10 @@ int run_command_line(int argc, char** argv) {
     auto* check = app.add_subcommand(
         "check", "Validate the config, load every certificate and key, print what is served");
     check->add_option("-c,--config", config_file, "Config file")->capture_default_str();
+    bool check_json = false;
+    check->add_flag("--json", check_json,
+                    "Print only the certificate report (names, key, expiry, chain, TLSA 3 1 1) as "
+                    "one JSON object");
 
     postern::cli::ProbeOptions probe_options;
     auto* probe = app.add_subcommand(
@@ -69,7 +73,7 @@ int run_command_line(int argc, char** argv) {
         return postern::cli::run_probe(probe_options, std::cout, std::cerr);
     }
     if (check->parsed()) {
-        return postern::cli::check(config_file, std::cout, std::cerr);
+        return postern::cli::check(config_file, std::cout, std::cerr, check_json);
     }
     auto files = postern::conf::take_file_snapshot(config_file);
     auto loaded = postern::conf::load_config(*files);

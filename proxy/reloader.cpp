@@ -118,6 +118,11 @@ void Reloader::build_async(std::string why) {
                 result.errors = std::move(loaded.errors);
             } else {
                 auto built = tls::CertStore::build(*loaded.config, *files);
+                // Only this thread's results are published, one build at a time: current()
+                // is the store this one replaces.
+                if (built.store) {
+                    result.key_changes = tls::key_changes(*source_->current(), *built.store);
+                }
                 result.store = std::move(built.store);
                 result.errors = std::move(built.errors);
                 result.config = std::move(loaded.config);
@@ -161,6 +166,10 @@ void Reloader::on_built() {
         config_.tls.expiry_warning_days = result->config->tls.expiry_warning_days;
         const std::size_t count = result->store->certificates().size();
         source_->publish(result->store);
+        // Before the "reloaded" line, so that whoever waits for that line has seen these.
+        for (const auto& change : result->key_changes) {
+            spdlog::warn("{}", tls::describe(change));
+        }
         spdlog::info(
             "certificates reloaded ({}): {} certificate(s) now served to new "
             "connections",

@@ -6,7 +6,9 @@
 // loop. With a privileged helper (server.user), the helper reads the files and watches them,
 // and this process only asks it for a snapshot and hears its "changed". Only a store that loaded
 // completely is published; anything broken leaves the previous store serving in full, with the
-// errors logged (file named) and counted. A daily timer logs certificates near or past expiry.
+// errors logged (file named) and counted. A certificate that keeps its names but not its public
+// key is warned about (tls::key_changes): its DANE TLSA record is stale. A daily timer logs
+// certificates near or past expiry.
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
@@ -15,6 +17,7 @@
 #include "proxy/privileged_helper.hpp"
 #include "proxy/service_manager.hpp"
 #include "tls/cert_source.hpp"
+#include "tls/certificate_report.hpp"
 
 #include <atomic>
 #include <filesystem>
@@ -62,6 +65,7 @@ private:
         std::shared_ptr<const tls::CertStore> store;
         std::shared_ptr<const conf::FileSnapshot> files;  // what the store was built from
         std::vector<conf::ConfigError> errors;
+        std::vector<tls::KeyChange> key_changes;  // against the store serving when it was built
         std::string why;
     };
 

@@ -129,18 +129,11 @@ void Inspector::chain(const Certificate& cert) {
                  (cert.data.first_is_ca ? "the CA certificate " : "") + cert.data.first_subject +
                  ": postern serves the leaf first anyway, other software may not; put it first");
     }
-    X509* leaf = cert.data.leaf.get();
-    if (leaf == nullptr || X509_check_issued(leaf, leaf) == X509_V_OK) {
-        return;  // self-signed: there is no issuer to send
-    }
-    const STACK_OF(X509)* chain = cert.data.chain.get();
-    for (int i = 0; i < sk_X509_num(chain); ++i) {
-        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK) {
-            return;
-        }
+    if (chain_status(cert.data) != ChainStatus::MissingIntermediate) {
+        return;
     }
     warn(cert.data.cert_file,
-         "the leaf's issuer " + issuer_text(leaf) +
+         "the leaf's issuer " + issuer_text(cert.data.leaf.get()) +
              " is not in the file: unless clients trust it as a root, they cannot verify the "
              "chain; append the intermediate certificate(s) after the leaf" +
              (cert.data.from_pkcs12 ? std::string{}
@@ -212,6 +205,32 @@ const char* to_string(Severity severity) noexcept {
             return "error";
     }
     return "warning";
+}
+
+const char* to_string(ChainStatus status) noexcept {
+    switch (status) {
+        case ChainStatus::Complete:
+            return "complete";
+        case ChainStatus::SelfSigned:
+            return "self-signed";
+        case ChainStatus::MissingIntermediate:
+            return "missing intermediate";
+    }
+    return "complete";
+}
+
+ChainStatus chain_status(const CertificateData& data) {
+    X509* leaf = data.leaf.get();
+    if (leaf == nullptr || X509_check_issued(leaf, leaf) == X509_V_OK) {
+        return ChainStatus::SelfSigned;  // there is no issuer to send
+    }
+    const STACK_OF(X509)* chain = data.chain.get();
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+        if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK) {
+            return ChainStatus::Complete;
+        }
+    }
+    return ChainStatus::MissingIntermediate;
 }
 
 std::string format_finding(const Finding& finding) {

@@ -28,6 +28,15 @@ struct Finding {
 
 [[nodiscard]] const char* to_string(Severity severity) noexcept;  // "warning" | "error"
 
+// Whether the certificate file sends the leaf's issuer after it: a self-signed leaf needs none;
+// otherwise a client that only trusts the root cannot build the chain without it.
+enum class ChainStatus : std::uint8_t { Complete, SelfSigned, MissingIntermediate };
+
+// "complete" | "self-signed" | "missing intermediate"
+[[nodiscard]] const char* to_string(ChainStatus status) noexcept;
+
+[[nodiscard]] ChainStatus chain_status(const CertificateData& data);
+
 // "warning: FILE: message", one line without its newline.
 [[nodiscard]] std::string format_finding(const Finding& finding);
 

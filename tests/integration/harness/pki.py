@@ -8,6 +8,7 @@ import datetime as _dt
 import hashlib
 import os
 import re
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -54,13 +55,18 @@ class Pki:
         return self.certs[name][0]
 
     def add(self, name: str, dns: list[str], days: int = 30, *, key: str = "ec",
-            chain: bool = False) -> None:
-        """Issues another server certificate from the CA. key: "ec" (P-256) or "rsa" (2048)."""
+            chain: bool = False, reuse_key: Optional[str] = None) -> None:
+        """Issues another server certificate from the CA. key: "ec" (P-256) or "rsa" (2048);
+        reuse_key: the short name of a certificate whose key this one keeps (certbot --reuse-key)."""
         d = self.dir
         csr, ext, leaf = d / f"{name}.csr", d / f"{name}.ext", d / f"{name}.leaf.crt"
         keyargs = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if key == "ec"
                    else ["-newkey", "rsa:2048"])
-        run(["openssl", "req", *keyargs, "-nodes", "-keyout", self.key(name), "-out", csr,
+        if reuse_key is not None:
+            shutil.copy(self.key(reuse_key), self.key(name))
+            keyargs = ["-new", "-key", self.key(name)]
+        keyout = [] if reuse_key is not None else ["-keyout", self.key(name)]
+        run(["openssl", "req", *keyargs, "-nodes", *keyout, "-out", csr,
              "-subj", f"/CN={dns[0]}"], check=True)
         ext.write_text("subjectAltName=" + ",".join(f"DNS:{n}" for n in dns) + "\n"
                        "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
@@ -104,6 +110,16 @@ class Pki:
         der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.encode(),
                              stdout=subprocess.PIPE, check=True).stdout
         return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+    def tlsa_3_1_1(self, name: str) -> str:
+        """DANE TLSA 3 1 1 data: SHA-256 of the leaf's DER SubjectPublicKeyInfo, lowercase hex,
+        as the openssl command line computes it."""
+        pub = run(["openssl", "x509", "-in", self.crt(name), "-noout", "-pubkey"], check=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.encode(),
+                             stdout=subprocess.PIPE, check=True).stdout
+        out = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der,
+                             stdout=subprocess.PIPE, check=True).stdout.decode()
+        return out.split()[0]
 
     def not_after(self, name: str) -> _dt.datetime:
         out = run(["openssl", "x509", "-in", self.crt(name), "-noout", "-enddate"], check=True).stdout
