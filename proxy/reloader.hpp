@@ -7,6 +7,8 @@
 // and this process only asks it for a snapshot and hears its "changed". Only a store that loaded
 // completely is published; anything broken leaves the previous store serving in full, with the
 // errors logged (file named) and counted. A daily timer logs certificates near or past expiry.
+// tls.ticket_keys_file is reloaded with them, by the same rule: a file that does not load
+// fails the reload, and the previous keys stay in use.
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
@@ -15,6 +17,7 @@
 #include "proxy/privileged_helper.hpp"
 #include "proxy/service_manager.hpp"
 #include "tls/cert_source.hpp"
+#include "tls/ticket_keys.hpp"
 
 #include <atomic>
 #include <filesystem>
@@ -45,6 +48,10 @@ public:
     bool start();
     // Each rebuild is announced to `manager` (RELOADING=1, then READY=1); it outlives us.
     void report_to(ServiceManager& manager) noexcept { manager_ = &manager; }
+    // The session-ticket keys to reload from tls.ticket_keys_file with each rebuild.
+    void reload_ticket_keys(std::shared_ptr<tls::TicketKeys> keys) noexcept {
+        ticket_keys_ = std::move(keys);
+    }
     void request(const char* why);
 
     // libevent entry points (proxy/trampoline.hpp)
@@ -66,6 +73,7 @@ private:
     };
 
     void build_async(std::string why);
+    bool load_ticket_keys(Result& result);  // false: errors added, previous keys kept
     void rewatch();
     void log_expiry() const;
 
@@ -85,6 +93,7 @@ private:
     std::optional<Result> result_;  // handed from the builder thread to the loop
     std::uint64_t failures_ = 0;
     ServiceManager* manager_ = nullptr;
+    std::shared_ptr<tls::TicketKeys> ticket_keys_;
 };
 
 }  // namespace postern::proxy
