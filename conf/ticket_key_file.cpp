@@ -1,8 +1,8 @@
 #include "conf/ticket_key_file.hpp"
 
 #include <algorithm>
+#include <cstring>  // explicit_bzero
 #include <optional>
-#include <string.h>  // explicit_bzero
 
 namespace postern::conf {
 namespace {

@@ -93,6 +93,7 @@ bool TicketKeys::use_file_keys(const std::vector<conf::TicketKey>& keys, std::st
         return false;
     }
     std::vector<Key> fresh;
+    fresh.reserve(keys.size());
     for (const auto& key : keys) {
         fresh.push_back(Key{key, {}});
     }

@@ -10,6 +10,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace postern::conf {
 
@@ -112,7 +113,7 @@ TEST_CASE("ticket_key_file: refusals name the line") {
         const char* says;
     };
     const std::string good = key_line(80, 0) + "\n";
-    const Case cases[] = {
+    const std::vector<Case> cases{
         {"fewer than three keys", good + good, 0, "at least 3"},
         {"an empty file", "", 0, "has 0 key(s)"},
         {"mixed lengths", good + key_line(48, 0) + "\n" + good, 2, "same length"},
