@@ -330,6 +330,9 @@ TEST_CASE("ticket_keys: file keys and own keys do not open each other's tickets"
     const Server own = make_server(id, std::make_shared<TicketKeys>());
     const Server other_length = make_server(id, file_keys({1, 2, 3}, 16));
     const Outcome file_ticket = dial(client.get(), from_file);
+    // Another instance reading the same file opens it (a TicketKeys of its own, same keys).
+    const Server same_file = make_server(id, file_keys({1, 2, 3}));
+    CHECK(dial(client.get(), same_file, file_ticket.session.get()).reused);
     CHECK_FALSE(dial(client.get(), own, file_ticket.session.get()).reused);
     // Same names, other keys: the HMAC check fails, a full handshake follows.
     CHECK_FALSE(dial(client.get(), other_length, file_ticket.session.get()).reused);
