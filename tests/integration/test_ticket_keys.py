@@ -8,17 +8,24 @@ rotation (one key appended, seen through inotify) keeps resuming a ticket made w
 encryption key, and a second one retires it. A malformed file is refused at startup naming the
 file and the line; on reload it is logged and the previous keys stay in use. As root, a key
 file 0600 root in a 0700 folder works under server.user (the privileged helper reads it).
+HAProxy's own tickets, under the same file, are opened with postern's reading of the layout,
+and postern's likewise (48- and 80-byte keys): the same key name, HMAC and cipher.
 """
 
 import base64
+import hashlib
+import hmac
 import os
+import re
+import subprocess
 import shutil
 import socket
 import ssl
 import unittest
 from pathlib import Path
 
-from harness import LOCALHOST, Dovecot, IntegrationCase, Pki, Postern, run
+from harness import (LOCALHOST, Daemon, Dovecot, IntegrationCase, Pki, Postern, free_port, run,
+                     wait_listening)
 
 AS_ROOT = os.geteuid() == 0
 
@@ -26,6 +33,34 @@ AS_ROOT = os.geteuid() == 0
 def new_key(size: int = 80) -> str:
     """One line of a key file, as `openssl rand -base64 80` writes it."""
     return base64.b64encode(os.urandom(size)).decode() + "\n"
+
+
+def s_client_ticket(port: int, ca: Path, sess: Path) -> bytes:
+    """The TLS 1.2 session ticket a server at port hands openssl s_client, as raw bytes."""
+    run(["openssl", "s_client", "-tls1_2", "-connect", f"{LOCALHOST}:{port}", "-servername",
+         "mail.a.test", "-CAfile", ca, "-verify_return_error", "-sess_out", sess],
+        input=b"", timeout=20)
+    text = run(["openssl", "sess_id", "-in", sess, "-noout", "-text"], timeout=10).stdout
+    dump = text.split("TLS session ticket:", 1)[1].split("\n\n", 1)[0]
+    hexes = re.findall(r"(?m)^\s+[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -]){0,15}[0-9a-f]{2})", dump)
+    return bytes.fromhex("".join(h.replace("-", " ") for h in hexes).replace(" ", ""))
+
+
+def open_ticket(ticket: bytes, key_line: str) -> bytes:
+    """A ticket sealed with one key of the file, opened the way HAProxy's struct tls_sess_key
+    reads the key (name 16 | AES key | HMAC key): key name, HMAC-SHA256 over name, IV and
+    ciphertext, AES-CBC with PKCS#7 padding. Returns the plaintext (a DER SSL_SESSION)."""
+    key = base64.b64decode(key_line, validate=True)
+    secret = (len(key) - 16) // 2
+    name, aes, mac_key = key[:16], key[16:16 + secret], key[16 + secret:]
+    assert ticket[:16] == name, "the ticket names another key"
+    body, mac = ticket[:-32], ticket[-32:]
+    assert hmac.compare_digest(hmac.new(mac_key, body, hashlib.sha256).digest(), mac), "bad HMAC"
+    iv, ciphertext = body[16:32], body[32:]
+    out = subprocess.run(["openssl", "enc", "-d", f"-aes-{secret * 8}-cbc", "-K", aes.hex(),
+                          "-iv", iv.hex()], input=ciphertext, capture_output=True, timeout=10)
+    assert out.returncode == 0, f"AES-{secret * 8}-CBC does not open it: {out.stderr!r}"
+    return out.stdout
 
 
 class TicketKeys(IntegrationCase):
@@ -225,6 +260,46 @@ class TicketKeys(IntegrationCase):
         self.assertEqual(p.daemon.wait(15), 1)
         self.assertRegex(p.log_text(), r"tls\.ticket_keys_file: cannot read \"" +
                          str(missing) + r"\": No such file")
+
+    # -- the same bytes as HAProxy ------------------------------------------------------------
+
+    def test_tickets_are_sealed_as_haproxy_seals_them(self):
+        work = self.workdir_for_test()
+        pem = work / "haproxy.pem"
+        pem.write_text(self.pki.crt("a").read_text() + self.pki.key("a").read_text())
+        for size in (80, 48):
+            with self.subTest(size=size):
+                keyfile = work / f"tickets{size}.key"
+                keyfile.write_text("".join(new_key(size) for _ in range(4)))
+                penultimate = keyfile.read_text().splitlines()[-2]
+                p = self.own_for_test(Postern(work / f"postern{size}", self.pki))
+                p.tls["ticket_keys_file"] = str(keyfile)
+                p.backend("imap", self.dovecot.imap_address)
+                p.listener("imap", "imap", "imap")
+                p.start()
+                port = p.port("imap")
+                hport = self.start_haproxy(work / f"haproxy{size}", pem, keyfile)
+                for who, at in (("HAProxy", hport), ("postern", port)):
+                    ticket = s_client_ticket(at, self.pki.ca, work / f"{who}{size}.sess")
+                    session = open_ticket(ticket, penultimate)
+                    self.assertEqual(session[:1], b"\x30", f"{who}: not a DER SSL_SESSION")
+
+    def start_haproxy(self, work: Path, pem: Path, keyfile: Path) -> int:
+        work.mkdir(exist_ok=True)
+        port = free_port()
+        cfg = work / "haproxy.cfg"
+        cfg.write_text("\n".join([
+            "global", "    maxconn 64", "defaults", "    mode tcp", "    timeout connect 5s",
+            "    timeout client 10s", "    timeout server 10s",
+            "frontend tls",
+            f"    bind {LOCALHOST}:{port} ssl crt {pem} tls-ticket-keys {keyfile}",
+            "    default_backend imap", "backend imap",
+            f"    server dovecot {self.dovecot.imap_address}", ""]))
+        run(["haproxy", "-c", "-f", cfg], check=True)
+        daemon = Daemon("haproxy", ["haproxy", "-db", "-f", cfg], work / "haproxy.log").start()
+        self.addCleanup(daemon.stop)
+        wait_listening([port], 10, daemon.proc, "haproxy")
+        return port
 
     # -- privilege separation -----------------------------------------------------------------
 
