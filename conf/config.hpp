@@ -103,6 +103,10 @@ struct TlsSettings {
     std::filesystem::path certificates_dir;
     Source certificates_dir_at;
     std::uint32_t expiry_warning_days = kDefaultExpiryWarningDays;  // 0: no early warning
+    // Session-ticket keys shared with other instances (conf/ticket_key_file.hpp); absolute.
+    // Empty: each process makes and rotates its own (tls/ticket_keys.hpp).
+    std::filesystem::path ticket_keys_file;
+    Source ticket_keys_file_at;
 };
 
 // Where a CertificateSpec came from; errors about it are keyed accordingly.

@@ -7,6 +7,7 @@
 #include "conf/accounts.hpp"
 #include "conf/loader.hpp"
 #include "conf/parse_value.hpp"
+#include "conf/ticket_key_file.hpp"
 #include "conf/toml_reader.hpp"
 
 #include <toml++/toml.h>
@@ -137,7 +138,7 @@ void Loader::read_tls(TableReader& root) {
     TableReader tls{*table, "tls", errors_};
     tls_at_ = tls.at();
     tls.reject_unknown_keys({"min_version", "default_certificate", "strict_sni", "certificates_dir",
-                             "expiry_warning_days"});
+                             "expiry_warning_days", "ticket_keys_file"});
     if (auto version = tls.choice<TlsVersion>("min_version", kTlsVersions, Need::Optional)) {
         config_.tls.min_version = *version;
     }
@@ -172,6 +173,9 @@ void Loader::read_tls(TableReader& root) {
     if (auto days = tls.integer("expiry_warning_days", 0, kMaxExpiryWarningDays)) {
         config_.tls.expiry_warning_days = static_cast<std::uint32_t>(*days);
     }
+    if (tls.has("ticket_keys_file")) {
+        read_ticket_keys_file(tls, config_.tls);
+    }
 }
 
 std::optional<fs::path> Loader::existing_file(TableReader& table, std::string_view key) {
@@ -185,6 +189,24 @@ std::optional<fs::path> Loader::existing_file(TableReader& table, std::string_vi
         return std::nullopt;
     }
     return path;
+}
+
+void Loader::read_ticket_keys_file(TableReader& tls, TlsSettings& out) {
+    const std::optional<fs::path> path = existing_file(tls, "ticket_keys_file");
+    if (!path) {
+        return;
+    }
+    // Checked here, through the snapshot, so `postern check` and a reload see a bad file, and
+    // the privileged helper's snapshot holds it (it reads what the loader asks for).
+    const TicketKeyFile parsed = parse_ticket_keys(*files_.file(*path).bytes);
+    if (!parsed.error.empty()) {
+        const std::string where =
+            path->string() + (parsed.line != 0 ? ":" + std::to_string(parsed.line) : "");
+        tls.error("ticket_keys_file", tls.at("ticket_keys_file"), where + ": " + parsed.error);
+        return;
+    }
+    out.ticket_keys_file = *path;
+    out.ticket_keys_file_at = tls.at("ticket_keys_file");
 }
 
 void Loader::read_certificate(TableReader& table) {

@@ -39,6 +39,7 @@ public:
 private:
     void read_server(TableReader& root);
     void read_tls(TableReader& root);
+    void read_ticket_keys_file(TableReader& tls, TlsSettings& out);
     void read_certificate(TableReader& table);
     void read_backend(TableReader& table);
     void read_exec(TableReader& table, BackendSpec& spec) const;

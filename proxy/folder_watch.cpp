@@ -37,6 +37,7 @@ std::set<std::filesystem::path> folders_to_watch(const conf::Config& config) {
         add_file(spec.pkcs12);
         add_file(spec.password_file);
     }
+    add_file(config.tls.ticket_keys_file);
     if (!config.tls.certificates_dir.empty()) {
         out.insert(config.tls.certificates_dir);
         std::error_code ec;

@@ -2,7 +2,8 @@
 // inotify on the folders whose changes can change what is served: the folder of each
 // configured certificate file (a symlink swapped there is seen: certbot's live/, Kubernetes'
 // "..data") and the folder its link finally points into (a file rewritten in place there is
-// seen), plus tls.certificates_dir and each of its subfolders. Used by the Reloader when
+// seen), the same for tls.ticket_keys_file, plus tls.certificates_dir and each of its
+// subfolders. Used by the Reloader when
 // postern reads its own files, and by the privileged helper when that one does
 // (proxy/privileged_helper.hpp); whoever reads the files watches them.
 

@@ -153,6 +153,9 @@ void Reloader::on_built() {
         return;
     }
     std::string failure;  // the first error, for the service manager's STATUS=
+    if (result->store && result->config && !load_ticket_keys(*result)) {
+        result->store.reset();  // all or nothing: the previous certificates stay too
+    }
     if (result->store && result->config) {
         // Any listener or backend key (routes, trusted_proxies, exec_user, ...), not just how
         // many there are: an admin who dropped a balancer from trusted_proxies must be told it
@@ -164,6 +167,7 @@ void Reloader::on_built() {
         config_.certificates = result->config->certificates;
         config_.tls.certificates_dir = result->config->tls.certificates_dir;
         config_.tls.expiry_warning_days = result->config->tls.expiry_warning_days;
+        config_.tls.ticket_keys_file = result->config->tls.ticket_keys_file;
         const std::size_t count = result->store->certificates().size();
         source_->publish(result->store);
         // Before the "reloaded" line, so that whoever waits for that line has seen these.
@@ -191,8 +195,9 @@ void Reloader::on_built() {
         }
         spdlog::error(
             "certificate reload ({}) failed ({} failure(s) so far); still serving the "
-            "previous {} certificate(s)",
-            result->why, failures_, source_->current()->certificates().size());
+            "previous {} certificate(s){}",
+            result->why, failures_, source_->current()->certificates().size(),
+            config_.tls.ticket_keys_file.empty() ? "" : " and session-ticket keys");
     }
     if (manager_ != nullptr) {
         manager_->reloaded(std::move(failure));
@@ -201,6 +206,26 @@ void Reloader::on_built() {
     if (!pending_why_.empty()) {
         build_async(std::exchange(pending_why_, {}));
     }
+}
+
+bool Reloader::load_ticket_keys(Result& result) {
+    if (!ticket_keys_) {
+        return true;
+    }
+    std::string error;
+    if (!ticket_keys_->load(result.config->tls, *result.files, error)) {
+        // The loader checked the file in this very snapshot: only a broken invariant gets here.
+        conf::ConfigError e;
+        e.file = config_.file.string();
+        e.key = "tls.ticket_keys_file";
+        e.message = error;
+        result.errors.push_back(std::move(e));
+        return false;
+    }
+    if (!result.config->tls.ticket_keys_file.empty()) {
+        spdlog::info("session tickets reloaded: {}", ticket_keys_->describe());
+    }
+    return true;
 }
 
 void Reloader::on_signal() {

@@ -9,6 +9,8 @@
 // errors logged (file named) and counted. A certificate that keeps its names but not its public
 // key is warned about (tls::key_changes): its DANE TLSA record is stale. A daily timer logs
 // certificates near or past expiry.
+// tls.ticket_keys_file is reloaded with them, by the same rule: a file that does not load
+// fails the reload, and the previous keys stay in use.
 
 #include "conf/config.hpp"
 #include "conf/errors.hpp"
@@ -18,6 +20,7 @@
 #include "proxy/service_manager.hpp"
 #include "tls/cert_source.hpp"
 #include "tls/certificate_report.hpp"
+#include "tls/ticket_keys.hpp"
 
 #include <atomic>
 #include <filesystem>
@@ -48,6 +51,10 @@ public:
     bool start();
     // Each rebuild is announced to `manager` (RELOADING=1, then READY=1); it outlives us.
     void report_to(ServiceManager& manager) noexcept { manager_ = &manager; }
+    // The session-ticket keys to reload from tls.ticket_keys_file with each rebuild.
+    void reload_ticket_keys(std::shared_ptr<tls::TicketKeys> keys) noexcept {
+        ticket_keys_ = std::move(keys);
+    }
     void request(const char* why);
 
     // libevent entry points (proxy/trampoline.hpp)
@@ -70,6 +77,7 @@ private:
     };
 
     void build_async(std::string why);
+    bool load_ticket_keys(Result& result);  // false: errors added, previous keys kept
     void rewatch();
     void log_expiry() const;
 
@@ -89,6 +97,7 @@ private:
     std::optional<Result> result_;  // handed from the builder thread to the loop
     std::uint64_t failures_ = 0;
     ServiceManager* manager_ = nullptr;
+    std::shared_ptr<tls::TicketKeys> ticket_keys_;
 };
 
 }  // namespace postern::proxy

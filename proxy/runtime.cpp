@@ -117,7 +117,14 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
          tls::inspect(*built.store, config, std::time(nullptr), files.get())) {
         spdlog::warn("{}: {}", finding.file, finding.message);
     }
-    files.reset();  // keys stay in memory only inside the store's SSL_CTXs
+    // One set of ticket keys for every listener and worker, so any of them resumes a session.
+    const auto ticket_keys = std::make_shared<tls::TicketKeys>();
+    if (std::string error; !ticket_keys->load(config.tls, *files, error)) {
+        spdlog::error("tls.ticket_keys_file: {}", error);
+        return 1;
+    }
+    spdlog::info("session tickets: {}", ticket_keys->describe());
+    files.reset();  // keys stay in memory only inside the store's SSL_CTXs and ticket_keys
 
     // A client vanishing mid-write must not kill the process. SIGCHLD at its default (not
     // ignored, as a supervisor may have left it): exec backends' programs stay ours to reap.
@@ -137,8 +144,6 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
         return 1;
     }
     auto source = std::make_shared<tls::CertSource>(built.store);
-    // One set of ticket keys for every listener and worker, so any of them resumes a session.
-    const auto ticket_keys = std::make_shared<tls::TicketKeys>();
     // Every worker binds every listener; with more than one, SO_REUSEPORT lets the kernel
     // spread new connections across them, by a hash, which the Balancer evens out
     // (proxy/balancer.hpp). Declared first: workers point at it until they are gone.
@@ -193,6 +198,7 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
     Reloader reloader{main_base, config, source, helper.get()};
     reloader.report_to(manager);
+    reloader.reload_ticket_keys(ticket_keys);
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;
     EventPtr hup{evsignal_new(main_base, SIGHUP, on_hup, &reloader)};
     Replacement replacement{main_base, sockets,      drain,

@@ -53,10 +53,10 @@ bool random_bytes(std::array<unsigned char, N>& out, bool secret) {
     return (secret ? RAND_priv_bytes(out.data(), n) : RAND_bytes(out.data(), n)) == 1;
 }
 
-bool set_hmac_key(EVP_MAC_CTX* mac, std::array<unsigned char, 32>& key) {
+bool set_hmac_key(EVP_MAC_CTX* mac, std::array<unsigned char, 32>& key, std::size_t size) {
     std::array<char, 7> digest{"SHA256"};  // OSSL_PARAM wants it writable
     const std::array params{
-        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.data(), key.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.data(), size),
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest.data(), 0),
         OSSL_PARAM_construct_end(),
     };
@@ -64,11 +64,6 @@ bool set_hmac_key(EVP_MAC_CTX* mac, std::array<unsigned char, 32>& key) {
 }
 
 }  // namespace
-
-TicketKeys::Key::~Key() {
-    OPENSSL_cleanse(aes.data(), aes.size());
-    OPENSSL_cleanse(hmac.data(), hmac.size());
-}
 
 TicketKeys::TicketKeys(std::chrono::seconds rotation, Clock clock)
     : rotation_(rotation),
@@ -78,13 +73,88 @@ TicketKeys::TicketKeys(std::chrono::seconds rotation, Clock clock)
         return;
     }
     cipher_.reset(EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr));
+    cipher128_.reset(EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr));
     const std::lock_guard lock(mutex_);
-    if (!cipher_ || !rotate(clock_())) {
+    if (!cipher_ || !cipher128_ || !rotate(clock_())) {
         error_ = ossl_errors("cannot make a session-ticket key");
     }
 }
 
 TicketKeys::~TicketKeys() = default;
+
+bool TicketKeys::use_file_keys(const std::vector<conf::TicketKey>& keys, std::string& error) {
+    if (keys.size() != conf::kTicketKeysUsed ||
+        std::any_of(keys.begin(), keys.end(), [&keys](const conf::TicketKey& key) {
+            return key.secret_bytes != keys.front().secret_bytes ||
+                   (key.secret_bytes != 16 && key.secret_bytes != 32);
+        })) {
+        error = "ticket keys: need " + std::to_string(conf::kTicketKeysUsed) +
+                " keys of one length (48 or 80 bytes)";
+        return false;
+    }
+    std::vector<Key> fresh;
+    fresh.reserve(keys.size());
+    for (const auto& key : keys) {
+        fresh.push_back(Key{key, {}});
+    }
+    const std::lock_guard lock(mutex_);
+    file_keys_.swap(fresh);
+    return true;
+}
+
+void TicketKeys::use_own_keys() {
+    const std::lock_guard lock(mutex_);
+    if (file_keys_.empty()) {
+        return;
+    }
+    file_keys_.clear();
+    file_.clear();
+    // Never go back to own keys made before the file was used: start afresh.
+    current_.reset();
+    previous_.reset();
+    (void)rotate(clock_());  // on failure encrypt() retries, and sends no ticket meanwhile
+}
+
+bool TicketKeys::load(const conf::TlsSettings& tls, const conf::FileSnapshot& files,
+                      std::string& error) {
+    if (tls.ticket_keys_file.empty()) {
+        use_own_keys();
+        return true;
+    }
+    const std::string name = tls.ticket_keys_file.string();
+    const conf::FileRead& read = files.file(tls.ticket_keys_file);
+    if (!read.bytes) {
+        error = "cannot read \"" + name + "\": " + read.error;
+        return false;
+    }
+    const conf::TicketKeyFile parsed = conf::parse_ticket_keys(*read.bytes);
+    if (!parsed.error.empty()) {
+        error = name + (parsed.line != 0 ? ":" + std::to_string(parsed.line) : "") + ": " +
+                parsed.error;
+        return false;
+    }
+    if (!use_file_keys(parsed.keys, error)) {
+        error = name + ": " + error;
+        return false;
+    }
+    const std::lock_guard lock(mutex_);
+    file_ = name;
+    return true;
+}
+
+std::string TicketKeys::describe() const {
+    const std::lock_guard lock(mutex_);
+    if (file_keys_.empty()) {
+        return "keys of its own, rotated every " + std::to_string(rotation_.count()) + " s";
+    }
+    return std::to_string(file_keys_.size()) + " keys (AES-" +
+           std::to_string(file_keys_.front().secret_bytes * 8) + ") from " +
+           (file_.empty() ? std::string{"a file"} : file_);
+}
+
+const EVP_CIPHER* TicketKeys::cipher_for(const Key& key) const noexcept {
+    return key.secret_bytes == 16 ? cipher128_.get() : cipher_.get();
+}
 
 bool TicketKeys::attach(const std::shared_ptr<TicketKeys>& keys, SSL_CTX* ctx, std::string& error) {
     if (!keys || ctx == nullptr) {
@@ -136,17 +206,20 @@ int TicketKeys::on_ticket(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_
 int TicketKeys::encrypt(unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                         EVP_MAC_CTX* mac) {
     const std::lock_guard lock(mutex_);
-    if (!rotate(clock_())) {
+    if (file_keys_.empty() && !rotate(clock_())) {
         return 0;  // never encrypt under an expired key; TLS 1.3 then just sends no ticket
     }
-    const int iv_len = EVP_CIPHER_get_iv_length(cipher_.get());  // 16, <= EVP_MAX_IV_LENGTH
+    // The file's penultimate key, as HAProxy: the newest is then already known to every
+    // instance that has read the file before any of them encrypts with it.
+    Key& key = file_keys_.empty() ? *current_ : file_keys_[1];
+    const EVP_CIPHER* algorithm = cipher_for(key);
+    const int iv_len = EVP_CIPHER_get_iv_length(algorithm);  // 16, <= EVP_MAX_IV_LENGTH
     if (RAND_bytes(iv, iv_len) != 1) {
         return -1;
     }
-    Key& key = *current_;
     std::copy(key.name.begin(), key.name.end(), name);
-    if (EVP_EncryptInit_ex(cipher, cipher_.get(), nullptr, key.aes.data(), iv) != 1 ||
-        !set_hmac_key(mac, key.hmac)) {
+    if (EVP_EncryptInit_ex(cipher, algorithm, nullptr, key.aes.data(), iv) != 1 ||
+        !set_hmac_key(mac, key.hmac, key.secret_bytes)) {
         return -1;
     }
     return 1;
@@ -155,21 +228,28 @@ int TicketKeys::encrypt(unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* 
 int TicketKeys::decrypt(const unsigned char* name, const unsigned char* iv, EVP_CIPHER_CTX* cipher,
                         EVP_MAC_CTX* mac) {
     const std::lock_guard lock(mutex_);
-    const auto now = clock_();
-    (void)rotate(now);  // if that failed, what is still valid below still decrypts
     Key* key = nullptr;
-    for (auto* candidate : {&current_, &previous_}) {
-        if (*candidate && std::equal((*candidate)->name.begin(), (*candidate)->name.end(), name) &&
-            now - (*candidate)->since < 2 * rotation_) {
-            key = &**candidate;
-            break;
+    const auto named = [name](const Key& k) {
+        return std::equal(k.name.begin(), k.name.end(), name);
+    };
+    if (!file_keys_.empty()) {
+        const auto found = std::find_if(file_keys_.begin(), file_keys_.end(), named);
+        key = found == file_keys_.end() ? nullptr : &*found;
+    } else {
+        const auto now = clock_();
+        (void)rotate(now);  // if that failed, what is still valid below still decrypts
+        for (auto* candidate : {&current_, &previous_}) {
+            if (*candidate && named(**candidate) && now - (*candidate)->since < 2 * rotation_) {
+                key = &**candidate;
+                break;
+            }
         }
     }
     if (key == nullptr) {
         return 0;  // unknown or expired key: full handshake
     }
-    if (!set_hmac_key(mac, key->hmac) ||
-        EVP_DecryptInit_ex(cipher, cipher_.get(), nullptr, key->aes.data(), iv) != 1) {
+    if (!set_hmac_key(mac, key->hmac, key->secret_bytes) ||
+        EVP_DecryptInit_ex(cipher, cipher_for(*key), nullptr, key->aes.data(), iv) != 1) {
         return -1;
     }
     // 2: every resumption ends with a fresh ticket (under the current key), as OpenSSL's own
@@ -187,6 +267,7 @@ bool TicketKeys::rotate(std::chrono::steady_clock::time_point now) {
     // callback lands here first), so its tickets stay valid until since + 2 * rotation_.
     Key fresh;
     fresh.since = now;
+    fresh.secret_bytes = fresh.aes.size();
     if (!random_bytes(fresh.name, false) || !random_bytes(fresh.aes, true) ||
         !random_bytes(fresh.hmac, true)) {
         return false;

@@ -1,10 +1,18 @@
 #pragma once
 // Session-ticket keys shared by every front SSL_CTX of the process (all listeners, all worker
-// threads), so a ticket issued by one worker resumes on any other, and rotated, so a stolen
-// key opens only the sessions of a bounded window (the tickets carry the session secrets).
-// Tickets are AES-256-CBC + HMAC-SHA256 (RFC 5077 layout, as OpenSSL's own), keys random at
-// start: a restart invalidates every ticket, which costs one full handshake per client.
+// threads), so a ticket issued by one worker resumes on any other. Two sources:
+// - its own: random at start and rotated, so a stolen key opens only the sessions of a bounded
+//   window (the tickets carry the session secrets); a restart invalidates every ticket, which
+//   costs one full handshake per client. AES-256-CBC + HMAC-SHA256.
+// - tls.ticket_keys_file (conf/ticket_key_file.hpp, HAProxy's format and rotation rule): the
+//   same keys in every instance that reads the file, so a ticket from one resumes on another;
+//   the penultimate key encrypts, the last three decrypt; AES-128 or AES-256 by the key length,
+//   HMAC-SHA256, as HAProxy's ssl_tlsext_ticket_key_cb, so tickets pass between the two as well.
+// Tickets use OpenSSL's own layout (RFC 5077 §4): key name, IV, encrypted state, HMAC.
 
+#include "conf/config.hpp"
+#include "conf/file_snapshot.hpp"
+#include "conf/ticket_key_file.hpp"
 #include "tls/ossl.hpp"
 
 #include <openssl/evp.h>
@@ -17,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace postern::tls {
 
@@ -36,6 +45,20 @@ public:
     TicketKeys(const TicketKeys&) = delete;
     TicketKeys& operator=(const TicketKeys&) = delete;
 
+    // From now on tickets are made with keys[1] and any of `keys` opens one (the last three
+    // of a ticket key file, in file order), with no rotation of our own: the file's owner
+    // rotates. Tickets made with keys no longer listed get a full handshake. False (with why,
+    // and the keys in use unchanged) unless there are kTicketKeysUsed keys of one length.
+    [[nodiscard]] bool use_file_keys(const std::vector<conf::TicketKey>& keys, std::string& error);
+    // Back to keys of our own (a fresh random one), as when no file is configured.
+    void use_own_keys();
+    // tls.ticket_keys_file read from `files` into use_file_keys, or use_own_keys when it is not
+    // set. False (with why, naming the file and line; keys unchanged) when it does not load.
+    [[nodiscard]] bool load(const conf::TlsSettings& tls, const conf::FileSnapshot& files,
+                            std::string& error);
+    // "own keys" or "3 keys (AES-256) from /etc/...": for the log; never key bytes.
+    [[nodiscard]] std::string describe() const;
+
     // Makes `ctx` encrypt and decrypt its tickets with these keys; the SSL_CTX keeps `keys`
     // alive (ex_data). Attach to the context SSL_new is called with (the front context): OpenSSL
     // asks that one for ticket keys even after SNI switched the SSL to a certificate's context.
@@ -44,15 +67,8 @@ public:
                                      std::string& error);
 
 private:
-    struct Key {
-        std::array<unsigned char, 16> name{};  // sent in clear at the start of every ticket
-        std::array<unsigned char, 32> aes{};
-        std::array<unsigned char, 32> hmac{};
-        std::chrono::steady_clock::time_point since;  // became the current key
-        Key() = default;
-        Key(const Key&) = default;
-        Key& operator=(const Key&) = default;
-        ~Key();
+    struct Key : conf::TicketKey {
+        std::chrono::steady_clock::time_point since;  // became the current key (own keys)
     };
     using CipherPtr = std::unique_ptr<EVP_CIPHER, CFree<&EVP_CIPHER_free>>;
 
@@ -62,15 +78,20 @@ private:
     int decrypt(const unsigned char* name, const unsigned char* iv, EVP_CIPHER_CTX* cipher,
                 EVP_MAC_CTX* mac);
     bool rotate(std::chrono::steady_clock::time_point now);  // mutex_ held; false: no new key
+    [[nodiscard]] const EVP_CIPHER* cipher_for(const Key& key) const noexcept;
 
     const std::chrono::seconds rotation_;
     const Clock clock_;
-    CipherPtr cipher_;   // fetched once: a fetch per ticket would search the provider store
-    std::string error_;  // why construction failed; empty when usable
+    // Fetched once: a fetch per ticket would search the provider store.
+    CipherPtr cipher_;     // AES-256-CBC: own keys, 80-byte file keys
+    CipherPtr cipher128_;  // AES-128-CBC: 48-byte file keys
+    std::string error_;    // why construction failed; empty when usable
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::optional<Key> current_;   // encrypts; younger than rotation_ (after rotate())
     std::optional<Key> previous_;  // still decrypts until its since + 2 * rotation_
+    std::vector<Key> file_keys_;   // when not empty, used instead: [1] encrypts, all decrypt
+    std::string file_;             // where file_keys_ came from, for describe()
 };
 
 }  // namespace postern::tls

@@ -2,9 +2,13 @@
 // do not, and key rotation, on real in-memory handshakes (BIO pairs). The servers are built
 // the way FrontContext builds them: the SSL starts on a front context without a certificate
 // and the ClientHello callback switches it to a certificate's context, as SNI selection does.
+// Then keys from tls.ticket_keys_file: which key encrypts, which decrypt, rotation by
+// appending, and a file that does not load leaving the keys in use.
 #include "tls/ticket_keys.hpp"
 
 #include "cert_factory.hpp"
+#include "conf/file_snapshot.hpp"
+#include "tests/unit/conf/conf_test_support.hpp"
 #include "tls/ossl.hpp"
 #include "tls/policy.hpp"
 
@@ -15,6 +19,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 using postern::tls::apply_policy;
 using postern::tls::CFree;
@@ -156,6 +161,35 @@ std::string ticket_bytes(const SSL_SESSION* session) {
     return {reinterpret_cast<const char*>(ticket), len};
 }
 
+// Keys as conf::parse_ticket_keys gives them, in file order; key n is named n,n,...
+std::vector<postern::conf::TicketKey> keys_named(std::initializer_list<unsigned char> names,
+                                                 std::size_t secret_bytes = 32) {
+    std::vector<postern::conf::TicketKey> out;
+    for (const unsigned char n : names) {
+        postern::conf::TicketKey key;
+        key.name.fill(n);
+        key.aes.fill(static_cast<unsigned char>(n + 100));
+        key.hmac.fill(static_cast<unsigned char>(n + 200));
+        key.secret_bytes = secret_bytes;
+        out.push_back(key);
+    }
+    return out;
+}
+
+std::shared_ptr<TicketKeys> file_keys(std::initializer_list<unsigned char> names,
+                                      std::size_t secret_bytes = 32) {
+    auto keys = std::make_shared<TicketKeys>();
+    std::string error;
+    REQUIRE_MESSAGE(keys->use_file_keys(keys_named(names, secret_bytes), error), error);
+    return keys;
+}
+
+KeyName name_of(unsigned char n) {
+    KeyName name{};
+    name.fill(n);
+    return name;
+}
+
 }  // namespace
 
 TEST_CASE("ticket_keys: a ticket resumes on the context that issued it") {
@@ -257,4 +291,110 @@ TEST_CASE("ticket_keys: attach refuses a second set of keys and a rotation that 
     const SslCtxPtr other = policy_ctx();
     CHECK_FALSE(TicketKeys::attach(std::make_shared<TicketKeys>(seconds(0)), other.get(), error));
     CHECK(error.find("positive") != std::string::npos);
+}
+
+TEST_CASE("ticket_keys: file keys: the penultimate encrypts, the last three decrypt") {
+    // Both of HAProxy's key sizes: 80-byte lines (AES-256) and 48-byte lines (AES-128).
+    for (const std::size_t secret : {std::size_t{32}, std::size_t{16}}) {
+        CAPTURE(secret);
+        const Identity id;
+        const SslCtxPtr client = client_ctx();
+        const Server before = make_server(id, file_keys({1, 2, 3}, secret));
+        const Outcome first = dial(client.get(), before);
+        CHECK_FALSE(first.reused);
+        CHECK(key_name(first.session.get()) == name_of(2));
+
+        // Another instance that read the file after one rotation (a key appended): the
+        // ticket's key is now the oldest of the three, still decrypts; the fresh ticket is
+        // under the new penultimate.
+        const Server rotated = make_server(id, file_keys({2, 3, 4}, secret));
+        const Outcome renewed = dial(client.get(), rotated, first.session.get());
+        CHECK(renewed.reused);
+        CHECK(key_name(renewed.session.get()) == name_of(3));
+
+        // Two rotations later the first ticket's key is gone; the renewed ticket still works.
+        const Server twice = make_server(id, file_keys({3, 4, 5}, secret));
+        CHECK_FALSE(dial(client.get(), twice, first.session.get()).reused);
+        CHECK(dial(client.get(), twice, renewed.session.get()).reused);
+
+        // The newest key decrypts before anything encrypts with it: a ticket made where the
+        // file is one rotation ahead resumes where it is not.
+        CHECK(dial(client.get(), before, renewed.session.get()).reused);
+    }
+}
+
+TEST_CASE("ticket_keys: file keys and own keys do not open each other's tickets") {
+    const Identity id;
+    const SslCtxPtr client = client_ctx();
+    const Server from_file = make_server(id, file_keys({1, 2, 3}));
+    const Server own = make_server(id, std::make_shared<TicketKeys>());
+    const Server other_length = make_server(id, file_keys({1, 2, 3}, 16));
+    const Outcome file_ticket = dial(client.get(), from_file);
+    // Another instance reading the same file opens it (a TicketKeys of its own, same keys).
+    const Server same_file = make_server(id, file_keys({1, 2, 3}));
+    CHECK(dial(client.get(), same_file, file_ticket.session.get()).reused);
+    CHECK_FALSE(dial(client.get(), own, file_ticket.session.get()).reused);
+    // Same names, other keys: the HMAC check fails, a full handshake follows.
+    CHECK_FALSE(dial(client.get(), other_length, file_ticket.session.get()).reused);
+    const Outcome own_ticket = dial(client.get(), own);
+    CHECK_FALSE(dial(client.get(), from_file, own_ticket.session.get()).reused);
+}
+
+TEST_CASE("ticket_keys: use_file_keys refuses anything but three keys of one length") {
+    const Identity id;
+    const SslCtxPtr client = client_ctx();
+    const auto keys = file_keys({1, 2, 3});
+    const Server server = make_server(id, keys);
+    const Outcome first = dial(client.get(), server);
+    std::string error;
+    CHECK_FALSE(keys->use_file_keys(keys_named({7, 8}), error));
+    auto mixed = keys_named({7, 8, 9});
+    mixed[2].secret_bytes = 16;
+    CHECK_FALSE(keys->use_file_keys(mixed, error));
+    CHECK(dial(client.get(), server, first.session.get()).reused);  // the keys in use stay
+}
+
+TEST_CASE("ticket_keys: load reads the file from a snapshot; a bad file keeps the keys in use") {
+    using postern::conf::FileSnapshot;
+    const postern::conf::test::TempDir dir;
+    const auto line = [](unsigned char n) {
+        // 80 bytes of n, base64: 108 characters, one '=' of padding.
+        static constexpr std::string_view kAlphabet =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        std::string out;
+        const unsigned v = n;
+        const unsigned group = (v << 16) | (v << 8) | v;
+        for (int i = 0; i < 26; ++i) {
+            for (int j = 0; j < 4; ++j) {
+                out += kAlphabet[(group >> (18 - 6 * j)) & 0x3fU];
+            }
+        }
+        const unsigned tail = (v << 16) | (v << 8);  // the last two bytes
+        for (int j = 0; j < 3; ++j) {
+            out += kAlphabet[(tail >> (18 - 6 * j)) & 0x3fU];
+        }
+        return out + "=\n";
+    };
+    postern::conf::TlsSettings tls;
+    tls.ticket_keys_file = dir.write("tickets.key", line(1) + line(2) + line(3));
+    const auto keys = std::make_shared<TicketKeys>();
+    std::string error;
+    REQUIRE_MESSAGE(keys->load(tls, *FileSnapshot::reading(dir.path() / "x.toml"), error), error);
+    CHECK(keys->describe() == "3 keys (AES-256) from " + tls.ticket_keys_file.string());
+
+    const Identity id;
+    const SslCtxPtr client = client_ctx();
+    const Server server = make_server(id, keys);
+    const Outcome first = dial(client.get(), server);
+    CHECK(key_name(first.session.get()) == name_of(2));
+
+    (void)dir.write("tickets.key", line(1) + "garbage\n" + line(3));
+    CHECK_FALSE(keys->load(tls, *FileSnapshot::reading(dir.path() / "x.toml"), error));
+    CHECK_MESSAGE(error.find(tls.ticket_keys_file.string() + ":2: ") == 0, error);
+    CHECK(dial(client.get(), server, first.session.get()).reused);
+
+    // Unset again: keys of its own, which do not know the file's tickets.
+    REQUIRE(keys->load(postern::conf::TlsSettings{}, *FileSnapshot::reading(dir.path()), error));
+    CHECK(keys->describe().find("of its own") != std::string::npos);
+    CHECK_FALSE(dial(client.get(), server, first.session.get()).reused);
 }
