@@ -161,6 +161,8 @@ void Reloader::on_built() {
         config_.tls.expiry_warning_days = result->config->tls.expiry_warning_days;
         const std::size_t count = result->store->certificates().size();
         source_->publish(result->store);
+        ++successes_;
+        last_success_ = std::time(nullptr);
         spdlog::info(
             "certificates reloaded ({}): {} certificate(s) now served to new "
             "connections",
