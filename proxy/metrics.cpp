@@ -144,6 +144,16 @@ void render_certificates(Writer& w, const Scrape& s) {
              s.last_reload_success);
 }
 
+void render_backends(Writer& w, const Scrape& s) {
+    w.family("postern_backend_connect_failures_total",
+             "Connections to a backend address that failed (refused, timed out, unreachable).",
+             "counter");
+    for (const auto& b : s.backends) {
+        w.sample("postern_backend_connect_failures_total",
+                 {{"backend", b.backend}, {"address", b.address}}, b.failures);
+    }
+}
+
 void render_process(Writer& w, const Scrape& s) {
     w.family("postern_build_info", "postern's version and the OpenSSL it runs with.", "gauge");
     w.sample("postern_build_info", {{"version", s.version}, {"openssl", s.openssl}},
@@ -245,6 +255,7 @@ std::string render(const Scrape& scrape) {
     render_sessions(w, scrape.listeners);
     render_tls(w, scrape.listeners);
     render_certificates(w, scrape);
+    render_backends(w, scrape);
     render_process(w, scrape);
     return w.take();
 }

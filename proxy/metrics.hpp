@@ -97,10 +97,17 @@ struct ProcessStats {
     double start_time = 0;                  // Unix time
 };
 
+struct BackendFailures {
+    std::string backend;
+    std::string address;  // as configured
+    std::uint64_t failures = 0;
+};
+
 // Everything one scrape reports.
 struct Scrape {
     std::vector<ListenerTotals> listeners;
     std::vector<CertificateGauge> certificates;
+    std::vector<BackendFailures> backends;
     std::uint64_t reloads_succeeded = 0;
     std::uint64_t reloads_failed = 0;
     std::int64_t last_reload_success = 0;  // Unix time; the startup load counts

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +190,18 @@ Scrape MetricsEndpoint::scrape() const {
                                   .key_type = std::string{key_type_label(c->key_type)},
                                   .not_after = static_cast<std::int64_t>(c->not_after)});
     }
+    for (const auto& [name, backend] : *sources_.backends) {
+        const auto* tcp = dynamic_cast<const TcpConnector*>(backend.connector.get());
+        if (tcp == nullptr) {
+            continue;  // an exec backend: no address to fail
+        }
+        for (std::size_t i = 0; i < tcp->targets().size(); ++i) {
+            s.backends.push_back({name, tcp->targets()[i].text, tcp->failures(i)});
+        }
+    }
+    std::sort(s.backends.begin(), s.backends.end(), [](const auto& a, const auto& b) {
+        return a.backend != b.backend ? a.backend < b.backend : a.address < b.address;
+    });
     const Reloader::Counts reloads = sources_.reloader->counts();
     s.reloads_succeeded = reloads.succeeded;
     s.reloads_failed = reloads.failed;

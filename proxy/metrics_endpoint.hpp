@@ -12,6 +12,7 @@
 // close-on-exec, so no program postern starts inherits it.
 
 #include "conf/config.hpp"
+#include "proxy/backends.hpp"
 #include "proxy/metrics.hpp"
 
 #include <memory>
@@ -38,6 +39,7 @@ struct MetricsSources {
     const tls::CertSource* certs = nullptr;
     const Reloader* reloader = nullptr;
     const Drain* drain = nullptr;
+    const Backends* backends = nullptr;
 };
 
 class MetricsEndpoint {

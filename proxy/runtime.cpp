@@ -215,8 +215,11 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     }
     reloader.start();
     if (metrics) {
-        metrics->serve(
-            {.workers = &workers, .certs = source.get(), .reloader = &reloader, .drain = &drain});
+        metrics->serve({.workers = &workers,
+                        .certs = source.get(),
+                        .reloader = &reloader,
+                        .drain = &drain,
+                        .backends = &backends});
     }
     start_ehlos(backends, main_base, workers.front()->children());
     spdlog::info("postern {} ready ({} worker(s), at most {} sessions)", POSTERN_VERSION, count,

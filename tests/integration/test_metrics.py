@@ -30,6 +30,7 @@ FAMILIES = {  # name (as the parser names it: counters without _total) -> type
     "postern_certificate_not_after_seconds": "gauge",
     "postern_certificate_reloads": "counter",
     "postern_certificate_last_reload_success_timestamp_seconds": "gauge",
+    "postern_backend_connect_failures": "counter",
     "postern_build_info": "gauge",
     "process_cpu_seconds": "counter",
     "process_resident_memory_bytes": "gauge",
@@ -66,6 +67,7 @@ class Metrics(IntegrationCase):
     def start_fixtures(cls):
         cls.pki = Pki(cls.tmp / "pki")
         cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
+        cls.dead = f"{LOCALHOST}:{free_port()}"  # nothing listens there
         cls.postern = cls.own(cls.new_postern(cls.tmp / "postern", "20s"))
 
     @classmethod
@@ -73,7 +75,9 @@ class Metrics(IntegrationCase):
         p = MetricsPostern(workdir, cls.pki, metrics_listen=f"{LOCALHOST}:{free_port()}")
         p.server["shutdown_timeout"] = shutdown_timeout
         p.backend("imap", cls.dovecot.imap_address)
+        p.backend("failover", [cls.dead, cls.dovecot.imap_address])
         p.listener("imap", "imap", "imap")  # implicit TLS
+        p.listener("failover", "imap", "failover")
         p.start()
         wait_until(lambda: cls.status(p, "/healthz") == 200, 10, "the metrics endpoint",
                    proc=p.daemon.proc)
@@ -103,8 +107,8 @@ class Metrics(IntegrationCase):
                 return s.value
         return 0.0
 
-    def imap_login(self, p: MetricsPostern) -> LineClient:
-        c = LineClient(tls_connect(p.port("imap"), "mail.a.test"))
+    def imap_login(self, p: MetricsPostern, listener: str = "imap") -> LineClient:
+        c = LineClient(tls_connect(p.port(listener), "mail.a.test"))
         self.addCleanup(c.close)
         self.assertTrue(c.readline().startswith("* OK"), c.transcript)
         self.assertIn(" OK ", c.imap("a1", f"LOGIN {USER} {PASSWORD}")[-1], c.transcript)
@@ -168,6 +172,22 @@ class Metrics(IntegrationCase):
                          self.last_text)
         self.assertEqual(self.value(after, "postern_sessions_active", "postern_sessions_active",
                                     listener=listen), 0)
+
+    def test_backend_connect_failure_counted_by_address(self):
+        """A login through a backend whose first address refuses: that address's
+        postern_backend_connect_failures_total moves by one, the one that served does not."""
+        p = self.postern
+        family, sample = "postern_backend_connect_failures", "postern_backend_connect_failures_total"
+        good = self.dovecot.imap_address
+        before = self.scrape()
+        c = self.imap_login(p, "failover")
+        self.assertEqual(c.imap("a2", "LOGOUT")[-1].split(" ")[1], "OK", c.transcript)
+        after = self.scrape()
+        for address, moved in ((self.dead, 1), (good, 0)):
+            labels = {"backend": "failover", "address": address}
+            self.assertIn(labels, [s.labels for s in after[family].samples], self.last_text)
+            self.assertEqual(self.value(after, family, sample, **labels) -
+                             self.value(before, family, sample, **labels), moved, self.last_text)
 
     def test_certificate_not_after_is_the_files(self):
         """postern_certificate_not_after_seconds of each loaded certificate is its notAfter."""
