@@ -18,7 +18,8 @@ except ImportError:  # a python3 other than Debian's (pyenv): the package's pure
     from prometheus_client.parser import text_string_to_metric_families
 
 from harness import (LOCALHOST, PASSWORD, USER, Dovecot, IntegrationCase, LineClient, Pki, Postern,
-                     free_port, tls_connect, wait_until)
+                     free_port, plain_connect, tls_connect, wait_until)
+from starttls_case import no_verify, recv_until
 
 FAMILIES = {  # name (as the parser names it: counters without _total) -> type
     "postern_sessions_active": "gauge",
@@ -78,6 +79,7 @@ class Metrics(IntegrationCase):
         p.backend("failover", [cls.dead, cls.dovecot.imap_address])
         p.listener("imap", "imap", "imap")  # implicit TLS
         p.listener("failover", "imap", "failover")
+        p.listener("starttls", "imap", "imap", tls="starttls")
         p.start()
         wait_until(lambda: cls.status(p, "/healthz") == 200, 10, "the metrics endpoint",
                    proc=p.daemon.proc)
@@ -182,12 +184,36 @@ class Metrics(IntegrationCase):
         before = self.scrape()
         c = self.imap_login(p, "failover")
         self.assertEqual(c.imap("a2", "LOGOUT")[-1].split(" ")[1], "OK", c.transcript)
+        p.session_end(c.local_port, "failover")  # ended, so other tests' deltas stay still
         after = self.scrape()
         for address, moved in ((self.dead, 1), (good, 0)):
             labels = {"backend": "failover", "address": address}
             self.assertIn(labels, [s.labels for s in after[family].samples], self.last_text)
             self.assertEqual(self.value(after, family, sample, **labels) -
                              self.value(before, family, sample, **labels), moved, self.last_text)
+
+    def test_starttls_and_discarded_bytes_counted(self):
+        """A STARTTLS with a command pipelined behind it: postern_starttls_total moves by one and
+        postern_starttls_discarded_bytes_total by the injected command's length."""
+        p = self.postern
+        listen = p.listen_address("starttls")
+        injected = b"b LOGIN test secret\r\n"
+        before = self.scrape()
+        s = plain_connect(p.port("starttls"))
+        recv_until(s, rb"^\* OK .*\r\n", "the greeting")
+        s.sendall(b"a STARTTLS\r\n" + injected)  # one segment
+        self.assertRegex(recv_until(s, rb"^a [A-Z]+ .*\r\n", "the STARTTLS reply"), rb"\Aa OK ")
+        c = LineClient(no_verify().wrap_socket(s, server_hostname="mail.a.test"))
+        self.addCleanup(c.close)
+        c.imap("c", "LOGOUT")
+        p.session_end(c.local_port, "starttls")
+        after = self.scrape()
+        for family, moved in (("postern_starttls", 1),
+                              ("postern_starttls_discarded_bytes", len(injected))):
+            sample = family + "_total"
+            self.assertEqual(self.value(after, family, sample, listener=listen) -
+                             self.value(before, family, sample, listener=listen), moved,
+                             self.last_text)
 
     def test_certificate_not_after_is_the_files(self):
         """postern_certificate_not_after_seconds of each loaded certificate is its notAfter."""
