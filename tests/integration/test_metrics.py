@@ -3,6 +3,7 @@ GET /metrics in the text format 0.0.4 (parsed with prometheus_client's own parse
 /readyz (503 once the drain began). Real Dovecot behind postern; every wait is bounded.
 """
 
+import os
 import signal
 import ssl
 import sys
@@ -20,6 +21,7 @@ except ImportError:  # a python3 other than Debian's (pyenv): the package's pure
 from harness import (LOCALHOST, PASSWORD, USER, Dovecot, IntegrationCase, LineClient, Pki, Postern,
                      free_port, plain_connect, tls_connect, wait_until)
 from starttls_case import no_verify, recv_until
+from test_restart import become_subreaper, wait_exit
 
 FAMILIES = {  # name (as the parser names it: counters without _total) -> type
     "postern_sessions_active": "gauge",
@@ -266,6 +268,28 @@ class Metrics(IntegrationCase):
         self.assertEqual(self.status(p, "/healthz"), 200)
         c.imap("z", "LOGOUT")
         self.assertEqual(p.daemon.wait(10), 0)
+
+    def test_replacement_binds_the_same_address(self):
+        """SIGUSR2: the replacement binds the [metrics] address while the old process still holds
+        it (SO_REUSEPORT; a bind failure would end it before it is ready), and answers there
+        once the old one has exited."""
+        become_subreaper()
+        p = self.own_for_test(self.new_postern(self.workdir_for_test() / "postern", "20s"))
+        since = p.log_size()
+        os.kill(p.daemon.pid, signal.SIGUSR2)
+        new_pid = int(p.wait_log(r"^.*replacement process (\d+) is ready.*$", 30, since).group(1))
+
+        def stop_new():
+            try:
+                os.kill(new_pid, signal.SIGTERM)
+                wait_exit(new_pid, 15)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+        self.addCleanup(stop_new)
+        self.assertEqual(p.daemon.wait(30), 0)
+        self.assertEqual(self.status(p, "/readyz"), 200)
+        self.assertEqual(self.status(p, "/healthz"), 200)
 
     def test_bad_listen_is_refused_naming_the_key(self):
         """`postern check` refuses a [metrics] listen that is no address, or a listener's,
