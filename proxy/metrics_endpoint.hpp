@@ -73,8 +73,8 @@ private:
     MetricsSources sources_;
 };
 
-// The process_* figures from /proc/self; no open_fds when /proc/self/fd is unreadable (after
-// privileges are dropped the process is not dumpable, proxy/privileges.cpp).
+// The process_* figures from /proc/self; no open_fds if /proc/self/fd cannot be read (a process
+// may read its own even when not dumpable, as under server.user).
 [[nodiscard]] ProcessStats read_process_stats();
 
 }  // namespace postern::proxy

@@ -74,9 +74,11 @@ class Metrics(IntegrationCase):
         cls.postern = cls.own(cls.new_postern(cls.tmp / "postern", "20s"))
 
     @classmethod
-    def new_postern(cls, workdir, shutdown_timeout: str) -> MetricsPostern:
+    def new_postern(cls, workdir, shutdown_timeout: str, user=None) -> MetricsPostern:
         p = MetricsPostern(workdir, cls.pki, metrics_listen=f"{LOCALHOST}:{free_port()}")
         p.server["shutdown_timeout"] = shutdown_timeout
+        if user is not None:
+            p.server["user"] = user
         p.backend("imap", cls.dovecot.imap_address)
         p.backend("failover", [cls.dead, cls.dovecot.imap_address])
         p.listener("imap", "imap", "imap")  # implicit TLS
@@ -270,11 +272,13 @@ class Metrics(IntegrationCase):
         self.assertEqual(p.daemon.wait(10), 0)
 
     def test_replacement_binds_the_same_address(self):
-        """SIGUSR2: the replacement binds the [metrics] address while the old process still holds
+        """SIGUSR2 under server.user: the replacement (started as root by the privileged helper,
+        like the first process) binds the [metrics] address while the old process still holds
         it (SO_REUSEPORT; a bind failure would end it before it is ready), and answers there
         once the old one has exited."""
         become_subreaper()
-        p = self.own_for_test(self.new_postern(self.workdir_for_test() / "postern", "20s"))
+        p = self.own_for_test(
+            self.new_postern(self.workdir_for_test() / "postern", "20s", user="nobody"))
         since = p.log_size()
         os.kill(p.daemon.pid, signal.SIGUSR2)
         new_pid = int(p.wait_log(r"^.*replacement process (\d+) is ready.*$", 30, since).group(1))
@@ -290,6 +294,11 @@ class Metrics(IntegrationCase):
         self.assertEqual(p.daemon.wait(30), 0)
         self.assertEqual(self.status(p, "/readyz"), 200)
         self.assertEqual(self.status(p, "/healthz"), 200)
+        families = self.scrape(p)
+        # Not dumpable under server.user, but a process may still read its own /proc/self/fd.
+        self.assertGreater(self.value(families, "process_open_fds", "process_open_fds"), 3)
+        self.assertGreater(self.value(families, "process_resident_memory_bytes",
+                                      "process_resident_memory_bytes"), 1 << 20)
 
     def test_bad_listen_is_refused_naming_the_key(self):
         """`postern check` refuses a [metrics] listen that is no address, or a listener's,
