@@ -245,10 +245,18 @@ struct ListenerSpec {
     friend bool operator==(const ListenerSpec&, const ListenerSpec&) = default;
 };
 
+// [metrics] (proxy/metrics_endpoint.hpp): the Prometheus and health endpoint. No listen: off.
+struct MetricsSettings {
+    std::optional<Endpoint> listen;
+    Source listen_at;
+    friend bool operator==(const MetricsSettings&, const MetricsSettings&) = default;
+};
+
 struct Config {
     std::filesystem::path file;  // the config file itself, absolute
     ServerSettings server;
     TlsSettings tls;
+    MetricsSettings metrics;
     // The [[certificate]] tables only; tls.certificates_dir is scanned when the store is built.
     std::vector<CertificateSpec> certificates;
     std::vector<BackendSpec> backends;

@@ -83,7 +83,7 @@ LoadResult Loader::run(std::string_view text) {
         return {std::nullopt, errors_.take()};
     }
     TableReader root{document, {}, errors_};
-    root.reject_unknown_keys({"server", "tls", "certificate", "backend", "listener"});
+    root.reject_unknown_keys({"server", "tls", "certificate", "backend", "listener", "metrics"});
     read_server(root);
     read_tls(root);
     const std::size_t certificates =
@@ -93,6 +93,7 @@ LoadResult Loader::run(std::string_view text) {
     const std::size_t listeners =
         root.for_each_table("listener", [this](TableReader& t) { read_listener(t); });
     check_listener_needs(listeners, certificates);
+    read_metrics(root);  // conf/load_metrics.cpp; after the listeners, whose ports it must avoid
     if (errors_.count() != 0) {
         return {std::nullopt, errors_.take()};
     }

@@ -46,6 +46,7 @@ private:
     void read_listener(TableReader& table);
     void read_routes(TableReader& table, ListenerSpec& spec);
     void read_proxy_in(TableReader& table, ListenerSpec& spec);
+    void read_metrics(TableReader& root);
     void check_backend_name(TableReader& table, std::string_view key, const std::string& name,
                             Source at);
     void check_listener_needs(std::size_t listeners, std::size_t certificates);

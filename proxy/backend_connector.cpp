@@ -144,7 +144,8 @@ TcpConnector::TcpConnector(std::string name, std::vector<Target> targets,
       targets_(std::move(targets)),
       timeout_(timeout),
       send_proxy_(send_proxy),
-      failed_at_(targets_.size()) {}
+      failed_at_(targets_.size()),
+      failures_(targets_.size()) {}
 
 std::chrono::milliseconds TcpConnector::timeout() const noexcept {
     return timeout_ * static_cast<long>(targets_.size()) + std::chrono::seconds{1};
@@ -166,6 +167,7 @@ std::vector<std::size_t> TcpConnector::order() const {
 }
 
 void TcpConnector::failed(std::size_t index) const noexcept {
+    failures_[index].fetch_add(1, std::memory_order_relaxed);  // any worker; a failure is rare
     failed_at_[index].store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 

@@ -125,6 +125,10 @@ public:
     [[nodiscard]] std::vector<std::size_t> order() const;
     void failed(std::size_t index) const noexcept;
     void served(std::size_t index) const noexcept;
+    // Failures of the address at `index` that were its fault, since startup (the metrics).
+    [[nodiscard]] std::uint64_t failures(std::size_t index) const noexcept {
+        return failures_[index].load(std::memory_order_relaxed);
+    }
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -136,6 +140,7 @@ private:
     // Per target: when it last failed (steady clock ticks), 0 when it served since. Shared by
     // every worker thread.
     mutable std::vector<std::atomic<Clock::rep>> failed_at_;
+    mutable std::vector<std::atomic<std::uint64_t>> failures_;
 };
 
 }  // namespace postern::proxy

@@ -174,6 +174,8 @@ void Reloader::on_built() {
         for (const auto& change : result->key_changes) {
             spdlog::warn("{}", tls::describe(change));
         }
+        ++successes_;
+        last_success_ = std::time(nullptr);
         spdlog::info(
             "certificates reloaded ({}): {} certificate(s) now served to new "
             "connections",

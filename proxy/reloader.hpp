@@ -23,6 +23,7 @@
 #include "tls/ticket_keys.hpp"
 
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -56,6 +57,15 @@ public:
         ticket_keys_ = std::move(keys);
     }
     void request(const char* why);
+
+    // For the metrics (main loop only): reloads that published a store and that failed, and
+    // when the store now served was loaded (the startup load counts).
+    struct Counts {
+        std::uint64_t succeeded = 0;
+        std::uint64_t failed = 0;
+        std::time_t last_success = 0;
+    };
+    [[nodiscard]] Counts counts() const noexcept { return {successes_, failures_, last_success_}; }
 
     // libevent entry points (proxy/trampoline.hpp)
     void on_signal();  // SIGHUP
@@ -96,6 +106,8 @@ private:
     std::mutex result_mutex_;
     std::optional<Result> result_;  // handed from the builder thread to the loop
     std::uint64_t failures_ = 0;
+    std::uint64_t successes_ = 0;
+    std::time_t last_success_ = std::time(nullptr);
     ServiceManager* manager_ = nullptr;
     std::shared_ptr<tls::TicketKeys> ticket_keys_;
 };

@@ -6,6 +6,7 @@
 #include "proxy/event.hpp"
 #include "proxy/inherited_sockets.hpp"
 #include "proxy/listen_sockets.hpp"
+#include "proxy/metrics_endpoint.hpp"
 #include "proxy/open_files.hpp"
 #include "proxy/privileges.hpp"
 #include "proxy/reloader.hpp"
@@ -181,11 +182,18 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
         }
         workers.push_back(std::move(worker));
     }
+    event_base* main_base = workers.front()->base();
+    // Bound like the listeners, before privileges are dropped; answers from serve() on.
+    std::string metrics_error;
+    const auto metrics = MetricsEndpoint::open(config, main_base, metrics_error);
+    if (!metrics_error.empty()) {
+        spdlog::error("{}", metrics_error);
+        return 1;
+    }
     // Every listener is bound; no worker thread, reload or exec program has started yet.
     if (!finish_privilege_separation(config, helper.get())) {
         return 1;
     }
-    event_base* main_base = workers.front()->base();
     // After the workers, so its timer is freed before their loops; before the Reloader, which
     // reports to it.
     ServiceManager manager{limits, *source};
@@ -212,6 +220,13 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
         return 1;
     }
     reloader.start();
+    if (metrics) {
+        metrics->serve({.workers = &workers,
+                        .certs = source.get(),
+                        .reloader = &reloader,
+                        .drain = &drain,
+                        .backends = &backends});
+    }
     start_ehlos(backends, main_base, workers.front()->children());
     spdlog::info("postern {} ready ({} worker(s), at most {} sessions)", POSTERN_VERSION, count,
                  max_sessions);

@@ -121,6 +121,10 @@ void Session::on_timer(short /*what*/) {
             finish();  // the client stopped reading what it was owed
             return;
         case Timeout::Handshake:
+            if (phase_ == Phase::Handshake) {
+                listener_.counters.handshake(HandshakeResult::Timeout,
+                                             tls_version_index(SSL_version(client_.ssl())));
+            }
             end_detail_ = phase_ == Phase::ProxyHeader ? "no complete PROXY header in time"
                                                        : "no complete TLS handshake in time";
             end_ = CloseReason::Timeout;
@@ -201,6 +205,11 @@ void Session::progress() {
 bool Session::step_handshake() {
     const Io result = client_.handshake();
     if (result == Io::Ok) {
+        listener_.counters.handshake(HandshakeResult::Ok,
+                                     tls_version_index(SSL_version(client_.ssl())));
+        if (SSL_session_reused(client_.ssl()) == 1) {
+            listener_.counters.resumed_handshakes.add();
+        }
         on_tls_ready();
         // Closing already: the backend failed at once (a program that cannot be started) and
         // the machine's error reply waits; the next round flushes it, as no edge may come.
@@ -209,6 +218,8 @@ bool Session::step_handshake() {
     if (result == Io::Again) {
         return false;
     }
+    listener_.counters.handshake(HandshakeResult::Failed,
+                                 tls_version_index(SSL_version(client_.ssl())));
     end_ = CloseReason::TlsFailed;
     end_detail_ = !handshake_.refusal.empty() ? handshake_.refusal  // strict_sni, ALPN
                   : result == Io::Eof         ? "client closed during the handshake"
@@ -418,6 +429,7 @@ void Session::finish() {
         evtimer_del(timer_.get());
     }
     admission_.release();
+    listener_.counters.session_ended(end_);
     log_end();
     listener_.worker->retire(this);
 }

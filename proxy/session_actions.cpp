@@ -51,6 +51,8 @@ bool Session::pump_machine() {
 // the handshake and fail it (fail closed).
 void Session::begin_upgrade() {
     const std::size_t pipelined = client_.in.size();
+    listener_.counters.starttls.add();
+    listener_.counters.starttls_discarded_bytes.add(pipelined);
     if (pipelined > 0) {
         client_.in.clear();
         spdlog::warn(

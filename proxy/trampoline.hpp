@@ -10,6 +10,8 @@
 
 #include <exception>
 
+struct evhttp_request;
+
 namespace postern::proxy {
 
 // Runs `call` on `object`; an exception becomes object->fail_internal(reason).
@@ -70,6 +72,13 @@ template <class T, void (T::*Method)()>
 void accept_error_cb(evconnlistener* /*l*/, void* self) noexcept {
     auto* object = static_cast<T*>(self);
     guarded(object, [object] { (object->*Method)(); });
+}
+
+// For evhttp_set_gencb(): a request arrived (proxy/metrics_endpoint.hpp).
+template <class T, void (T::*Method)(evhttp_request*)>
+void http_cb(evhttp_request* request, void* self) noexcept {
+    auto* object = static_cast<T*>(self);
+    guarded(object, [object, request] { (object->*Method)(request); });
 }
 
 }  // namespace postern::proxy

@@ -194,6 +194,7 @@ void Worker::adopt(ListenerContext& listener, UniqueFd fd, std::string client_ad
         }
         raw = session.get();
         sessions_.emplace(raw, std::move(session));
+        listener.counters.sessions_started.add();
     } catch (...) {
         if (balancer_ != nullptr) {
             balancer_->release(index_);  // counted by place(), never to be reaped

@@ -22,6 +22,7 @@
 #include "proxy/endpoint.hpp"
 #include "proxy/event.hpp"
 #include "proxy/listen_sockets.hpp"
+#include "proxy/metrics.hpp"
 #include "tls/cert_source.hpp"
 #include "tls/front_context.hpp"
 
@@ -74,6 +75,9 @@ struct ListenerContext {
     // SMTP STARTTLS listeners: the backend's EHLO extensions (process-wide, any thread).
     const BackendEhlo* backend_ehlo = nullptr;
     std::vector<std::unique_ptr<Acceptor>> acceptors;
+    // This worker's counts for this listener (proxy/metrics.hpp): written by its sessions on
+    // this worker's thread, read by the scrape on the main thread.
+    ListenerCounters counters;
 
     // The backend for a client that sent `server_name` (lower case; empty: none, or no TLS).
     [[nodiscard]] const BackendTarget& backend_for(std::string_view server_name) const;
@@ -100,6 +104,10 @@ public:
     // The store new handshakes use (reloads swap it).
     [[nodiscard]] std::shared_ptr<const tls::CertStore> certs() const { return certs_->current(); }
     [[nodiscard]] std::size_t session_count() const noexcept { return sessions_.size(); }
+    // Fixed once created; the same listener has the same index in every worker.
+    [[nodiscard]] const std::vector<std::unique_ptr<ListenerContext>>& listeners() const noexcept {
+        return listeners_;
+    }
     // Relay buffers, shared by this loop's sessions (no locking: one loop, one thread).
     [[nodiscard]] BufferPool& buffers() noexcept { return buffers_; }
     // The processes this loop's sessions run as exec backends (this thread only).

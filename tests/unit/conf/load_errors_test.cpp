@@ -50,7 +50,7 @@ TEST_CASE("conf: an unknown key anywhere is reported with the keys allowed there
     CHECK(result.errors[0].key == "servr");
     CHECK(result.errors[0].line == 1);
     CHECK(result.errors[0].message ==
-          "unknown key \"servr\" (allowed: server, tls, certificate, backend, listener)");
+          "unknown key \"servr\" (allowed: server, tls, certificate, backend, listener, metrics)");
     CHECK(result.errors[1].key == "backend[1].tiemout");
     CHECK(result.errors[1].line == line_of(text, "tiemout"));
     CHECK(contains(result.errors[1].message,
