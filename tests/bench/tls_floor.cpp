@@ -235,14 +235,14 @@ int main(int argc, char** argv) {
         const bool counting =
             CRYPTO_set_mem_functions(&counting_malloc, &counting_realloc, &counting_free) == 1;
         if constexpr (kAddressSanitizer) {
-            std::fprintf(stderr,
-                         "postern-bench-floor: built with AddressSanitizer, whose allocator "
-                         "glibc's mallinfo2 does not see; build without it\n");
+            (void)std::fprintf(stderr,
+                               "postern-bench-floor: built with AddressSanitizer, whose allocator "
+                               "glibc's mallinfo2 does not see; build without it\n");
             return 1;
         }
         return run(sessions, counting);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "postern-bench-floor: %s\n", e.what());
+        (void)std::fprintf(stderr, "postern-bench-floor: %s\n", e.what());
         return 1;
     }
 }
