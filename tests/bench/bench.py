@@ -73,7 +73,7 @@ FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3
              latency_rounds=5)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
               slice=0.1,
-              chunk=64 << 10, latency_count=200, latency_seconds=1, idle_sessions=40,
+              chunk=64 << 10, latency_count=200, latency_seconds=4, idle_sessions=40,
               idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200,
               floor_handshakes=20, rounds=1,
               latency_rounds=1)
