@@ -103,8 +103,11 @@ def render(bench: Bench, scs: list, titles: dict[str, str], fmt) -> list[str]:
     tls, tcp = bench.tls_cpu_floor, bench.tcp_floor
     lines = ["| floor, no proxy | CPU µs per connection |", "|---|---:|"]
     for key, title in TLS_TITLES.items():
-        v = f"{fmt(tls[key])} (handshake steps alone {fmt(tls[key.replace('_us', '_handshake_us')])})" \
-            if key in tls else f"no figure ({bench.tls_cpu_floor_error or 'not measured'})"
+        if key in tls:
+            steps = tls[key.replace("_us", "_handshake_us")]
+            v = f"{fmt(tls[key])} (handshake steps alone {fmt(steps)})"
+        else:
+            v = f"no figure ({bench.tls_cpu_floor_error or 'not measured'})"
         lines.append(f"| TLS floor, {title}: OpenSSL's server side alone over socketpairs "
                      f"(`postern-bench-floor --handshakes`) | {v} |")
     v = fmt(tcp["cpu_us"]) if tcp else \
@@ -130,5 +133,5 @@ def render(bench: Bench, scs: list, titles: dict[str, str], fmt) -> list[str]:
 
 def raw(bench: Bench, scs: list) -> dict:
     return {"tls_cpu": bench.tls_cpu_floor, "tcp": bench.tcp_floor,
-            "floor_us": {sc.key: floor_us(bench, sc.key) for sc in scs if floor_us(bench, sc.key)},
+            "floor_us": {sc.key: f for sc in scs if (f := floor_us(bench, sc.key))},
             "multiples": multiples(bench, scs)}
