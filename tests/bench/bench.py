@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import floors  # noqa: E402
 import peers as P  # noqa: E402
 import table  # noqa: E402
 
@@ -55,6 +56,7 @@ class Scale:
     idle_hold: float
     speed_seconds: int
     floor_sessions: int  # connections postern-bench-floor establishes and holds
+    floor_handshakes: int  # postern-bench-floor --handshakes: per key type, full and resumed
     rounds: int  # each handshake and throughput figure is the best of this many runs
     # The latency rows instead take the median of this many rounds. Each round is one run
     # against every proxy and the backend directly at once, round trip by round trip in a
@@ -66,12 +68,14 @@ class Scale:
 FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
              slice=0.5,
              chunk=1 << 20, latency_count=20_000, latency_seconds=12, idle_sessions=8000,
-             idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000, rounds=2,
+             idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000,
+             floor_handshakes=1000, rounds=2,
              latency_rounds=5)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
               slice=0.1,
-              chunk=64 << 10, latency_count=200, latency_seconds=1, idle_sessions=40,
-              idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200, rounds=1,
+              chunk=64 << 10, latency_count=200, latency_seconds=4, idle_sessions=40,
+              idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200,
+              floor_handshakes=20, rounds=1,
               latency_rounds=1)
 
 
@@ -224,6 +228,11 @@ class Bench:
         self.speed: dict[str, float] = {}
         self.floor: dict = {}  # postern-bench-floor's result line
         self.floor_error = ""
+        self.tls_cpu_floor: dict = {}  # postern-bench-floor --handshakes (floors.py)
+        self.tls_cpu_floor_error = ""
+        self.tcp_floor: dict = {}  # the best postern-bench-relay run (floors.py)
+        self.tcp_floor_runs: list[dict] = []
+        self.tcp_floor_error = ""
         self.started = time.monotonic()
         self.load_before = os.getloadavg()
 
@@ -479,6 +488,9 @@ class Bench:
                     for peer in live:
                         runs.setdefault((sc.key, peer.name), []).append(cells[peer.name])
                         self.progress(sc, workers, peer, cells[peer.name])
+                hs = [sc for sc in scs if sc.kind == "handshake" and workers in sc.workers]
+                if workers == 1 and hs:
+                    self.tcp_floor_run(hs[0])
             latency = [sc for sc in scs if sc.kind == "latency" and workers in sc.workers]
             for _round in range(self.scale.latency_rounds if latency else 0):
                 for sc in latency:
@@ -492,6 +504,29 @@ class Bench:
         finally:
             for peer in live:
                 peer.stop()
+
+    def tcp_floor_run(self, sc: Scenario) -> None:
+        """The TCP floor: postern-bench-relay on core 0, loaded like a proxy in `sc` but in
+        plaintext (floors.py)."""
+        binary = self.tools / "postern-bench-relay"
+        if not binary.exists():
+            self.tcp_floor_error = f"{binary} not found (build target postern-bench-relay)"
+            return
+        relay = floors.Relay(binary, self.tmp / "relay", self.backend, free_ports(1)[0])
+        args = tuple(a for a in sc.args if a != "--resume")  # --key is ignored in plaintext
+        try:
+            relay.start(1, PROXY_CPUS[1])
+            port = relay.ports[("imap", "none")]
+            self.gen("handshake", port, "imap", "none", ("--count", "8", "--concurrency", "2"),
+                     timeout=60)  # warm-up, not counted
+            pids = relay.pids()
+            cpu0 = P.cpu_seconds(pids)
+            r = self.gen("handshake", port, "imap", "none", args, timeout=120)
+            floors.record_tcp(self, P.cpu_seconds(pids) - cpu0, r)
+        except (GeneratorError, RuntimeError) as e:
+            self.tcp_floor_error = f"postern-bench-relay: {e}"
+        finally:
+            relay.stop()
 
     def progress(self, sc: Scenario, workers: int, peer: P.Peer, cell: Cell) -> None:
         shown = {k: round(v, 1) for k, v in cell.values.items() if not k.startswith("raw_")}
@@ -574,6 +609,7 @@ class Bench:
                     self.progress(sc, 1, peer, cell)
             self.openssl_speed()
             self.tls_floor()
+            floors.measure_tls(self)
         finally:
             for peer in self.peers:
                 peer.stop()
@@ -595,6 +631,10 @@ class Bench:
             failures.append(f"openssl speed gave no figure for {', '.join(missing)}")
         if not self.floor:
             failures.append(f"TLS memory floor gave no figure: {self.floor_error}")
+        if not self.tls_cpu_floor:
+            failures.append(f"TLS CPU floor gave no figure: {self.tls_cpu_floor_error}")
+        if any(sc.kind == "handshake" for sc in scs) and not self.tcp_floor:
+            failures.append(f"TCP floor gave no figure: {self.tcp_floor_error}")
         if any(sc.kind == "latency" for sc in scs) and not self.direct.get("samples"):
             failures.append("direct latency baseline gave no samples")
         for f in failures:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+import floors
+
 if TYPE_CHECKING:
     from bench import Bench, Scenario
 
@@ -213,6 +215,8 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         out.append("")
     out += ["## The machine's limit: OpenSSL alone on this core", ""]
     out += limits(bench)
+    out += ["", "## The floor: OpenSSL and the kernel per connection, no proxy", ""]
+    out += floors.render(bench, scs, PEER_TITLES, fmt)
     out += ["", "## Notes", ""]
     out += [f"- {p.name}: {p.note}." for p in bench.peers]
     out += [f"- {n}" for n in bench.notes]
@@ -241,6 +245,7 @@ def raw(bench: Bench, scs: list[Scenario], elapsed: float) -> dict:
         "direct_latency": bench.direct,
         "openssl_speed": bench.speed,
         "tls_floor": bench.floor,
+        "floor": floors.raw(bench, scs),
         "notes": bench.notes,
         "cells": [{"scenario": k[0], "workers": k[1], "peer": k[2], "status": c.status,
                    "values": c.values, "note": c.note, "generator": c.raw}
