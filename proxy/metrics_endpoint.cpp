@@ -7,6 +7,7 @@
 #include "proxy/trampoline.hpp"
 #include "proxy/worker.hpp"
 #include "tls/cert_source.hpp"
+#include "tls/certificate_report.hpp"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -153,6 +154,11 @@ void MetricsEndpoint::on_request(evhttp_request* request) {
         } else {
             reply(request, HTTP_SERVUNAVAIL, "Service Unavailable", "no certificate\n");
         }
+    } else if (path == "/certificates") {
+        // The same report as `postern check --json`, of the store serving now.
+        const auto store = sources_.certs->current();
+        reply(request, HTTP_OK, "OK", tls::certificates_json(*store, std::time(nullptr)) + "\n",
+              "application/json");
     } else if (path == "/readyz") {
         if (sources_.drain->started()) {
             reply(request, HTTP_SERVUNAVAIL, "Service Unavailable", "draining\n");

@@ -3,6 +3,7 @@ GET /metrics in the text format 0.0.4 (parsed with prometheus_client's own parse
 /readyz (503 once the drain began). Real Dovecot behind postern; every wait is bounded.
 """
 
+import json
 import os
 import signal
 import ssl
@@ -18,8 +19,8 @@ except ImportError:  # a python3 other than Debian's (pyenv): the package's pure
     sys.path.append("/usr/lib/python3/dist-packages")
     from prometheus_client.parser import text_string_to_metric_families
 
-from harness import (LOCALHOST, PASSWORD, USER, Dovecot, IntegrationCase, LineClient, Pki, Postern,
-                     free_port, plain_connect, tls_connect, wait_until)
+from harness import (LOCALHOST, PASSWORD, POSTERN_BIN, USER, Dovecot, IntegrationCase, LineClient,
+                     Pki, Postern, free_port, plain_connect, run, tls_connect, wait_until)
 from starttls_case import no_verify, recv_until
 from test_restart import become_subreaper, wait_exit
 
@@ -249,6 +250,21 @@ class Metrics(IntegrationCase):
         except urllib.error.HTTPError as e:
             code = e.code
         self.assertEqual(code, 405)
+
+    def test_certificates_json_is_the_check_report(self):
+        """GET /certificates: the store serving now, as `postern check --json` reports it,
+        with each certificate's DANE TLSA 3 1 1 digest."""
+        status, _, body = get(f"http://{self.postern.metrics_listen}/certificates")
+        self.assertEqual(status, 200)
+        served = json.loads(body)["certificates"]
+        self.assertEqual(len(served), len(Pki.CERTS))
+        checked = json.loads(run([POSTERN_BIN, "check", "--json", "--config",
+                                  self.postern.config]).stdout)["certificates"]
+        key = lambda c: c["file"]
+        for got, want in zip(sorted(served, key=key), sorted(checked, key=key)):
+            self.assertEqual(got["names"], want["names"])
+            self.assertEqual(got["tlsa_3_1_1"], want["tlsa_3_1_1"])
+            self.assertRegex(got["tlsa_3_1_1"], r"^[0-9a-f]{64}$")
 
     def test_readyz_503_while_draining(self):
         """After SIGTERM, while a client keeps postern draining (a NOOP before each look),

@@ -79,9 +79,13 @@ class ScaleOut(IntegrationCase):
             p.start()
         cls.own(cls.haproxy).start()
 
+    def setUp(self):
+        super().setUp()
+        self.context = self.pki.context()  # a session resumes only from its own context
+
     def login(self, session=None):
         """One login, select and fetch through the balancer; the connection's TLS session."""
-        m = ImapResuming(self.port, self.pki.context(), session)
+        m = ImapResuming(self.port, self.context, session)
         try:
             self.assertEqual(m.login(USER, PASSWORD)[0], "OK")
             self.assertEqual(m.select("INBOX")[0], "OK")
