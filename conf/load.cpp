@@ -106,9 +106,8 @@ void Loader::read_server(TableReader& root) {
         return;
     }
     TableReader server{*table, "server", errors_};
-    server.reject_unknown_keys(
-        {"log_level", "log_format", "hostname", "workers", "max_sessions", "shutdown_timeout",
-         "user", "group"});
+    server.reject_unknown_keys({"log_level", "log_format", "hostname", "workers", "max_sessions",
+                                "shutdown_timeout", "user", "group"});
     if (auto level = server.choice<std::string_view>("log_level", kLogLevels, Need::Optional)) {
         config_.server.log_level = *level;
     }
