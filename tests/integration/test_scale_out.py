@@ -111,10 +111,10 @@ class ScaleOut(IntegrationCase):
             reused, session = self.login(session)
             resumed += reused
         elapsed = time.monotonic() - started
-        for p in self.instances:  # the last session lines may still be on their way
-            p.wait_log(r"session end client=", since=0)
+        # The last session lines may still be on their way (and the other test's last few may
+        # land after `before`: at least, not exactly).
         wait_until(lambda: sum(self.sessions_from_client(p, b)
-                               for p, b in zip(self.instances, before)) == LOGINS, 10,
+                               for p, b in zip(self.instances, before)) >= LOGINS, 20,
                    "every session's end line")
         spread = [self.sessions_from_client(p, b) for p, b in zip(self.instances, before)]
         print(f"\nscale-out: {LOGINS} logins in {elapsed:.1f} s, per instance {spread}, "
