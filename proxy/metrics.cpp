@@ -125,6 +125,37 @@ void render_tls(Writer& w, const std::vector<ListenerTotals>& listeners) {
     }
 }
 
+void render_served(Writer& w, const Scrape& s) {
+    w.family("postern_certificate_served_total",
+             "Successful TLS handshakes by the certificate served (its first name; \"default\": "
+             "the client named no certificate postern holds, or none).",
+             "counter");
+    for (const auto& [name, n] : s.served) {
+        w.sample("postern_certificate_served_total", {{"certificate", name}}, n);
+    }
+    w.family("postern_sni_rejected_total",
+             "Handshakes refused because the client named a certificate postern does not hold "
+             "(strict_sni).",
+             "counter");
+    for (const auto& l : s.listeners) {
+        w.sample("postern_sni_rejected_total", {{"listener", l.name}}, l.sni_rejected);
+    }
+}
+
+void render_limits(Writer& w, const std::vector<ListenerTotals>& listeners) {
+    w.family("postern_limit_rejected_total",
+             "Connections refused by a limit (max_sessions, max_sessions_per_client, "
+             "max_new_per_client).",
+             "counter");
+    for (const auto& l : listeners) {
+        for (std::size_t i = 0; i < kCountedLimits.size(); ++i) {
+            w.sample("postern_limit_rejected_total",
+                     {{"listener", l.name}, {"limit", to_string(kCountedLimits.at(i))}},
+                     l.limit_rejected.at(i));
+        }
+    }
+}
+
 void render_certificates(Writer& w, const Scrape& s) {
     w.family("postern_certificate_not_after_seconds",
              "The notAfter of each loaded certificate, as Unix time.", "gauge");
@@ -201,8 +232,25 @@ std::size_t tls_version_index(int version) noexcept {
     }
 }
 
+void ServedCounters::add(std::string_view certificate) {
+    auto it = counters_.find(certificate);
+    if (it == counters_.end()) {
+        const std::lock_guard lock{insert_mutex_};
+        it = counters_.try_emplace(std::string{certificate}).first;
+    }
+    it->second.add();
+}
+
+void ServedCounters::sum_into(std::map<std::string, std::uint64_t, std::less<>>& totals) const {
+    const std::lock_guard lock{insert_mutex_};
+    for (const auto& [name, counter] : counters_) {
+        totals[name] += counter.get();
+    }
+}
+
 ListenerTotals sum_listener(std::string name,
-                            const std::vector<const ListenerCounters*>& per_worker) {
+                            const std::vector<const ListenerCounters*>& per_worker,
+                            std::map<std::string, std::uint64_t, std::less<>>& served) {
     ListenerTotals t;
     t.name = std::move(name);
     std::uint64_t started = 0;
@@ -224,6 +272,11 @@ ListenerTotals sum_listener(std::string name,
         t.resumed_handshakes += c->resumed_handshakes.get();
         t.starttls += c->starttls.get();
         t.starttls_discarded_bytes += c->starttls_discarded_bytes.get();
+        t.sni_rejected += c->sni_rejected.get();
+        for (std::size_t i = 0; i < kCountedLimits.size(); ++i) {
+            t.limit_rejected.at(i) += c->limit_rejected.at(i).get();
+        }
+        c->served.sum_into(served);
     }
     t.sessions_active = started > ended ? started - ended : 0;
     return t;
@@ -254,6 +307,8 @@ std::string render(const Scrape& scrape) {
     Writer w;
     render_sessions(w, scrape.listeners);
     render_tls(w, scrape.listeners);
+    render_limits(w, scrape.listeners);
+    render_served(w, scrape);
     render_certificates(w, scrape);
     render_backends(w, scrape);
     render_process(w, scrape);

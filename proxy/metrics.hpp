@@ -10,11 +10,15 @@
 // 0.0.4: every family with # HELP and # TYPE, label values escaped.
 
 #include "protocols/action.hpp"
+#include "proxy/client_limits.hpp"
 
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +55,26 @@ inline constexpr std::array<std::string_view, 5> kTlsVersionLabels{"TLSv1", "TLS
 // Index into kTlsVersionLabels of SSL_version()'s value.
 [[nodiscard]] std::size_t tls_version_index(int version) noexcept;
 
+// Handshakes by the certificate served, on one listener of one worker. The names are those of
+// loaded certificates (never client text), so the map stays as small as the certificate set
+// (it keeps names a reload dropped). Only the owning worker adds; it finds without a lock, and
+// inserts a name it has not counted before under the mutex the scrape's copy takes.
+class ServedCounters {
+public:
+    // The owning worker's thread only.
+    void add(std::string_view certificate);
+    // Any thread: adds this one's counts into `totals`.
+    void sum_into(std::map<std::string, std::uint64_t, std::less<>>& totals) const;
+
+private:
+    std::map<std::string, Counter, std::less<>> counters_;
+    mutable std::mutex insert_mutex_;
+};
+
+// The Limit a connection was refused by, as an index into ListenerCounters::limit_rejected.
+inline constexpr std::array<Limit, 3> kCountedLimits{
+    Limit::MaxSessions, Limit::MaxSessionsPerClient, Limit::MaxNewPerClient};
+
 // One listener on one worker.
 struct ListenerCounters {
     Counter sessions_started;
@@ -59,12 +83,22 @@ struct ListenerCounters {
     Counter resumed_handshakes;
     Counter starttls;
     Counter starttls_discarded_bytes;
+    Counter sni_rejected;  // strict_sni refused the name the client sent
+    ServedCounters served;
+    std::array<Counter, kCountedLimits.size()> limit_rejected;  // by kCountedLimits
 
     void session_ended(protocols::CloseReason reason) noexcept {
         sessions_ended.at(static_cast<std::size_t>(reason)).add();
     }
     void handshake(HandshakeResult result, std::size_t version) noexcept {
         handshakes.at(static_cast<std::size_t>(result)).at(version).add();
+    }
+    void rejected(Limit limit) noexcept {
+        for (std::size_t i = 0; i < kCountedLimits.size(); ++i) {
+            if (kCountedLimits.at(i) == limit) {
+                limit_rejected.at(i).add();
+            }
+        }
     }
 };
 
@@ -77,11 +111,15 @@ struct ListenerTotals {
     std::uint64_t resumed_handshakes = 0;
     std::uint64_t starttls = 0;
     std::uint64_t starttls_discarded_bytes = 0;
+    std::uint64_t sni_rejected = 0;
+    std::array<std::uint64_t, kCountedLimits.size()> limit_rejected{};
 };
 
-// `per_worker`: the same listener's counters in each worker.
-[[nodiscard]] ListenerTotals sum_listener(std::string name,
-                                          const std::vector<const ListenerCounters*>& per_worker);
+// `per_worker`: the same listener's counters in each worker. Its served certificates are
+// added into `served`, which sums them over every listener.
+[[nodiscard]] ListenerTotals sum_listener(
+    std::string name, const std::vector<const ListenerCounters*>& per_worker,
+    std::map<std::string, std::uint64_t, std::less<>>& served);
 
 struct CertificateGauge {
     std::string name;  // the certificate's first name
@@ -106,6 +144,9 @@ struct BackendFailures {
 // Everything one scrape reports.
 struct Scrape {
     std::vector<ListenerTotals> listeners;
+    // Handshakes by the served certificate's first name; "default" for a client that named
+    // no certificate postern holds (or none) and got the default one.
+    std::map<std::string, std::uint64_t, std::less<>> served;
     std::vector<CertificateGauge> certificates;
     std::vector<BackendFailures> backends;
     std::uint64_t reloads_succeeded = 0;

@@ -186,7 +186,7 @@ Scrape MetricsEndpoint::scrape() const {
                 per_worker.push_back(&worker->listeners().at(i)->counters);
             }
             s.listeners.push_back(
-                sum_listener(workers.front()->listeners().at(i)->name, per_worker));
+                sum_listener(workers.front()->listeners().at(i)->name, per_worker, s.served));
         }
     }
     const auto store = sources_.certs->current();

@@ -210,6 +210,11 @@ bool Session::step_handshake() {
         if (SSL_session_reused(client_.ssl()) == 1) {
             listener_.counters.resumed_handshakes.add();
         }
+        // By name only when the client's name chose it: labels never come from client text.
+        const bool by_name = handshake_.cert != nullptr && !handshake_.server_name.empty() &&
+                             !handshake_.unknown_name;
+        listener_.counters.served.add(by_name ? std::string_view{handshake_.cert->primary_name()}
+                                              : std::string_view{"default"});
         on_tls_ready();
         // Closing already: the backend failed at once (a program that cannot be started) and
         // the machine's error reply waits; the next round flushes it, as no edge may come.
@@ -220,6 +225,9 @@ bool Session::step_handshake() {
     }
     listener_.counters.handshake(HandshakeResult::Failed,
                                  tls_version_index(SSL_version(client_.ssl())));
+    if (handshake_.unknown_name && handshake_.strict_sni) {
+        listener_.counters.sni_rejected.add();
+    }
     end_ = CloseReason::TlsFailed;
     end_detail_ = !handshake_.refusal.empty() ? handshake_.refusal  // strict_sni, ALPN
                   : result == Io::Eof         ? "client closed during the handshake"

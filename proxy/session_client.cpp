@@ -72,6 +72,7 @@ bool Session::step_proxy_header() {
         // (Worker::refuse): the protocol's temporary error, or closed before the handshake.
         if (const Limit refused = admission_.admit_client(proxied_peer_.get());
             refused != Limit::None) {
+            listener_.counters.rejected(refused);
             admission_.log_refusal(refused, client_address_);
             end_detail_ = to_string(refused);
             close_with(CloseReason::OverLimit,

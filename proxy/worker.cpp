@@ -144,8 +144,9 @@ void Worker::on_accept(ListenerContext& listener, int fd, const sockaddr* peer) 
 // A connection over a limit: the protocol's temporary error on a STARTTLS listener, written
 // at once into the fresh socket's empty send buffer (it fits), then closed; an implicit-TLS
 // listener closes it before the handshake. No session is made for it.
-void Worker::refuse(const ListenerContext& listener, UniqueFd fd, Limit limit,
-                    const Admission& admission, const std::string& client_address) const {
+void Worker::refuse(ListenerContext& listener, UniqueFd fd, Limit limit, const Admission& admission,
+                    const std::string& client_address) const {
+    listener.counters.rejected(limit);
     admission.log_refusal(limit, client_address);
     const std::string reply =
         refusal_reply(listener.spec.protocol, listener.spec.tls, limit, listener.machine.hostname);

@@ -158,8 +158,8 @@ private:
                Admission admission);
     void check_drained();
     [[nodiscard]] std::vector<Session*> open_sessions() const;
-    void refuse(const ListenerContext& listener, UniqueFd fd, Limit limit,
-                const Admission& admission, const std::string& client_address) const;
+    void refuse(ListenerContext& listener, UniqueFd fd, Limit limit, const Admission& admission,
+                const std::string& client_address) const;
 
     EventBasePtr base_;
     ChildReaper children_;  // after base_: its events go first; outlives the sessions

@@ -47,6 +47,7 @@ int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) noexcept {
 
     const Certificate* cert = host ? hs->store->find(*host, caps) : nullptr;
     if (cert == nullptr) {
+        hs->unknown_name = host.has_value();
         // Strict mode refuses names we do not hold; a client sending no usable name still gets
         // the default (mail clients and MTAs often send none).
         if (hs->strict_sni && host) {

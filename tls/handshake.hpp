@@ -24,6 +24,8 @@ struct Handshake {
     std::string server_name;            // the SNI as a host name (lower case), empty when none
                                         // or not a host name: what routes and backends see
     const Certificate* cert = nullptr;  // what was served
+    // The client named a host no certificate holds: it got the default, or strict_sni refused.
+    bool unknown_name = false;
     // Why postern refused the handshake (strict_sni, ALPN), for the session log; empty when
     // it did not. May hold client bytes (capped): the log sanitizes it.
     std::string refusal;

@@ -49,16 +49,35 @@ TEST_CASE("a listener's counters are summed over the workers") {
     a.handshake(HandshakeResult::Ok, tls_version_index(0x0304));
     b.handshake(HandshakeResult::Ok, tls_version_index(0x0304));
     b.starttls_discarded_bytes.add(7);
-    const auto t = sum_listener("0.0.0.0:993", {&a, &b});
+    a.served.add("mail.example.net");
+    b.served.add("mail.example.net");
+    b.served.add("default");
+    a.sni_rejected.add();
+    b.rejected(postern::proxy::Limit::MaxNewPerClient);
+    b.rejected(postern::proxy::Limit::None);  // admitted: not a refusal
+    std::map<std::string, std::uint64_t, std::less<>> served;
+    const auto t = sum_listener("0.0.0.0:993", {&a, &b}, served);
     CHECK(t.sessions_active == 2);
     CHECK(t.sessions_ended.at(static_cast<std::size_t>(CloseReason::ClientQuit)) == 2);
     CHECK(t.sessions_ended.at(static_cast<std::size_t>(CloseReason::TlsFailed)) == 1);
     CHECK(t.handshakes.at(0).at(3) == 2);
     CHECK(t.starttls_discarded_bytes == 7);
 
+    CHECK(served == std::map<std::string, std::uint64_t, std::less<>>{{"default", 1},
+                                                                      {"mail.example.net", 2}});
+
     Scrape s;
     s.listeners.push_back(t);
+    s.served = served;
     const std::string text = render(s);
+    CHECK(has_line(text, R"(postern_certificate_served_total{certificate="mail.example.net"} 2)"));
+    CHECK(has_line(text, R"(postern_certificate_served_total{certificate="default"} 1)"));
+    CHECK(has_line(text, R"(postern_sni_rejected_total{listener="0.0.0.0:993"} 1)"));
+    CHECK(has_line(
+        text,
+        R"(postern_limit_rejected_total{listener="0.0.0.0:993",limit="max_new_per_client"} 1)"));
+    CHECK(has_line(
+        text, R"(postern_limit_rejected_total{listener="0.0.0.0:993",limit="max_sessions"} 0)"));
     CHECK(has_line(text, R"(postern_sessions_active{listener="0.0.0.0:993"} 2)"));
     CHECK(has_line(text, R"(postern_sessions_total{listener="0.0.0.0:993",end="client_quit"} 2)"));
     CHECK(has_line(
@@ -70,12 +89,13 @@ TEST_CASE("a listener's counters are summed over the workers") {
 TEST_CASE("the open-sessions gauge never goes below zero") {
     ListenerCounters a;
     a.session_ended(CloseReason::ClientClosed);  // read as ended before its start was seen
-    CHECK(sum_listener("x", {&a}).sessions_active == 0);
+    std::map<std::string, std::uint64_t, std::less<>> served;
+    CHECK(sum_listener("x", {&a}, served).sessions_active == 0);
 }
 
 TEST_CASE("every family has one HELP and one TYPE, before its samples, and labels are escaped") {
     Scrape s;
-    s.listeners.push_back(sum_listener("[::]:993", {}));
+    s.listeners.push_back(sum_listener("[::]:993", {}, s.served));
     s.certificates.push_back({.name = "mail.example.net",
                               .file = "/etc/a \"b\"\\c\nd.pem",
                               .key_type = "ecdsa",

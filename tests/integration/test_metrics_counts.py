@@ -1,0 +1,103 @@
+"""Metrics that count per certificate and per refusal (issue 15, point 1), on a postern with two
+workers so every figure is a sum over both: postern_certificate_served_total{certificate},
+postern_sni_rejected_total{listener} (strict_sni) and postern_limit_rejected_total{listener,
+limit}. Real Dovecot behind postern; the figures are compared before and after, exactly.
+"""
+
+import ssl
+import unittest
+
+from harness import (LOCALHOST, Dovecot, IntegrationCase, LineClient, Pki, free_port, plain_connect,
+                     tls_connect, wait_until)
+import test_metrics  # not its classes by name: unittest would run its cases here too
+
+LOGINS_BY_NAME = 6  # over two workers: each handshake may land on either
+LOGINS_WITHOUT_SNI = 3
+
+
+class MetricsCounts(IntegrationCase):
+    scrape = test_metrics.Metrics.scrape
+    value = staticmethod(test_metrics.Metrics.value)
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pki = Pki(cls.tmp / "pki")
+        cls.dovecot = cls.own(Dovecot(cls.tmp / "dovecot")).start()
+        p = test_metrics.MetricsPostern(cls.tmp / "postern", cls.pki, strict_sni=True,
+                           metrics_listen=f"{LOCALHOST}:{free_port()}")
+        p.server["workers"] = 2
+        p.backend("imap", cls.dovecot.imap_address)
+        p.listener("imap", "imap", "imap")  # implicit TLS
+        p.listener("capped", "imap", "imap", tls="starttls", max_sessions_per_client=1)
+        p.start()
+        wait_until(lambda: test_metrics.Metrics.status(p, "/healthz") == 200, 10,
+                   "the metrics endpoint", proc=p.daemon.proc)
+        cls.postern = cls.own(p)
+
+    def greeted(self, sni):
+        """An IMAPS client that read the greeting (sni None: sends none)."""
+        c = LineClient(tls_connect(self.postern.port("imap"), sni))
+        self.addCleanup(c.close)
+        self.assertTrue(c.readline().startswith("* OK"), c.transcript)
+        c.imap("z", "LOGOUT")
+        return c
+
+    def served(self, families, certificate):
+        return self.value(families, "postern_certificate_served",
+                          "postern_certificate_served_total", certificate=certificate)
+
+    def test_served_by_certificate_name_and_default(self):
+        """Clients naming mail.a.test count under its name, clients sending no SNI under
+        "default"; other certificates do not move; the sum is over both workers."""
+        before = self.scrape()
+        for _ in range(LOGINS_BY_NAME):
+            self.greeted("mail.a.test")
+        for _ in range(LOGINS_WITHOUT_SNI):
+            self.greeted(None)
+        after = self.scrape()
+        self.assertEqual(self.served(after, "mail.a.test") - self.served(before, "mail.a.test"),
+                         LOGINS_BY_NAME, self.last_text)
+        self.assertEqual(self.served(after, "default") - self.served(before, "default"),
+                         LOGINS_WITHOUT_SNI, self.last_text)
+        self.assertEqual(self.served(after, "mail.b.test"), self.served(before, "mail.b.test"))
+        labels = {s.labels["certificate"] for s in after["postern_certificate_served"].samples}
+        loaded = {name for dns, _ in Pki.CERTS.values() for name in dns}
+        self.assertLessEqual(labels, {"default", *loaded}, self.last_text)
+
+    def test_unknown_name_refused_by_strict_sni_is_counted(self):
+        """A client naming a host postern holds no certificate for is refused (strict_sni):
+        postern_sni_rejected_total{listener} moves by one, and the name is no label."""
+        listen = self.postern.listen_address("imap")
+        before = self.scrape()
+        with self.assertRaises(ssl.SSLError):
+            tls_connect(self.postern.port("imap"), "unknown.example").close()
+        wait_until(lambda: self.value(self.scrape(), "postern_sni_rejected",
+                                      "postern_sni_rejected_total", listener=listen) ==
+                   self.value(before, "postern_sni_rejected", "postern_sni_rejected_total",
+                              listener=listen) + 1, 5, "the refusal counted")
+        self.assertNotIn("unknown.example", self.last_text)
+
+    def test_limit_refusal_counted_by_listener_and_limit(self):
+        """A second connection from one address on a max_sessions_per_client = 1 listener is
+        refused: postern_limit_rejected_total{limit="max_sessions_per_client"} moves by one,
+        the other limits do not."""
+        listen = self.postern.listen_address("capped")
+        family, sample = "postern_limit_rejected", "postern_limit_rejected_total"
+        before = self.scrape()
+        first = LineClient(plain_connect(self.postern.port("capped")))
+        self.addCleanup(first.close)
+        self.assertTrue(first.readline().startswith("* OK"), first.transcript)
+        second = LineClient(plain_connect(self.postern.port("capped")))
+        self.addCleanup(second.close)
+        self.assertIn("Too many connections", second.readline(), second.transcript)
+        after = self.scrape()
+        for limit, moved in (("max_sessions_per_client", 1), ("max_sessions", 0),
+                             ("max_new_per_client", 0)):
+            labels = {"listener": listen, "limit": limit}
+            self.assertIn(labels, [s.labels for s in after[family].samples], self.last_text)
+            self.assertEqual(self.value(after, family, sample, **labels) -
+                             self.value(before, family, sample, **labels), moved, self.last_text)
+
+
+if __name__ == "__main__":
+    unittest.main()
