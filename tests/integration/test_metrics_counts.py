@@ -4,7 +4,9 @@ postern_sni_rejected_total{listener} (strict_sni) and postern_limit_rejected_tot
 limit}. Real Dovecot behind postern; the figures are compared before and after, exactly.
 """
 
+import signal
 import ssl
+import time
 import unittest
 
 from harness import (LOCALHOST, Dovecot, IntegrationCase, LineClient, Pki, free_port, plain_connect,
@@ -97,6 +99,36 @@ class MetricsCounts(IntegrationCase):
             self.assertIn(labels, [s.labels for s in after[family].samples], self.last_text)
             self.assertEqual(self.value(after, family, sample, **labels) -
                              self.value(before, family, sample, **labels), moved, self.last_text)
+
+    def reloads(self, result):
+        return self.value(self.scrape(), "postern_certificate_reloads",
+                          "postern_certificate_reloads_total", result=result)
+
+    def test_reloads_counted_by_result(self):
+        """SIGHUP with nothing changed: reloads_total{result="success"} moves by one and the
+        last-success timestamp to now. A certificate file turned to junk: a failure is
+        counted (postern keeps serving); mended, a success again."""
+        p = self.postern
+        began = time.time()
+        ok, failed = self.reloads("success"), self.reloads("failure")
+        p.daemon.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.reloads("success") == ok + 1, 10, "the reload counted")
+        last = "postern_certificate_last_reload_success_timestamp_seconds"
+        stamp = self.value(self.scrape(), last, last)
+        self.assertGreaterEqual(stamp, int(began), self.last_text)
+        self.assertEqual(self.reloads("failure"), failed, self.last_text)
+
+        crt = self.pki.crt("b")
+        good = crt.read_bytes()
+        self.addCleanup(crt.write_bytes, good)
+        crt.write_bytes(b"not a certificate\n")
+        p.daemon.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.reloads("failure") > failed, 10, "the failed reload counted")
+        self.greeted("mail.a.test")  # still serving
+        ok = self.reloads("success")
+        crt.write_bytes(good)
+        p.daemon.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.reloads("success") > ok, 10, "the mended reload counted")
 
 
 if __name__ == "__main__":
