@@ -86,6 +86,7 @@ struct ServerSettings {
     std::optional<std::uint32_t> uid;
     std::optional<std::uint32_t> gid;
     Source user_at;
+    friend bool operator==(const ServerSettings&, const ServerSettings&) = default;
 };
 
 // Certificates within this many days of their not-after date are reported by `postern check`

@@ -16,6 +16,27 @@ namespace {
 constexpr timeval kDebounce{1, 0};
 constexpr timeval kDaily{time_t{24} * 3600, 0};
 
+// The parts of a reloaded config that a reload does not take over, as "[server], [metrics]";
+// empty when none changed. Any key counts, not just how many tables there are: an admin who
+// dropped a balancer from trusted_proxies must be told it is still trusted until a restart.
+std::string restart_only_changes(const conf::Config& now, const conf::Config& running) {
+    std::string out;
+    const auto add = [&out](bool changed, std::string_view what) {
+        if (changed) {
+            out += out.empty() ? "" : ", ";
+            out += what;
+        }
+    };
+    add(now.server != running.server, "[server]");
+    add(now.tls.min_version != running.tls.min_version ||
+            now.tls.strict_sni != running.tls.strict_sni,
+        "[tls] min_version or strict_sni");
+    add(now.listeners != running.listeners, "[[listener]]");
+    add(now.backends != running.backends, "[[backend]]");
+    add(now.metrics != running.metrics, "[metrics]");
+    return out;
+}
+
 }  // namespace
 
 Reloader::Reloader(event_base* base, conf::Config config, std::shared_ptr<tls::CertSource> source,
@@ -157,11 +178,7 @@ void Reloader::on_built() {
         result->store.reset();  // all or nothing: the previous certificates stay too
     }
     if (result->store && result->config) {
-        // Any listener or backend key (routes, trusted_proxies, exec_user, ...), not just how
-        // many there are: an admin who dropped a balancer from trusted_proxies must be told it
-        // is still trusted until a restart.
-        const bool listeners_changed = result->config->listeners != config_.listeners ||
-                                       result->config->backends != config_.backends;
+        const std::string unapplied = restart_only_changes(*result->config, config_);
         // Only what the store is built from is taken over; listeners, backends and TLS policy
         // stay as bound at startup.
         config_.certificates = result->config->certificates;
@@ -184,9 +201,9 @@ void Reloader::on_built() {
              tls::inspect(*result->store, config_, std::time(nullptr), result->files.get())) {
             spdlog::warn("{}: {}", finding.file, finding.message);
         }
-        if (listeners_changed) {
-            spdlog::warn("{}: listener or backend changes take effect after a restart",
-                         config_.file.string());
+        if (!unapplied.empty()) {
+            spdlog::warn("{}: changes to {} take effect after a restart", config_.file.string(),
+                         unapplied);
         }
     } else {
         ++failures_;

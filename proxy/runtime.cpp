@@ -204,7 +204,7 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     const event_callback_fn on_stop = &event_cb<StopContext, &StopContext::on_signal>;
     EventPtr term{evsignal_new(main_base, SIGTERM, on_stop, &stop)};
     EventPtr intr{evsignal_new(main_base, SIGINT, on_stop, &stop)};
-    Reloader reloader{main_base, config, source, helper.get()};
+    Reloader reloader{main_base, loaded, source, helper.get()};  // as written: compared at reload
     reloader.report_to(manager);
     reloader.reload_ticket_keys(ticket_keys);
     const event_callback_fn on_hup = &event_cb<Reloader, &Reloader::on_signal>;

@@ -93,15 +93,17 @@ class ReloadTest(IntegrationCase):
 
     def test_changed_listener_keys_are_reported_as_needing_a_restart(self):
         # A reload takes over certificates only. An admin who changes a listener key (here: a
-        # balancer dropped from trusted_proxies) must be told it is not in force yet; a
+        # balancer dropped from trusted_proxies) or a [server] key must be told it is not in force yet; a
         # SIGHUP with nothing changed must not say so.
-        restart = r"listener or backend changes take effect after a restart"
+        # A [server] key too (shutdown_timeout): both are named.
+        restart = r"changes to \[server\], \[\[listener\]\] take effect after a restart"
         since = self.postern.log_size()
         self.postern.daemon.send_signal(signal.SIGHUP)
         self.assertIn("certificates reloaded", self.wait_reload(since))
-        self.assertNotRegex(self.postern.log.read_text()[since:], restart)
+        self.assertNotRegex(self.postern.log.read_text()[since:], r"take effect after a restart")
 
         self.postern.listeners["imap"].update(accept_proxy=True, trusted_proxies=["10.0.0.0/8"])
+        self.postern.server["shutdown_timeout"] = "7s"
         self.postern.write_config()
         since = self.postern.log_size()
         self.postern.daemon.send_signal(signal.SIGHUP)
