@@ -5,7 +5,7 @@ pinned to core 0 and the load generator (and the backend fixture) to core 1. Wri
 table (README.md in this folder says how to read it).
 
 Run it through scripts/bench, which installs the peers and builds the tools:
-    scripts/bench            full run (about 12 minutes)
+    scripts/bench            full run (about 15 minutes)
     scripts/bench --quick    tiny counts, seconds; checks only that every scenario gave numbers
 """
 
@@ -32,8 +32,10 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import floors  # noqa: E402
 import peers as P  # noqa: E402
+import scrape  # noqa: E402
 import table  # noqa: E402
 
+PEERS = ("postern", scrape.NAME, "haproxy", "stunnel", "nginx")  # --peers, in run order
 PROXY_CPUS = {1: "0", 2: "0,1"}
 CLIENT_CPUS = "1"
 
@@ -63,6 +65,7 @@ class Scale:
     # shuffled order (postern-bench latency --also/--direct): measured one after another, the
     # tail of one proxy's 3 s run moved threefold on a shared VM and ranked the proxies by luck.
     latency_rounds: int
+    scrape_interval: float  # postern+metrics: seconds between two GETs of /metrics (scrape.py)
 
 
 FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
@@ -70,13 +73,13 @@ FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3
              chunk=1 << 20, latency_count=20_000, latency_seconds=12, idle_sessions=8000,
              idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000,
              floor_handshakes=1000, rounds=2,
-             latency_rounds=5)
+             latency_rounds=5, scrape_interval=1.0)
 QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
               slice=0.1,
               chunk=64 << 10, latency_count=200, latency_seconds=4, idle_sessions=40,
               idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200,
               floor_handshakes=20, rounds=1,
-              latency_rounds=1)
+              latency_rounds=1, scrape_interval=0.1)
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,10 @@ def merge_runs(kind: str, cells: list[Cell]) -> Cell:
     for c in cells:
         if c.note and c.note not in notes:
             notes.append(c.note if c.status == "ok" else f"one run failed: {c.note}")
-    return Cell("ok", values, "; ".join(notes), {"runs": [c.raw for c in cells]})
+    # run_values: each round's figures (None if it failed), for the metrics on/off noise.
+    return Cell("ok", values, "; ".join(notes), {
+        "runs": [c.raw for c in cells],
+        "run_values": [c.values if c.status == "ok" else None for c in cells]})
 
 
 # Every port handed out so far: every proxy runs at once, so no two may get the same one, and
@@ -214,6 +220,8 @@ class Bench:
         self.scale = QUICK if args.quick else FULL
         self.tools = Path(args.tools).resolve()
         args.postern = str(Path(args.postern).resolve())
+        if args.baseline:
+            args.baseline = str(Path(args.baseline).resolve())  # it runs in its own folder
         self.generator = str(self.tools / "postern-bench")
         self.backend_bin = str(self.tools / "postern-bench-backend")
         self.floor_bin = self.tools / "postern-bench-floor"
@@ -281,6 +289,9 @@ class Bench:
 
         self.peers = [
             P.Postern(self.args.postern, self.tmp / "postern", pki, backend, ports()),
+            scrape.MetricsPostern(self.args.postern, self.tmp / "metrics", pki, backend, ports(),
+                                  free_ports(1)[0], self.scale.scrape_interval,
+                                  {int(c) for c in CLIENT_CPUS.split(",")}),
             P.Haproxy(self.tmp / "haproxy", pki, backend, ports()),
             P.Stunnel(self.tmp / "stunnel", pki, backend, ports()),
             P.Nginx(self.tmp / "nginx", pki, backend, ports(), free_ports(1)[0]),
@@ -305,7 +316,9 @@ class Bench:
                      ("--count", "2", "--concurrency", "1", "--timeout", "2"), timeout=20)
             self.notes.append("postern: STARTTLS listeners answered the probe; STARTTLS rows run.")
         except GeneratorError as e:
-            postern.disable_starttls()
+            for peer in self.peers:
+                if isinstance(peer, P.Postern):
+                    peer.disable_starttls()
             self.notes.append(
                 "postern: a `tls = \"starttls\"` listener did not speak STARTTLS to the probe "
                 f"({e}); its STARTTLS rows are marked *not yet*.")
@@ -409,6 +422,7 @@ class Bench:
             extra += ["--direct", direct_address]
             seconds = self.scale.latency_seconds
         cpu0 = {p.name: P.cpu_seconds(p.pids()) for p in measured}
+        scrapes0 = {p.name: scrape.before(p) for p in measured}
         try:
             lines = self.gen_lines(sc.kind, measured[0].ports[(sc.protocol, sc.tls)],
                                    sc.protocol, sc.tls, tuple(extra),
@@ -462,7 +476,8 @@ class Bench:
             if r.get("errors"):
                 note = (note + "; " if note else "") + \
                     f"{r['errors']} errors ({r.get('last_error')})"
-            cells[peer.name] = Cell("ok", values, note, r)
+            cells[peer.name] = scrape.attach(Cell("ok", values, note, r), peer,
+                                             scrapes0[peer.name])
         return cells
 
     def run_phase(self, workers: int, scs: list[Scenario]) -> None:
@@ -531,7 +546,7 @@ class Bench:
     def progress(self, sc: Scenario, workers: int, peer: P.Peer, cell: Cell) -> None:
         shown = {k: round(v, 1) for k, v in cell.values.items() if not k.startswith("raw_")}
         print(f"  [{time.monotonic() - self.started:6.1f}s] {workers}w {sc.key:26} "
-              f"{peer.name:8} {cell.status:7} {shown} {cell.note}", flush=True)
+              f"{peer.name:15} {cell.status:7} {shown} {cell.note}", flush=True)
 
     def openssl_speed(self) -> None:
         s = str(self.scale.speed_seconds)
@@ -604,7 +619,8 @@ class Bench:
                 if sc.kind != "idle":
                     continue
                 for peer in self.peers:
-                    cell = self.run_idle(sc, peer)
+                    before = scrape.before(peer)
+                    cell = scrape.attach(self.run_idle(sc, peer), peer, before)
                     self.cells[(sc.key, 1, peer.name)] = cell
                     self.progress(sc, 1, peer, cell)
             self.openssl_speed()
@@ -626,6 +642,7 @@ class Bench:
         print(f"written: {out} (+ {out.with_suffix('.json').name})")
         failures = [f"{k[0]} ({k[1]} worker) {k[2]}: {c.note}" for k, c in self.cells.items()
                     if c.status == "failed"]
+        failures += scrape.failures(self)
         missing = table.missing_speed(self)
         if missing:
             failures.append(f"openssl speed gave no figure for {', '.join(missing)}")
@@ -663,9 +680,14 @@ def main() -> int:
     ap.add_argument("--baseline", default="",
                     help="also run this postern binary (e.g. built from an earlier commit) as "
                          "the peer 'baseline', interleaved with the others")
-    ap.add_argument("--peers", default="postern,haproxy,stunnel,nginx",
-                    help="comma-separated subset of the proxies to run")
-    return Bench(ap.parse_args()).run()
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help="comma-separated subset of the proxies to run "
+                         f"({scrape.NAME}: postern with its metrics endpoint on and scraped)")
+    args = ap.parse_args()
+    if unknown := set(args.peers.split(",")) - set(PEERS):
+        ap.error(f"--peers: no proxy named {', '.join(sorted(unknown))} "
+                 f"(one of {', '.join(PEERS)})")
+    return Bench(args).run()
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import floors
+import scrape
 
 if TYPE_CHECKING:
     from bench import Bench, Scenario
 
 PEER_TITLES = {"postern": "postern", "haproxy": "HAProxy", "stunnel": "stunnel",
-               "nginx": "nginx mail", "baseline": "postern (baseline)"}
+               "nginx": "nginx mail", "baseline": "postern (baseline)",
+               scrape.NAME: "postern + metrics"}
+# postern's own variants: never "the best peer"
+OWN = ("postern", "baseline", scrape.NAME)
 
 # kind -> (value key, figure, higher is better)
 METRICS = {
@@ -41,7 +45,7 @@ def missing_speed(bench: Bench) -> list[str]:
 def ratio(values: dict[str, float], key: str, higher: bool) -> str:
     if "postern" not in values:
         return "—"
-    peers = [v for name, v in values.items() if name not in ("postern", "baseline")]
+    peers = [v for name, v in values.items() if name not in OWN]
     if not peers:
         return "—"
     best = max(peers) if higher else min(peers)
@@ -213,7 +217,9 @@ def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
         out += [f"## {workers} worker{'s' if workers > 1 else ''}", ""]
         out += phase_table(bench, scs, workers, notes)
         out.append("")
-    out += ["## The machine's limit: OpenSSL alone on this core", ""]
+    out += ["## Metrics on vs off", ""]
+    out += scrape.render(bench, scs, fmt)
+    out += ["", "## The machine's limit: OpenSSL alone on this core", ""]
     out += limits(bench)
     out += ["", "## The floor: OpenSSL and the kernel per connection, no proxy", ""]
     out += floors.render(bench, scs, PEER_TITLES, fmt)
@@ -246,6 +252,7 @@ def raw(bench: Bench, scs: list[Scenario], elapsed: float) -> dict:
         "openssl_speed": bench.speed,
         "tls_floor": bench.floor,
         "floor": floors.raw(bench, scs),
+        "metrics_on_vs_off": scrape.raw(bench, scs),
         "notes": bench.notes,
         "cells": [{"scenario": k[0], "workers": k[1], "peer": k[2], "status": c.status,
                    "values": c.values, "note": c.note, "generator": c.raw}
