@@ -35,7 +35,8 @@ import peers as P  # noqa: E402
 import scrape  # noqa: E402
 import table  # noqa: E402
 
-PEERS = ("postern", scrape.NAME, "haproxy", "stunnel", "nginx")  # --peers, in run order
+# --peers, in run order
+PEERS = ("postern", scrape.NAME, scrape.TWIN, "haproxy", "stunnel", "nginx")
 PROXY_CPUS = {1: "0", 2: "0,1"}
 CLIENT_CPUS = "1"
 
@@ -292,6 +293,8 @@ class Bench:
             scrape.MetricsPostern(self.args.postern, self.tmp / "metrics", pki, backend, ports(),
                                   free_ports(1)[0], self.scale.scrape_interval,
                                   {int(c) for c in CLIENT_CPUS.split(",")}),
+            P.Postern(self.args.postern, self.tmp / "twin", pki, backend, ports(),
+                      name=scrape.TWIN),
             P.Haproxy(self.tmp / "haproxy", pki, backend, ports()),
             P.Stunnel(self.tmp / "stunnel", pki, backend, ports()),
             P.Nginx(self.tmp / "nginx", pki, backend, ports(), free_ports(1)[0]),

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from bench import Bench, Scenario
 
 NAME = "postern+metrics"
+# A second postern process, metrics off, in the same run: two processes of one binary differ by
+# up to 10 % for a whole run (which one got the luckier memory and cache placement; seen both
+# ways in reruns), which round-to-round spread does not show. Its ratio to postern is that
+# instance noise, measured in the same run.
+TWIN = "postern-twin"
 TIMEOUT = 2.0  # per scrape; Prometheus' default scrape_timeout is 10 s
 # Differences this small are below what the bench resolves: two identical postern processes
 # (`--baseline` with the same binary) measured side by side differ by about 1 % in rate, CPU
@@ -185,6 +190,9 @@ def compare(bench: Bench, scs: list[Scenario]) -> list[dict]:
         for sc in scs:
             off = bench.cells.get((sc.key, workers, "postern"))
             on = bench.cells.get((sc.key, workers, NAME))
+            twin = bench.cells.get((sc.key, workers, TWIN))
+            if twin is not None and twin.status != "ok":
+                twin = None
             if off is None or on is None or off.status != "ok" or on.status != "ok":
                 continue
             for key, figure, higher in table.METRICS[sc.kind]:
@@ -197,6 +205,9 @@ def compare(bench: Bench, scs: list[Scenario]) -> list[dict]:
                 spreads = [s for s in (_spread([v for v in _round_values(off, key) if v]),
                                        _spread([v for v in _round_values(on, key) if v]))
                            if s is not None]
+                twin_ratio = twin.values.get(key, 0.0) / a if twin is not None else None
+                if twin_ratio:
+                    spreads.append(abs(twin_ratio - 1))
                 noise = max([*spreads, MIN_NOISE]) if spreads else None
                 within = None
                 if noise is not None:
@@ -204,7 +215,8 @@ def compare(bench: Bench, scs: list[Scenario]) -> list[dict]:
                                                          min(pairs) <= 1 <= max(pairs))
                 out.append({"scenario": sc.key, "title": sc.title, "workers": workers,
                             "figure": key, "label": figure, "higher_is_better": higher,
-                            "off": a, "on": b, "ratio": ratio, "round_ratios": pairs,
+                            "off": a, "on": b, "ratio": ratio, "twin_ratio": twin_ratio,
+                            "round_ratios": pairs,
                             "noise": noise, "within_noise": within,
                             "scrapes": _scrapes(on)})
     return out
@@ -218,16 +230,18 @@ def render(bench: Bench, scs: list[Scenario], fmt) -> list[str]:
         f"postern and `{NAME}` (the same binary with `[metrics] listen`, /metrics fetched every "
         f"{_interval(bench):g} s by a thread of the driver) take the load interleaved in the "
         "same generator runs as every proxy above. **on / off** is postern+metrics' figure "
-        "divided by postern's; *per round* gives it for each round of this run. *Noise* is how "
+        "divided by postern's; *per round* gives it for each round of this run. *twin / off* is "
+        f"the same for `{TWIN}`, a second postern process with metrics off: how far two "
+        "processes of one binary differ in this run. *Noise* is the larger of that and of how "
         "far either one's own figure moved between the rounds ((max − min) / min), at least "
-        f"{100 * MIN_NOISE:.0f} % (two identical postern processes differ by about 1 %); a "
+        f"{100 * MIN_NOISE:.0f} %; a "
         "ratio counts as **within noise** when it is no further from 1 than that, or when the "
         "per-round ratios lie on both sides of 1. "
         "With one round (`--quick`, idle rows) there is no spread to judge by (—).",
         "",
         "| scenario | workers | figure | better | postern | postern+metrics | on / off "
-        "| per round | noise | within noise | scrapes (errors) |",
-        "|---|:-:|---|:-:|---:|---:|---:|---|---:|:-:|---:|",
+        "| per round | twin / off | noise | within noise | scrapes (errors) |",
+        "|---|:-:|---|:-:|---:|---:|---:|---|---:|---:|:-:|---:|",
     ]
     last = None
     for r in rows:
@@ -239,11 +253,12 @@ def render(bench: Bench, scs: list[Scenario], fmt) -> list[str]:
         per_round = ", ".join(f"{x:.2f}" for x in r["round_ratios"]) \
             if len(r["round_ratios"]) > 1 else "—"
         noise = f"{100 * r['noise']:.0f} %" if r["noise"] is not None else "—"
+        twin = f"{r['twin_ratio']:.2f}" if r["twin_ratio"] else "—"
         within = {True: "yes", False: "**no**", None: "—"}[r["within_noise"]]
         lines.append(f"| {r['title'] if first else ''} | {r['workers'] if first else ''} "
                      f"| {r['label']} | {'↑' if r['higher_is_better'] else '↓'} "
                      f"| {fmt(r['off'])} | {fmt(r['on'])} | {r['ratio']:.2f} | {per_round} "
-                     f"| {noise} | {within} | {scraped} |")
+                     f"| {twin} | {noise} | {within} | {scraped} |")
     return lines
 
 

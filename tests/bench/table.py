@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 PEER_TITLES = {"postern": "postern", "haproxy": "HAProxy", "stunnel": "stunnel",
                "nginx": "nginx mail", "baseline": "postern (baseline)",
-               scrape.NAME: "postern + metrics"}
+               scrape.NAME: "postern + metrics", scrape.TWIN: "postern (twin)"}
 # postern's own variants: never "the best peer"
-OWN = ("postern", "baseline", scrape.NAME)
+OWN = ("postern", "baseline", scrape.NAME, scrape.TWIN)
 
 # kind -> (value key, figure, higher is better)
 METRICS = {
