@@ -36,7 +36,7 @@ import scrape  # noqa: E402
 import table  # noqa: E402
 
 # --peers, in run order
-PEERS = ("postern", scrape.NAME, scrape.TWIN, "haproxy", "stunnel", "nginx")
+PEERS = ("postern", scrape.NAME, scrape.TWIN, scrape.NAME_TWIN, "haproxy", "stunnel", "nginx")
 PROXY_CPUS = {1: "0", 2: "0,1"}
 CLIENT_CPUS = "1"
 
@@ -295,6 +295,9 @@ class Bench:
                                   {int(c) for c in CLIENT_CPUS.split(",")}),
             P.Postern(self.args.postern, self.tmp / "twin", pki, backend, ports(),
                       name=scrape.TWIN),
+            scrape.MetricsPostern(self.args.postern, self.tmp / "metrics-twin", pki, backend,
+                                  ports(), free_ports(1)[0], self.scale.scrape_interval,
+                                  {int(c) for c in CLIENT_CPUS.split(",")}, name=scrape.NAME_TWIN),
             P.Haproxy(self.tmp / "haproxy", pki, backend, ports()),
             P.Stunnel(self.tmp / "stunnel", pki, backend, ports()),
             P.Nginx(self.tmp / "nginx", pki, backend, ports(), free_ports(1)[0]),

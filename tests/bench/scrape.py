@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     from bench import Bench, Scenario
 
 NAME = "postern+metrics"
-# A second postern process, metrics off, in the same run: two processes of one binary differ by
-# up to 10 % for a whole run (which one got the luckier memory and cache placement; seen both
-# ways in reruns), which round-to-round spread does not show. Its ratio to postern is that
-# instance noise, measured in the same run.
+# A second process of each side, in the same run: two processes of one binary can differ by up
+# to 10 % for a whole run, in either direction (seen both ways in reruns), which round-to-round
+# spread does not show. How far each pair differs is that instance noise, measured in the run.
 TWIN = "postern-twin"
+NAME_TWIN = "postern+metrics-twin"
 TIMEOUT = 2.0  # per scrape; Prometheus' default scrape_timeout is 10 s
 # Differences this small are below what the bench resolves: two identical postern processes
 # (`--baseline` with the same binary) measured side by side differ by about 1 % in rate, CPU
@@ -97,8 +97,8 @@ class MetricsPostern(P.Postern):
 
     def __init__(self, binary: str, workdir: Path, pki: P.Pki, backend: dict[str, int],
                  ports: dict[tuple[str, str], int], metrics_port: int, interval: float,
-                 scraper_cpus: set[int]) -> None:
-        super().__init__(binary, workdir, pki, backend, ports, name=NAME)
+                 scraper_cpus: set[int], name: str = NAME) -> None:
+        super().__init__(binary, workdir, pki, backend, ports, name=name)
         self.note = (f"postern with `[metrics] listen`, /metrics fetched every {interval:g} s "
                      "while it runs")
         self.metrics_port = metrics_port
@@ -180,45 +180,53 @@ def _round_values(cell, key: str) -> list[float | None]:
     return [None if v is None else v.get(key) for v in cell.raw.get("run_values", [])]
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def compare(bench: Bench, scs: list[Scenario]) -> list[dict]:
     """One entry per scenario, worker count and figure where postern and postern+metrics both
-    gave a figure: off, on, on/off, the per-round ratios and each one's own round spread."""
+    gave a figure: off and on (each the mean over its processes: with the twins, two each),
+    on/off, the per-round ratios, how far the twins of each side differ, and the noise."""
     import table  # noqa: PLC0415 (here: table imports this module at its top)
+
+    def ok_cells(workers: int, sc, names: tuple[str, ...]) -> list:
+        cells = [bench.cells.get((sc.key, workers, n)) for n in names]
+        return [c for c in cells if c is not None and c.status == "ok"]
 
     out = []
     for workers in (1, 2):
         for sc in scs:
-            off = bench.cells.get((sc.key, workers, "postern"))
-            on = bench.cells.get((sc.key, workers, NAME))
-            twin = bench.cells.get((sc.key, workers, TWIN))
-            if twin is not None and twin.status != "ok":
-                twin = None
-            if off is None or on is None or off.status != "ok" or on.status != "ok":
+            offs = ok_cells(workers, sc, ("postern", TWIN))
+            ons = ok_cells(workers, sc, (NAME, NAME_TWIN))
+            if not offs or not ons or bench.cells.get((sc.key, workers, "postern")) is not offs[0]:
                 continue
             for key, figure, higher in table.METRICS[sc.kind]:
-                a, b = off.values.get(key, 0.0), on.values.get(key, 0.0)
-                if a <= 0:
+                off_values = [c.values.get(key, 0.0) for c in offs]
+                on_values = [c.values.get(key, 0.0) for c in ons]
+                if min(off_values) <= 0 or min(on_values) <= 0:
                     continue
+                a, b = _mean(off_values), _mean(on_values)
                 ratio = b / a
-                pairs = [y / x for x, y in zip(_round_values(off, key), _round_values(on, key))
-                         if x and y and x > 0]
-                spreads = [s for s in (_spread([v for v in _round_values(off, key) if v]),
-                                       _spread([v for v in _round_values(on, key) if v]))
-                           if s is not None]
-                twin_ratio = twin.values.get(key, 0.0) / a if twin is not None else None
-                if twin_ratio:
-                    spreads.append(abs(twin_ratio - 1))
-                noise = max([*spreads, MIN_NOISE]) if spreads else None
+                # Per round: the same mean over each side's processes, in that round alone.
+                rounds = list(zip(*[_round_values(c, key) for c in offs + ons]))
+                pairs = [_mean(r[len(offs):]) / _mean(r[:len(offs)]) for r in rounds
+                         if all(v and v > 0 for v in r)]
+                spreads = [s for c in offs + ons
+                           if (s := _spread([v for v in _round_values(c, key) if v])) is not None]
+                # Two processes of one side: how far instances differ in this run.
+                twins = [max(v) / min(v) - 1 for v in (off_values, on_values) if len(v) > 1]
+                noise = max([*spreads, *twins, MIN_NOISE]) if spreads or twins else None
                 within = None
                 if noise is not None:
                     within = abs(ratio - 1) <= noise or (len(pairs) > 1 and
                                                          min(pairs) <= 1 <= max(pairs))
                 out.append({"scenario": sc.key, "title": sc.title, "workers": workers,
                             "figure": key, "label": figure, "higher_is_better": higher,
-                            "off": a, "on": b, "ratio": ratio, "twin_ratio": twin_ratio,
-                            "round_ratios": pairs,
-                            "noise": noise, "within_noise": within,
-                            "scrapes": _scrapes(on)})
+                            "off": a, "on": b, "ratio": ratio, "off_processes": off_values,
+                            "on_processes": on_values, "instance_spread": twins,
+                            "round_ratios": pairs, "noise": noise, "within_noise": within,
+                            "scrapes": _scrapes(ons[0])})
     return out
 
 
@@ -230,17 +238,18 @@ def render(bench: Bench, scs: list[Scenario], fmt) -> list[str]:
         f"postern and `{NAME}` (the same binary with `[metrics] listen`, /metrics fetched every "
         f"{_interval(bench):g} s by a thread of the driver) take the load interleaved in the "
         "same generator runs as every proxy above. **on / off** is postern+metrics' figure "
-        "divided by postern's; *per round* gives it for each round of this run. *twin / off* is "
-        f"the same for `{TWIN}`, a second postern process with metrics off: how far two "
-        "processes of one binary differ in this run. *Noise* is the larger of that and of how "
-        "far either one's own figure moved between the rounds ((max − min) / min), at least "
-        f"{100 * MIN_NOISE:.0f} %; a "
+        "divided by postern's. Each side runs as two processes (`postern` and `postern-twin`, "
+        "`postern+metrics` and `postern+metrics-twin`): *off* and *on* are the means of each "
+        "pair, *twins* how far the two processes of each side differ (off, on), *per round* "
+        "the ratio in each round alone. *Noise* is the largest of the twins' differences and "
+        "of how far any one process's figure moved between the rounds ((max − min) / min), at "
+        f"least {100 * MIN_NOISE:.0f} %; a "
         "ratio counts as **within noise** when it is no further from 1 than that, or when the "
         "per-round ratios lie on both sides of 1. "
         "With one round (`--quick`, idle rows) there is no spread to judge by (—).",
         "",
-        "| scenario | workers | figure | better | postern | postern+metrics | on / off "
-        "| per round | twin / off | noise | within noise | scrapes (errors) |",
+        "| scenario | workers | figure | better | off | on | on / off "
+        "| per round | twins | noise | within noise | scrapes (errors) |",
         "|---|:-:|---|:-:|---:|---:|---:|---|---:|---:|:-:|---:|",
     ]
     last = None
@@ -253,7 +262,7 @@ def render(bench: Bench, scs: list[Scenario], fmt) -> list[str]:
         per_round = ", ".join(f"{x:.2f}" for x in r["round_ratios"]) \
             if len(r["round_ratios"]) > 1 else "—"
         noise = f"{100 * r['noise']:.0f} %" if r["noise"] is not None else "—"
-        twin = f"{r['twin_ratio']:.2f}" if r["twin_ratio"] else "—"
+        twin = ", ".join(f"{100 * x:.0f} %" for x in r["instance_spread"]) or "—"
         within = {True: "yes", False: "**no**", None: "—"}[r["within_noise"]]
         lines.append(f"| {r['title'] if first else ''} | {r['workers'] if first else ''} "
                      f"| {r['label']} | {'↑' if r['higher_is_better'] else '↓'} "

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 
 PEER_TITLES = {"postern": "postern", "haproxy": "HAProxy", "stunnel": "stunnel",
                "nginx": "nginx mail", "baseline": "postern (baseline)",
-               scrape.NAME: "postern + metrics", scrape.TWIN: "postern (twin)"}
+               scrape.NAME: "postern + metrics", scrape.TWIN: "postern (twin)",
+               scrape.NAME_TWIN: "postern + metrics (twin)"}
 # postern's own variants: never "the best peer"
-OWN = ("postern", "baseline", scrape.NAME, scrape.TWIN)
+OWN = ("postern", "baseline", scrape.NAME, scrape.TWIN, scrape.NAME_TWIN)
 
 # kind -> (value key, figure, higher is better)
 METRICS = {
