@@ -12,6 +12,7 @@
 
 #include "proxy/event.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -44,7 +45,7 @@ public:
     void start(const std::string& why);
     // Close everything now: ends the main loop.
     void hurry();
-    [[nodiscard]] bool started() const noexcept { return started_; }
+    [[nodiscard]] bool started() const noexcept { return started_.load(std::memory_order_relaxed); }
     [[nodiscard]] End end() const noexcept { return end_; }
     // Logs how the drain ended, with the sessions `run()` is about to stop (every loop has
     // stopped: the workers' own counts).
@@ -81,7 +82,7 @@ private:
     EventPtr wake_;
     EventPtr deadline_;
     Clock::time_point began_{};
-    bool started_ = false;
+    std::atomic<bool> started_ = false;  // also read by the metrics endpoint's thread
     End end_ = End::Running;
 };
 

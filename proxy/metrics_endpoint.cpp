@@ -82,11 +82,30 @@ void MetricsEndpoint::HttpFree::operator()(evhttp* http) const noexcept {
     evhttp_free(http);
 }
 
-MetricsEndpoint::MetricsEndpoint(std::unique_ptr<evhttp, HttpFree> http) : http_(std::move(http)) {}
+MetricsEndpoint::MetricsEndpoint(EventBasePtr base, std::unique_ptr<evhttp, HttpFree> http)
+    : base_(std::move(base)), http_(std::move(http)) {}
 
-MetricsEndpoint::~MetricsEndpoint() = default;
+MetricsEndpoint::~MetricsEndpoint() {
+    stop();
+}
 
-std::unique_ptr<MetricsEndpoint> MetricsEndpoint::open(const conf::Config& config, event_base* base,
+void MetricsEndpoint::serve(const MetricsSources& sources) {
+    sources_ = sources;
+    thread_ = std::jthread{[base = base_.get()] {
+        if (event_base_dispatch(base) < 0) {
+            spdlog::error("metrics endpoint: event loop failed");
+        }
+    }};
+}
+
+void MetricsEndpoint::stop() noexcept {
+    if (thread_.joinable()) {
+        event_base_loopbreak(base_.get());  // thread-safe: evthread_use_pthreads() is on
+        thread_.join();
+    }
+}
+
+std::unique_ptr<MetricsEndpoint> MetricsEndpoint::open(const conf::Config& config,
                                                        std::string& error) {
     if (!config.metrics.listen) {
         return nullptr;
@@ -98,7 +117,11 @@ std::unique_ptr<MetricsEndpoint> MetricsEndpoint::open(const conf::Config& confi
                                     "cannot listen on " + listen.to_string() + ": " + why});
         return nullptr;
     };
-    std::unique_ptr<evhttp, HttpFree> http{evhttp_new(base)};
+    EventBasePtr base{event_base_new()};
+    if (!base) {
+        return fail("event_base_new failed");
+    }
+    std::unique_ptr<evhttp, HttpFree> http{evhttp_new(base.get())};
     if (!http) {
         return fail("evhttp_new failed");
     }
@@ -115,7 +138,8 @@ std::unique_ptr<MetricsEndpoint> MetricsEndpoint::open(const conf::Config& confi
     evhttp_set_timeout(http.get(), kTimeoutSeconds);
     evhttp_set_max_headers_size(http.get(), kMaxHeaders);
     evhttp_set_max_body_size(http.get(), kMaxBody);
-    std::unique_ptr<MetricsEndpoint> endpoint{new MetricsEndpoint(std::move(http))};
+    std::unique_ptr<MetricsEndpoint> endpoint{
+        new MetricsEndpoint(std::move(base), std::move(http))};
     evhttp_set_gencb(endpoint->http_.get(), &http_cb<MetricsEndpoint, &MetricsEndpoint::on_request>,
                      endpoint.get());
     spdlog::info("metrics and health on http://{}/metrics", listen.to_string());
@@ -130,10 +154,6 @@ void MetricsEndpoint::on_request(evhttp_request* request) {
     if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(request), "Allow", "GET, HEAD");
         reply(request, HTTP_BADMETHOD, "Method Not Allowed", "GET or HEAD only\n");
-        return;
-    }
-    if (sources_.workers == nullptr) {
-        reply(request, HTTP_SERVUNAVAIL, "Service Unavailable", "starting\n");
         return;
     }
     if (path == "/metrics") {

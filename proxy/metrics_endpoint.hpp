@@ -1,6 +1,7 @@
 #pragma once
-// [metrics] listen: Prometheus metrics and health over HTTP, served by libevent's evhttp on the
-// main thread's loop (worker 0's), so a scrape never runs on a loop that serves mail.
+// [metrics] listen: Prometheus metrics and health over HTTP, served by libevent's evhttp on a
+// thread and loop of its own, so a scrape (a /proc/self/fd listing with thousands of sessions, a
+// long /certificates report) never delays a session on a worker's loop.
 //   GET /metrics  the text format 0.0.4 (proxy/metrics.hpp), counters summed over workers
 //   GET /healthz  200 while the listeners are bound and a certificate set is loaded
 //   GET /readyz   200, or 503 once the drain began (SIGTERM, or a SIGUSR2 replacement ready)
@@ -13,10 +14,12 @@
 
 #include "conf/config.hpp"
 #include "proxy/backends.hpp"
+#include "proxy/event.hpp"
 #include "proxy/metrics.hpp"
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 struct event_base;
@@ -33,7 +36,9 @@ class Drain;
 class Reloader;
 class Worker;
 
-// What the answers are made of; all outlive the endpoint's last request (main thread).
+// What the answers are made of, read from the endpoint's thread: the workers' counters (relaxed
+// per-worker atomics), the store (CertSource's lock), the reload counts and the drain flag (both
+// safe to read from any thread), the backends' failure counters (atomics). All outlive stop().
 struct MetricsSources {
     const std::vector<std::unique_ptr<Worker>>* workers = nullptr;
     const tls::CertSource* certs = nullptr;
@@ -44,19 +49,20 @@ struct MetricsSources {
 
 class MetricsEndpoint {
 public:
-    // Binds config.metrics.listen on `base`; null and no error when [metrics] is off, null
-    // with `error` when it cannot be bound.
+    // Binds config.metrics.listen; null and no error when [metrics] is off, null with `error`
+    // when it cannot be bound. Nothing is answered before serve().
     [[nodiscard]] static std::unique_ptr<MetricsEndpoint> open(const conf::Config& config,
-                                                               event_base* base,
                                                                std::string& error);
     MetricsEndpoint(const MetricsEndpoint&) = delete;
     MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
     MetricsEndpoint(MetricsEndpoint&&) = delete;
     MetricsEndpoint& operator=(MetricsEndpoint&&) = delete;
-    ~MetricsEndpoint();
+    ~MetricsEndpoint();  // stop()
 
-    // Answers from now on (until then every request gets 503).
-    void serve(const MetricsSources& sources) noexcept { sources_ = sources; }
+    // Starts the endpoint's thread, which answers from `sources` until stop().
+    void serve(const MetricsSources& sources);
+    // Breaks the endpoint's loop and joins its thread; call before any source is gone.
+    void stop() noexcept;
 
     // libevent entry points (proxy/trampoline.hpp)
     void on_request(evhttp_request* request);
@@ -66,11 +72,13 @@ private:
     struct HttpFree {
         void operator()(evhttp* http) const noexcept;
     };
-    explicit MetricsEndpoint(std::unique_ptr<evhttp, HttpFree> http);
+    MetricsEndpoint(EventBasePtr base, std::unique_ptr<evhttp, HttpFree> http);
     [[nodiscard]] Scrape scrape() const;
 
-    std::unique_ptr<evhttp, HttpFree> http_;
-    MetricsSources sources_;
+    EventBasePtr base_;
+    std::unique_ptr<evhttp, HttpFree> http_;  // before base_ is freed
+    MetricsSources sources_;                  // set before the thread starts
+    std::jthread thread_;
 };
 
 // The process_* figures from /proc/self; no open_fds if /proc/self/fd cannot be read (a process

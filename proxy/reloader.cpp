@@ -191,8 +191,11 @@ void Reloader::on_built() {
         for (const auto& change : result->key_changes) {
             spdlog::warn("{}", tls::describe(change));
         }
-        ++successes_;
-        last_success_ = std::time(nullptr);
+        {
+            const std::lock_guard lock(counts_mutex_);
+            ++counts_.succeeded;
+            counts_.last_success = std::time(nullptr);
+        }
         spdlog::info(
             "certificates reloaded ({}): {} certificate(s) now served to new "
             "connections",
@@ -206,7 +209,10 @@ void Reloader::on_built() {
                          unapplied);
         }
     } else {
-        ++failures_;
+        const std::uint64_t failures = [this] {
+            const std::lock_guard lock(counts_mutex_);
+            return ++counts_.failed;
+        }();
         failure = result->errors.empty() ? std::string{"no certificate store"}
                                          : conf::format_error(result->errors.front());
         for (const auto& e : result->errors) {
@@ -215,7 +221,7 @@ void Reloader::on_built() {
         spdlog::error(
             "certificate reload ({}) failed ({} failure(s) so far); still serving the "
             "previous {} certificate(s){}",
-            result->why, failures_, source_->current()->certificates().size(),
+            result->why, failures, source_->current()->certificates().size(),
             config_.tls.ticket_keys_file.empty() ? "" : " and session-ticket keys");
     }
     if (manager_ != nullptr) {

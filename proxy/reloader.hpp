@@ -58,14 +58,17 @@ public:
     }
     void request(const char* why);
 
-    // For the metrics (main loop only): reloads that published a store and that failed, and
-    // when the store now served was loaded (the startup load counts).
+    // For the metrics (any thread): reloads that published a store and that failed, and when the
+    // store now served was loaded (the startup load counts).
     struct Counts {
         std::uint64_t succeeded = 0;
         std::uint64_t failed = 0;
         std::time_t last_success = 0;
     };
-    [[nodiscard]] Counts counts() const noexcept { return {successes_, failures_, last_success_}; }
+    [[nodiscard]] Counts counts() const {
+        const std::lock_guard lock(counts_mutex_);
+        return counts_;
+    }
 
     // libevent entry points (proxy/trampoline.hpp)
     void on_signal();  // SIGHUP
@@ -104,10 +107,9 @@ private:
     bool building_ = false;
     std::jthread builder_;
     std::mutex result_mutex_;
-    std::optional<Result> result_;  // handed from the builder thread to the loop
-    std::uint64_t failures_ = 0;
-    std::uint64_t successes_ = 0;
-    std::time_t last_success_ = std::time(nullptr);
+    std::optional<Result> result_;     // handed from the builder thread to the loop
+    mutable std::mutex counts_mutex_;  // the metrics endpoint reads them from its thread
+    Counts counts_{.last_success = std::time(nullptr)};
     ServiceManager* manager_ = nullptr;
     std::shared_ptr<tls::TicketKeys> ticket_keys_;
 };

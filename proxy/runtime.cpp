@@ -185,7 +185,7 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
     event_base* main_base = workers.front()->base();
     // Bound like the listeners, before privileges are dropped; answers from serve() on.
     std::string metrics_error;
-    const auto metrics = MetricsEndpoint::open(config, main_base, metrics_error);
+    const auto metrics = MetricsEndpoint::open(config, metrics_error);
     if (!metrics_error.empty()) {
         spdlog::error("{}", metrics_error);
         return 1;
@@ -242,6 +242,9 @@ int run(const conf::Config& loaded, std::shared_ptr<const conf::FileSnapshot> fi
         }
         for (auto& worker : workers) {
             event_base_loopbreak(worker->base());
+        }
+        if (metrics) {
+            metrics->stop();  // before the drain, reloader and workers it reads are gone
         }
     }  // joins the other workers' threads; from here every loop is stopped
     drain.log_end();
