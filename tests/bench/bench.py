@@ -18,13 +18,11 @@ import platform
 import re
 import select
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,122 +32,12 @@ import floors  # noqa: E402
 import peers as P  # noqa: E402
 import scrape  # noqa: E402
 import table  # noqa: E402
+from cells import Cell, GeneratorError, free_ports, json_lines, last_json  # noqa: E402
+from scenario_set import (CLIENT_CPUS, FULL, PROXY_CPUS, QUICK, Scenario,  # noqa: E402
+                          scenarios)
 
 # --peers, in run order
 PEERS = ("postern", scrape.NAME, scrape.TWIN, scrape.NAME_TWIN, "haproxy", "stunnel", "nginx")
-PROXY_CPUS = {1: "0", 2: "0,1"}
-CLIENT_CPUS = "1"
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How long and how much each scenario runs."""
-
-    handshake_seconds: float
-    handshake_concurrency: int
-    throughput_seconds: float
-    # Handshakes and throughput load the proxies in turn, this long at a time, within one
-    # generator run; the seconds above are each proxy's total.
-    slice: float
-    chunk: int
-    latency_count: int
-    latency_seconds: float
-    idle_sessions: int
-    idle_settle: float
-    idle_hold: float
-    speed_seconds: int
-    floor_sessions: int  # connections postern-bench-floor establishes and holds
-    floor_handshakes: int  # postern-bench-floor --handshakes: per key type, full and resumed
-    rounds: int  # each handshake and throughput figure is the best of this many runs
-    # The latency rows instead take the median of this many rounds. Each round is one run
-    # against every proxy and the backend directly at once, round trip by round trip in a
-    # shuffled order (postern-bench latency --also/--direct): measured one after another, the
-    # tail of one proxy's 3 s run moved threefold on a shared VM and ranked the proxies by luck.
-    latency_rounds: int
-    scrape_interval: float  # postern+metrics: seconds between two GETs of /metrics (scrape.py)
-
-
-FULL = Scale(handshake_seconds=3, handshake_concurrency=16, throughput_seconds=3,
-             slice=0.5,
-             chunk=1 << 20, latency_count=20_000, latency_seconds=12, idle_sessions=8000,
-             idle_settle=1.0, idle_hold=10, speed_seconds=2, floor_sessions=2000,
-             floor_handshakes=1000, rounds=2,
-             latency_rounds=5, scrape_interval=1.0)
-QUICK = Scale(handshake_seconds=0.4, handshake_concurrency=4, throughput_seconds=0.3,
-              slice=0.1,
-              chunk=64 << 10, latency_count=200, latency_seconds=4, idle_sessions=40,
-              idle_settle=0.1, idle_hold=0.5, speed_seconds=1, floor_sessions=200,
-              floor_handshakes=20, rounds=1,
-              latency_rounds=1, scrape_interval=0.1)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    key: str
-    kind: str  # handshake | throughput | latency | idle
-    protocol: str
-    tls: str
-    title: str
-    args: tuple[str, ...] = ()
-    workers: tuple[int, ...] = (1,)
-
-
-def scenarios(scale: Scale) -> list[Scenario]:
-    hs = ("--concurrency", str(scale.handshake_concurrency),
-          "--duration", str(scale.handshake_seconds), "--slice", str(scale.slice))
-    tp = ("--chunk", str(scale.chunk), "--duration", str(scale.throughput_seconds),
-          "--slice", str(scale.slice))
-    lat = ("--count", str(scale.latency_count), "--duration", str(scale.latency_seconds))
-    return [
-        Scenario("hs-imap-ecdsa", "handshake", "imap", "implicit",
-                 "handshake IMAP, ECDSA P-256, full", ("--key", "ecdsa", *hs), (1, 2)),
-        Scenario("hs-imap-rsa", "handshake", "imap", "implicit",
-                 "handshake IMAP, RSA-2048, full", ("--key", "rsa", *hs)),
-        Scenario("hs-imap-resumed", "handshake", "imap", "implicit",
-                 "handshake IMAP, resumed (ticket)", ("--key", "ecdsa", "--resume", *hs)),
-        Scenario("hs-pop3-ecdsa", "handshake", "pop3", "implicit",
-                 "handshake POP3, ECDSA, full", ("--key", "ecdsa", *hs)),
-        Scenario("hs-smtp-ecdsa", "handshake", "smtp", "implicit",
-                 "handshake SMTP, ECDSA, full", ("--key", "ecdsa", *hs)),
-        Scenario("hs-imap-starttls", "handshake", "imap", "starttls",
-                 "handshake IMAP STARTTLS, ECDSA, full", ("--key", "ecdsa", *hs)),
-        Scenario("hs-imap-starttls-resumed", "handshake", "imap", "starttls",
-                 "handshake IMAP STARTTLS, resumed", ("--key", "ecdsa", "--resume", *hs)),
-        Scenario("hs-pop3-starttls", "handshake", "pop3", "starttls",
-                 "handshake POP3 STLS, ECDSA, full", ("--key", "ecdsa", *hs)),
-        Scenario("hs-smtp-starttls", "handshake", "smtp", "starttls",
-                 "handshake SMTP STARTTLS, ECDSA, full", ("--key", "ecdsa", *hs)),
-        Scenario("tp-imap-1", "throughput", "imap", "implicit",
-                 "throughput IMAP, 1 session", ("--sessions", "1", *tp)),
-        Scenario("tp-imap-64", "throughput", "imap", "implicit",
-                 "throughput IMAP, 64 sessions", ("--sessions", "64", *tp), (1, 2)),
-        Scenario("tp-imap-starttls-1", "throughput", "imap", "starttls",
-                 "throughput IMAP STARTTLS, 1 session", ("--sessions", "1", *tp)),
-        Scenario("tp-imap-starttls-64", "throughput", "imap", "starttls",
-                 "throughput IMAP STARTTLS, 64 sessions", ("--sessions", "64", *tp)),
-        Scenario("lat-imap", "latency", "imap", "implicit",
-                 "latency IMAP NOOP, added over direct", lat),
-        Scenario("lat-imap-starttls", "latency", "imap", "starttls",
-                 "latency IMAP STARTTLS NOOP, added over direct", lat),
-        Scenario("idle-imap", "idle", "imap", "implicit",
-                 f"idle IMAP, {scale.idle_sessions} sessions, greeting read", ()),
-        Scenario("idle-imap-login", "idle", "imap", "implicit",
-                 f"idle IMAP, {scale.idle_sessions} sessions, logged in", ("--login",)),
-    ]
-
-
-@dataclass
-class Cell:
-    """One scenario against one proxy."""
-
-    status: str  # ok | failed | n/a (proxy lacks the feature) | skipped (postern: not yet)
-    values: dict[str, float] = field(default_factory=dict)
-    note: str = ""
-    raw: dict = field(default_factory=dict)
-
-
-class GeneratorError(Exception):
-    pass
 
 
 def merge_runs(kind: str, cells: list[Cell]) -> Cell:
@@ -177,41 +65,6 @@ def merge_runs(kind: str, cells: list[Cell]) -> Cell:
     return Cell("ok", values, "; ".join(notes), {
         "runs": [c.raw for c in cells],
         "run_values": [c.values if c.status == "ok" else None for c in cells]})
-
-
-# Every port handed out so far: every proxy runs at once, so no two may get the same one, and
-# the kernel may offer a port again once its probing socket is closed.
-_HANDED_OUT: set[int] = set()
-
-
-def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    try:
-        while len(ports) < n and len(socks) < n + 1000:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)  # held, so the kernel offers a different port next
-            if s.getsockname()[1] not in _HANDED_OUT:
-                ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    if len(ports) < n:
-        raise RuntimeError(f"no {n} fresh free ports on 127.0.0.1")
-    _HANDED_OUT.update(ports)
-    return ports
-
-
-def last_json(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise GeneratorError(f"no result line in generator output: {text.strip()[-300:]!r}")
-
-
-def json_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
 
 
 class Bench:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import peers as P
 
 if TYPE_CHECKING:
-    from bench import Bench, Scenario
+    from bench import Bench
+    from scenario_set import Scenario
 
 NAME = "postern+metrics"
 # A second process of each side, in the same run: two processes of one binary can differ by up

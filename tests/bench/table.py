@@ -9,7 +9,8 @@ import floors
 import scrape
 
 if TYPE_CHECKING:
-    from bench import Bench, Scenario
+    from bench import Bench
+    from scenario_set import Scenario
 
 PEER_TITLES = {"postern": "postern", "haproxy": "HAProxy", "stunnel": "stunnel",
                "nginx": "nginx mail", "baseline": "postern (baseline)",
