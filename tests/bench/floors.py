@@ -8,7 +8,8 @@ the proxies (tests/bench/README.md, "The floor"):
   generator's handshake scenario in plaintext and measured like the proxies.
 
 Each handshake row's floor is TLS + TCP; every proxy's CPU per connection is shown as a
-multiple of it.
+multiple of it. Also here: the memory floor under the idle rows, the heap OpenSSL alone needs
+per idle TLS 1.3 server connection (`postern-bench-floor --sessions N`, tls_floor.cpp).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import peers as P
+from cells import GeneratorError, free_ports, last_json
+from scenario_set import PROXY_CPUS
 
 if TYPE_CHECKING:
     from bench import Bench
+    from scenario_set import Scenario
 
 # handshake scenario -> the TLS floor figure that matches it
 FLOOR_OF = {"hs-imap-ecdsa": "ecdsa_us", "hs-imap-rsa": "rsa_us",
@@ -59,6 +63,51 @@ def measure_tls(bench: Bench) -> None:
                                      (out.stderr.strip()[-200:] or f"exit {out.returncode}"))
         return
     bench.tls_cpu_floor = json.loads(lines[-1])
+
+
+def measure_memory(bench: Bench) -> None:
+    """The heap OpenSSL alone needs per idle TLS 1.3 server connection (tls_floor.cpp), on
+    core 0 like `openssl speed`: the floor under the idle rows' KiB per session."""
+    if not bench.floor_bin.exists():
+        bench.floor_error = f"{bench.floor_bin} not found (build target postern-bench-floor)"
+        return
+    cmd = ["taskset", "-c", "0", str(bench.floor_bin),
+           "--sessions", str(bench.scale.floor_sessions)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        result = last_json(out.stdout) if "{" in out.stdout else {}
+    except (subprocess.TimeoutExpired, GeneratorError, ValueError) as e:
+        bench.floor_error = f"postern-bench-floor: {e}"
+        return
+    if out.returncode != 0 or not result.get("bytes_per_session"):
+        bench.floor_error = ("postern-bench-floor: " + (out.stderr.strip()[-200:]
+                                                       or f"exit {out.returncode}"))
+        return
+    bench.floor = result
+
+
+def run_tcp(bench: Bench, sc: Scenario) -> None:
+    """The TCP floor: postern-bench-relay on core 0, loaded like a proxy in `sc` but in
+    plaintext."""
+    binary = bench.tools / "postern-bench-relay"
+    if not binary.exists():
+        bench.tcp_floor_error = f"{binary} not found (build target postern-bench-relay)"
+        return
+    relay = Relay(binary, bench.tmp / "relay", bench.backend, free_ports(1)[0])
+    args = tuple(a for a in sc.args if a != "--resume")  # --key is ignored in plaintext
+    try:
+        relay.start(1, PROXY_CPUS[1])
+        port = relay.ports[("imap", "none")]
+        bench.gen("handshake", port, "imap", "none", ("--count", "8", "--concurrency", "2"),
+                  timeout=60)  # warm-up, not counted
+        pids = relay.pids()
+        cpu0 = P.cpu_seconds(pids)
+        r = bench.gen("handshake", port, "imap", "none", args, timeout=120)
+        record_tcp(bench, P.cpu_seconds(pids) - cpu0, r)
+    except (GeneratorError, RuntimeError) as e:
+        bench.tcp_floor_error = f"postern-bench-relay: {e}"
+    finally:
+        relay.stop()
 
 
 def record_tcp(bench: Bench, cpu_seconds: float, result: dict) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import floors
+import machine
 import scrape
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def limits(bench: Bench) -> list[str]:
 
 
 def render(bench: Bench, scs: list[Scenario], elapsed: float) -> str:
-    m = bench.machine()
+    m = machine.describe(bench)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick (`scripts/bench --quick`: tiny counts, a smoke test; the figures mean nothing)" \
         if bench.quick else "full (`scripts/bench`)"
@@ -248,7 +249,7 @@ def raw(bench: Bench, scs: list[Scenario], elapsed: float) -> dict:
     return {
         "quick": bench.quick,
         "elapsed_seconds": elapsed,
-        "machine": bench.machine(),
+        "machine": machine.describe(bench),
         "load_before": bench.load_before,
         "direct_latency": bench.direct,
         "openssl_speed": bench.speed,
