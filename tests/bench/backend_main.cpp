@@ -27,12 +27,13 @@
 #include <event2/util.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <string>
 #include <string_view>
 #include <sys/resource.h>
@@ -45,8 +46,8 @@ namespace {
 constexpr std::size_t kBlockLines = 13'107;
 constexpr std::size_t kBlockBytes = kLineBytes * kBlockLines;  // just under 1 MiB
 constexpr std::size_t kOutputHigh = 1 << 20;                   // top the output up to this much
-constexpr std::size_t kOutputLow = 256 * 1024;
-constexpr std::size_t kMaxCommand = 64 * 1024;
+constexpr std::size_t kOutputLow = std::size_t{256} * 1024;
+constexpr std::size_t kMaxCommand = std::size_t{64} * 1024;
 
 // The payload: whole lines, so the same block serves IMAP literals and POP3 bodies.
 const char* payload_block() {
@@ -74,7 +75,7 @@ public:
         int len = sizeof(ss);
         if (evutil_parse_sockaddr_port(address.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) !=
             0) {
-            std::fprintf(stderr, "postern-bench-backend: bad address %s\n", address.c_str());
+            (void)std::fprintf(stderr, "postern-bench-backend: bad address %s\n", address.c_str());
             return false;
         }
         slots_.push_back(std::make_unique<Slot>(Slot{this, protocol}));
@@ -82,7 +83,8 @@ public:
                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4096,
                                               reinterpret_cast<sockaddr*>(&ss), len)};
         if (!l) {
-            std::fprintf(stderr, "postern-bench-backend: cannot listen on %s\n", address.c_str());
+            (void)std::fprintf(stderr, "postern-bench-backend: cannot listen on %s\n",
+                               address.c_str());
             return false;
         }
         listeners_.push_back(std::move(l));
@@ -301,11 +303,9 @@ void Session::refill() {
     }
 }
 
-}  // namespace postern::bench::backend
+namespace {
 
-int main(int argc, char** argv) {
-    using postern::bench::backend::Protocol;
-    using postern::bench::backend::Server;
+int serve(int argc, char** argv) {
     CLI::App app{"postern-bench-backend: plaintext IMAP/POP3/SMTP fixture for the benchmark"};
     std::vector<std::string> imap;
     std::vector<std::string> pop3;
@@ -333,8 +333,22 @@ int main(int argc, char** argv) {
         ok = ok && server.listen(Protocol::Smtp, a);
     }
     if (!ok) {
-        std::fprintf(stderr, "postern-bench-backend: nothing to serve (see --help)\n");
+        (void)std::fprintf(stderr, "postern-bench-backend: nothing to serve (see --help)\n");
         return 1;
     }
     return server.run();
+}
+
+}  // namespace
+}  // namespace postern::bench::backend
+
+int main(int argc, char** argv) {
+    try {
+        return postern::bench::backend::serve(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "postern-bench-backend: %s\n", e.what());
+    } catch (...) {
+        (void)std::fprintf(stderr, "postern-bench-backend: unknown error\n");
+    }
+    return 1;
 }
