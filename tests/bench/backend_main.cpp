@@ -11,10 +11,12 @@
 //
 // Bulk payload is added to the output by reference from one static block (no copies) and topped
 // up as the socket drains, so a 1 GB reply costs no memory. Prints "ready" once listening; stops
-// on SIGTERM or SIGINT.
+// on SIGTERM or SIGINT. This file holds the server and each session's I/O; backend_replies.cpp the
+// replies to each command.
 //
 //   postern-bench-backend --imap 127.0.0.1:11143 --pop3 127.0.0.1:11110 --smtp 127.0.0.1:11025
 
+#include "tests/bench/backend_session.hpp"
 #include "tests/bench/handles.hpp"
 
 #include <CLI/CLI.hpp>
@@ -25,36 +27,27 @@
 #include <event2/util.h>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <string>
 #include <string_view>
 #include <sys/resource.h>
 #include <unordered_map>
 #include <vector>
 
+namespace postern::bench::backend {
 namespace {
 
-using postern::bench::CFree;
-using postern::bench::EventBasePtr;
-using postern::bench::EventPtr;
-using postern::bench::ListenerPtr;
-using BevPtr = std::unique_ptr<bufferevent, CFree<&bufferevent_free>>;
-
-enum class Protocol : std::uint8_t { Imap, Pop3, Smtp };
-
-constexpr std::size_t kLineBytes = 80;  // 78 x's and CRLF
 constexpr std::size_t kBlockLines = 13'107;
 constexpr std::size_t kBlockBytes = kLineBytes * kBlockLines;  // just under 1 MiB
 constexpr std::size_t kOutputHigh = 1 << 20;                   // top the output up to this much
-constexpr std::size_t kOutputLow = 256 * 1024;
-constexpr std::size_t kMaxCommand = 64 * 1024;
+constexpr std::size_t kOutputLow = std::size_t{256} * 1024;
+constexpr std::size_t kMaxCommand = std::size_t{64} * 1024;
 
 // The payload: whole lines, so the same block serves IMAP literals and POP3 bodies.
 const char* payload_block() {
@@ -71,60 +64,7 @@ const char* payload_block() {
     return block.data();
 }
 
-std::string upper(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    return out;
-}
-
-// The next space-separated word of `rest`, which moves past it.
-std::string_view next_word(std::string_view& rest) {
-    const std::size_t start = std::min(rest.find_first_not_of(' '), rest.size());
-    rest.remove_prefix(start);
-    const std::size_t end = std::min(rest.find(' '), rest.size());
-    const std::string_view word = rest.substr(0, end);
-    rest.remove_prefix(end);
-    return word;
-}
-
-std::uint64_t to_number(std::string_view s) {
-    std::uint64_t n = 0;
-    (void)std::from_chars(s.data(), s.data() + s.size(), n);
-    return n;
-}
-
-class Server;
-
-class Session {
-public:
-    Session(Server& server, Protocol protocol, BevPtr bev);
-    void start();
-    void on_read();
-    void on_write();
-    void on_event(short what);
-
-private:
-    void dispatch(std::string_view command);
-    void imap(std::string_view command);
-    void pop3(std::string_view command);
-    void smtp(std::string_view command);
-    void say(std::string_view text);
-    void start_bulk(std::uint64_t bytes, std::string trailer);
-    void refill();
-    void finish_after_flush();
-    [[nodiscard]] bool streaming() const noexcept { return bulk_left_ > 0 || !trailer_.empty(); }
-
-    Server& server_;
-    Protocol protocol_;
-    BevPtr bev_;
-    std::string command_;
-    std::size_t literal_need_ = 0;  // IMAP literal bytes still to read into command_
-    bool smtp_data_ = false;        // inside SMTP DATA, until "."
-    bool closing_ = false;
-    std::uint64_t bulk_left_ = 0;
-    std::string trailer_;
-};
+}  // namespace
 
 class Server {
 public:
@@ -135,7 +75,7 @@ public:
         int len = sizeof(ss);
         if (evutil_parse_sockaddr_port(address.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) !=
             0) {
-            std::fprintf(stderr, "postern-bench-backend: bad address %s\n", address.c_str());
+            (void)std::fprintf(stderr, "postern-bench-backend: bad address %s\n", address.c_str());
             return false;
         }
         slots_.push_back(std::make_unique<Slot>(Slot{this, protocol}));
@@ -143,7 +83,8 @@ public:
                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4096,
                                               reinterpret_cast<sockaddr*>(&ss), len)};
         if (!l) {
-            std::fprintf(stderr, "postern-bench-backend: cannot listen on %s\n", address.c_str());
+            (void)std::fprintf(stderr, "postern-bench-backend: cannot listen on %s\n",
+                               address.c_str());
             return false;
         }
         listeners_.push_back(std::move(l));
@@ -221,6 +162,8 @@ private:
     EventPtr reaper_;
 };
 
+namespace {
+
 template <void (Session::*Method)()>
 void data_cb(bufferevent* /*bev*/, void* self) noexcept {
     try {
@@ -233,6 +176,8 @@ void data_cb(bufferevent* /*bev*/, void* self) noexcept {
 void event_cb(bufferevent* /*bev*/, short what, void* self) noexcept {
     static_cast<Session*>(self)->on_event(what);
 }
+
+}  // namespace
 
 Session::Session(Server& server, Protocol protocol, BevPtr bev)
     : server_(server), protocol_(protocol), bev_(std::move(bev)) {}
@@ -358,106 +303,9 @@ void Session::refill() {
     }
 }
 
-void Session::dispatch(std::string_view command) {
-    switch (protocol_) {
-        case Protocol::Imap:
-            imap(command);
-            break;
-        case Protocol::Pop3:
-            pop3(command);
-            break;
-        case Protocol::Smtp:
-            smtp(command);
-            break;
-    }
-}
+namespace {
 
-void Session::imap(std::string_view command) {
-    std::string_view rest = command;
-    const std::string tag{next_word(rest)};
-    const std::string verb = upper(next_word(rest));
-    if (tag.empty()) {
-        say("* BAD empty command\r\n");
-    } else if (verb == "LOGIN" || verb == "AUTHENTICATE") {
-        say(tag + " OK [CAPABILITY IMAP4rev1 LITERAL+ IDLE] LOGIN completed\r\n");
-    } else if (verb == "NOOP") {
-        say(tag + " OK NOOP completed\r\n");
-    } else if (verb == "CAPABILITY") {
-        say("* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE AUTH=PLAIN\r\n" + tag +
-            " OK CAPABILITY completed\r\n");
-    } else if (verb == "XBULK") {
-        const std::uint64_t n = to_number(next_word(rest));
-        say("* 1 FETCH (BODY[] {" + std::to_string(n) + "}\r\n");
-        start_bulk(n, ")\r\n" + tag + " OK XBULK completed\r\n");
-    } else if (verb == "LOGOUT") {
-        say("* BYE logging out\r\n" + tag + " OK LOGOUT completed\r\n");
-        finish_after_flush();
-    } else {
-        say(tag + " BAD unknown command\r\n");
-    }
-}
-
-void Session::pop3(std::string_view command) {
-    std::string_view rest = command;
-    const std::string verb = upper(next_word(rest));
-    if (verb == "USER" || verb == "NOOP" || verb == "RSET") {
-        say("+OK\r\n");
-    } else if (verb == "PASS" || verb == "APOP") {
-        say("+OK logged in\r\n");
-    } else if (verb == "CAPA") {
-        say("+OK capability list follows\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n");
-    } else if (verb == "STAT") {
-        say("+OK 0 0\r\n");
-    } else if (verb == "XBULK") {
-        const std::uint64_t n = to_number(next_word(rest));
-        const std::uint64_t lines = (n + kLineBytes - 1) / kLineBytes;
-        say("+OK " + std::to_string(lines * kLineBytes) + " octets\r\n");
-        start_bulk(lines * kLineBytes, ".\r\n");
-    } else if (verb == "QUIT") {
-        say("+OK bye\r\n");
-        finish_after_flush();
-    } else {
-        say("-ERR unknown command\r\n");
-    }
-}
-
-void Session::smtp(std::string_view command) {
-    if (smtp_data_) {
-        if (command == ".") {
-            smtp_data_ = false;
-            say("250 2.0.0 Ok: queued\r\n");
-        }
-        return;
-    }
-    std::string_view rest = command;
-    const std::string verb = upper(next_word(rest));
-    if (verb == "EHLO") {
-        say("250-bench.backend\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n"
-            "250 SIZE 10240000\r\n");
-    } else if (verb == "HELO") {
-        say("250 bench.backend\r\n");
-    } else if (verb == "AUTH") {
-        say("235 2.7.0 Authentication successful\r\n");
-    } else if (verb == "MAIL") {
-        say("250 2.1.0 Ok\r\n");
-    } else if (verb == "RCPT") {
-        say("250 2.1.5 Ok\r\n");
-    } else if (verb == "NOOP" || verb == "RSET") {
-        say("250 2.0.0 Ok\r\n");
-    } else if (verb == "DATA") {
-        smtp_data_ = true;
-        say("354 End data with <CR><LF>.<CR><LF>\r\n");
-    } else if (verb == "QUIT") {
-        say("221 2.0.0 Bye\r\n");
-        finish_after_flush();
-    } else {
-        say("502 5.5.2 Error: command not recognized\r\n");
-    }
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
+int serve(int argc, char** argv) {
     CLI::App app{"postern-bench-backend: plaintext IMAP/POP3/SMTP fixture for the benchmark"};
     std::vector<std::string> imap;
     std::vector<std::string> pop3;
@@ -485,8 +333,22 @@ int main(int argc, char** argv) {
         ok = ok && server.listen(Protocol::Smtp, a);
     }
     if (!ok) {
-        std::fprintf(stderr, "postern-bench-backend: nothing to serve (see --help)\n");
+        (void)std::fprintf(stderr, "postern-bench-backend: nothing to serve (see --help)\n");
         return 1;
     }
     return server.run();
+}
+
+}  // namespace
+}  // namespace postern::bench::backend
+
+int main(int argc, char** argv) {
+    try {
+        return postern::bench::backend::serve(argc, argv);
+    } catch (const std::exception& e) {
+        (void)std::fprintf(stderr, "postern-bench-backend: %s\n", e.what());
+    } catch (...) {
+        (void)std::fprintf(stderr, "postern-bench-backend: unknown error\n");
+    }
+    return 1;
 }
