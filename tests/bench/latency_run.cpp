@@ -156,10 +156,7 @@ private:
                 .add("last_error", last_error_);
             line.print();
         }
-        if (!finished) {
-            return 2;
-        }
-        return total > 0 && errors_ == 0 ? 0 : 1;
+        return exit_status(finished, total);
     }
 
     std::vector<Target> targets_;

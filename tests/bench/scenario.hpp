@@ -65,6 +65,15 @@ protected:
         last_error_.assign(why.substr(0, 300));
     }
 
+    // The generator's exit status for runs that allow no error: 2 cut short, 1 nothing
+    // measured or an error, 0 done.
+    [[nodiscard]] int exit_status(bool finished, std::uint64_t measured) const noexcept {
+        if (!finished) {
+            return 2;
+        }
+        return measured > 0 && errors_ == 0 ? 0 : 1;
+    }
+
     void stop() { event_base_loopbreak(base_.get()); }
     [[nodiscard]] event_base* base() const noexcept { return base_.get(); }
     [[nodiscard]] std::size_t live() const noexcept { return live_.size(); }
