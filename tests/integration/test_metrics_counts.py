@@ -1,5 +1,6 @@
-"""Metrics that count per certificate and per refusal (issue 15, point 1), on a postern with two
-workers so every figure is a sum over both: postern_certificate_served_total{certificate},
+"""Metrics that count per certificate, per resumption and per refusal (issue 15, point 1), on a
+postern with two workers so every figure is a sum over both:
+postern_certificate_served_total{certificate}, postern_resumed_handshakes_total{listener},
 postern_sni_rejected_total{listener} (strict_sni) and postern_limit_rejected_total{listener,
 limit}. Real Dovecot behind postern; the figures are compared before and after, exactly.
 """
@@ -15,6 +16,7 @@ import test_metrics  # not its classes by name: unittest would run its cases her
 
 LOGINS_BY_NAME = 6  # over two workers: each handshake may land on either
 LOGINS_WITHOUT_SNI = 3
+RESUMPTIONS = 4
 
 
 class MetricsCounts(IntegrationCase):
@@ -65,6 +67,34 @@ class MetricsCounts(IntegrationCase):
         labels = {s.labels["certificate"] for s in after["postern_certificate_served"].samples}
         loaded = {name for dns, _ in Pki.CERTS.values() for name in dns}
         self.assertLessEqual(labels, {"default", *loaded}, self.last_text)
+
+    def test_resumed_handshakes_counted(self):
+        """One full handshake, then RESUMPTIONS connections that each offer the previous one's
+        ticket and resume (as the client reports): postern_resumed_handshakes_total moves by
+        exactly RESUMPTIONS, postern_handshakes_total by one more."""
+        listen = self.postern.listen_address("imap")
+        resumed = ("postern_resumed_handshakes", "postern_resumed_handshakes_total")
+        context = self.pki.context()
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        before = self.scrape()
+        session, reused = None, 0
+        for _ in range(RESUMPTIONS + 1):
+            tls = context.wrap_socket(plain_connect(self.postern.port("imap")),
+                                      server_hostname="mail.a.test", session=session)
+            # TLS 1.3 tickets arrive after the handshake: reading the greeting takes them in.
+            self.assertTrue(tls.makefile("rb").readline().startswith(b"* OK"))
+            reused += tls.session_reused
+            session = tls.session
+            tls.close()
+        self.assertEqual(reused, RESUMPTIONS, "the client could not resume")
+        after = self.scrape()
+        self.assertEqual(self.value(after, *resumed, listener=listen) -
+                         self.value(before, *resumed, listener=listen), RESUMPTIONS,
+                         self.last_text)
+        full = ("postern_handshakes", "postern_handshakes_total")
+        labels = {"listener": listen, "result": "ok", "version": "TLSv1.3"}
+        handshakes = self.value(after, *full, **labels) - self.value(before, *full, **labels)
+        self.assertEqual(handshakes, RESUMPTIONS + 1, self.last_text)
 
     def test_unknown_name_refused_by_strict_sni_is_counted(self):
         """A client naming a host postern holds no certificate for is refused (strict_sni):
